@@ -1,0 +1,99 @@
+"""What the core asks its shell to do.  A step returns a list of these, in order.
+
+The shell executes them in order: Persist writes to stable storage and later answers
+with a Persisted event; Send transmits; Apply hands committed entries to the state
+machine; Reply resolves a request the shell made; Trace is one line of the story.
+
+Durability before speech: messages that promise durable state (vote grants, append
+acknowledgements) are never returned as Send before the Persisted event covering
+the state they promise has come back.  The core holds them until then, so no shell
+can get this wrong (thesis §3.8; etcd's "must persist before send").
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .messages import Entry, HardState, Message
+
+
+@dataclass(frozen=True, slots=True)
+class Persist:
+    """Make this durable, in order, then send Persisted(seq).
+
+    `entries` replace everything in the log from entries[0].index on (a follower
+    overwriting a conflicting suffix, §5.3); `hard_state` is None when it did not change.
+    """
+
+    seq: int
+    hard_state: HardState | None
+    entries: tuple[Entry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class Apply:
+    """Committed entries, in log order, each handed out exactly once per process life."""
+
+    entries: tuple[Entry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    tag: int
+    result: "Result"
+
+
+@dataclass(frozen=True, slots=True)
+class Trace:
+    """One event of the story, named after the TLA+ spec's actions."""
+
+    name: str
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+Effect = Persist | Send | Apply | Reply | Trace
+
+# --------------------------------------------------------------------------- reply results
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """The proposal is in the leader's log at [first_index, last_index] of `term`.
+
+    It is committed once an Apply hands out those indexes with that term; if a
+    different term shows up there, the proposal was lost to a leader change.
+    """
+
+    term: int
+    first_index: int
+    last_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class NotLeader:
+    """Refused: this node is not the leader.  `leader_id` is who it believes is, if any."""
+
+    leader_id: int | None
+    reason: str = "not leader"
+
+
+@dataclass(frozen=True, slots=True)
+class ReadReady:
+    """A linearizable read may be served once last_applied >= read_index."""
+
+    read_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """Refused for a reason other than leadership (e.g. a config change already pending)."""
+
+    reason: str
+
+
+Result = Accepted | NotLeader | ReadReady | Rejected

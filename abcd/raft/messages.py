@@ -1,0 +1,171 @@
+"""The vocabulary of the Raft core: log entries, peer messages and local events.
+
+Everything here is a frozen, slotted dataclass with the Raft paper's field names.
+Peer messages carry `source` and `dest` (the TLA+ spec's mSource/mDest) so that a
+transport can route them and a response can name who sent it.  Sequences are tuples,
+never lists, so that a message can be shared between the core, the simulator and the
+wire codec without anyone mutating it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Entry kinds.  A NORMAL entry carries an opaque command for the state machine; the
+# leader's no-op at the start of its term is a NORMAL entry with empty data (§8).
+ENTRY_NORMAL = 0
+# A CONFIG entry's data is a Configuration encoded by config.encode_config (thesis §4.1).
+ENTRY_CONFIG = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    term: int
+    index: int
+    data: bytes = b""
+    kind: int = ENTRY_NORMAL
+
+
+@dataclass(frozen=True, slots=True)
+class HardState:
+    """What must survive a crash besides the log (Figure 2, 'persistent state')."""
+
+    current_term: int = 0
+    voted_for: int | None = None
+
+
+# --------------------------------------------------------------------------- peer messages
+
+
+@dataclass(frozen=True, slots=True)
+class RequestVoteRequest:
+    term: int
+    source: int  # the candidate_id of the paper
+    dest: int
+    last_log_index: int
+    last_log_term: int
+    # Pre-vote (thesis §9.6): a trial election that changes nobody's term or vote.
+    # `term` is then the term the candidate *would* use.
+    pre_vote: bool = False
+    # Set by a candidate that was told to start an election by TimeoutNow (§3.10):
+    # voters skip the "I still hear a leader" check for it.
+    transfer: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RequestVoteResponse:
+    term: int
+    source: int
+    dest: int
+    vote_granted: bool
+    pre_vote: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AppendEntriesRequest:
+    term: int
+    source: int  # the leader_id of the paper
+    dest: int
+    prev_log_index: int
+    prev_log_term: int
+    entries: tuple[Entry, ...]
+    leader_commit: int
+    # The leader's ReadIndex round this request belongs to (§6.4): echoed back in the
+    # response, so the leader knows a majority still followed it at that moment.
+    read_round: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AppendEntriesResponse:
+    term: int
+    source: int
+    dest: int
+    success: bool
+    # On success: the index of the last entry now known to match the leader's log.
+    match_index: int
+    # On failure, a hint for fast backtracking (§5.3, the paragraph after Figure 8):
+    # the term of the conflicting entry and the first index this follower holds for
+    # that term; conflict_term 0 means "my log is shorter", conflict_index = its length+1.
+    conflict_index: int = 0
+    conflict_term: int = 0
+    read_round: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TimeoutNow:
+    """Leadership transfer (thesis §3.10): start an election right now."""
+
+    term: int
+    source: int
+    dest: int
+
+
+Message = (
+    RequestVoteRequest | RequestVoteResponse | AppendEntriesRequest | AppendEntriesResponse | TimeoutNow
+)
+
+# --------------------------------------------------------------------------- local events
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """One unit of logical time.  The core never reads a clock; the shell ticks it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Propose:
+    """Commands to append to the log, as one batch.
+
+    `tag` is the shell's own handle; the core answers with one Reply carrying it.
+    """
+
+    tag: int
+    commands: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ProposeConfig:
+    """A single-server membership change (thesis §4.1): the whole new configuration."""
+
+    tag: int
+    voters: frozenset[int]
+    learners: frozenset[int] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class ReadIndex:
+    """Ask for an index at which a linearizable read may be served (§6.4)."""
+
+    tag: int
+
+
+@dataclass(frozen=True, slots=True)
+class TransferLeadership:
+    tag: int
+    to: int
+
+
+@dataclass(frozen=True, slots=True)
+class Persisted:
+    """The storage acknowledges every Persist effect with seq <= this one."""
+
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Receive:
+    """A peer message arrived (wraps it so a batch of events is one homogeneous list)."""
+
+    message: Message
+
+
+Event = Tick | Propose | ProposeConfig | ReadIndex | TransferLeadership | Persisted | Receive | Message
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Metadata of the state machine snapshot the log starts after."""
+
+    last_included_index: int = 0
+    last_included_term: int = 0
+    voters: frozenset[int] = field(default_factory=frozenset)
+    learners: frozenset[int] = field(default_factory=frozenset)
