@@ -1,0 +1,407 @@
+"""RaftCore: one Raft server as a deterministic reducer.
+
+Theory of operation
+-------------------
+`step(event)` takes one event (a peer message, a Tick, a proposal, a read request,
+a storage acknowledgement) and returns the effects the shell must carry out, in
+order (see effects.py).  Nothing here reads a clock, touches a socket or a disk,
+or draws randomness except from the RNG seeded at construction: the same events
+in the same order always give the same effects.  A plain loop in the simulator
+and `scan` in the node's Rx pipeline drive the same object.
+
+Rule 1 (after h11): every change of Raft state happens in the raft package, through
+`step`.  The shell only executes effects.
+
+Time is logical.  The shell sends Tick every heartbeat interval; an election
+timeout is `election_ticks` ticks, randomized per term in [T, 2T) (§5.2).
+
+Events are handled in `_handle`; at the end of a step `_flush` turns what changed
+into effects: one Persist for the new hard state and entries, the messages that
+waited for an earlier Persist, and one Apply for newly committed entries.
+`step_many` handles a whole batch with one flush, so a batch of events costs one
+write and one fsync.
+
+The work is split by concern into mixins over the same state: election.py (votes,
+pre-vote, leadership transfer), replication.py (AppendEntries both ways, commit),
+reads.py (ReadIndex), membership.py (configuration changes).
+"""
+from __future__ import annotations
+
+import random
+from collections import deque
+from dataclasses import dataclass
+
+from .config import Configuration
+from .effects import Apply, Effect, NotLeader, Persist, Reply, Send, Trace
+from .election import ElectionMixin
+from .log import RaftLog
+from .membership import MembershipMixin
+from .messages import (
+    AppendEntriesRequest,
+    AppendEntriesResponse,
+    Entry,
+    HardState,
+    Message,
+    Persisted,
+    Propose,
+    ProposeConfig,
+    ReadIndex,
+    Receive,
+    RequestVoteRequest,
+    RequestVoteResponse,
+    Snapshot,
+    Tick,
+    TimeoutNow,
+    TransferLeadership,
+)
+from .reads import ReadsMixin
+from .replication import ReplicationMixin
+from .roles import FOLLOWER, LEADER
+
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    election_ticks: int = 10
+    heartbeat_ticks: int = 1
+    pre_vote: bool = True
+    check_quorum: bool = True
+    max_entries_per_message: int = 4096
+    max_bytes_per_message: int = 1 << 20
+    max_inflight: int = 64
+    # Emit a Trace for every message sent and received (the simulator's --trace).
+    trace_messages: bool = False
+
+
+class RaftCore(ElectionMixin, ReplicationMixin, ReadsMixin, MembershipMixin):
+    def __init__(
+        self,
+        node_id: int,
+        *,
+        voters=(),
+        learners=(),
+        hard_state: HardState = HardState(),
+        entries=(),
+        snapshot: Snapshot | None = None,
+        applied: int | None = None,
+        seed: int = 0,
+        options: Options = Options(),
+    ) -> None:
+        self.id = node_id
+        self.options = options
+        self.rng = random.Random(seed)
+        snapshot = snapshot or Snapshot(voters=frozenset(voters), learners=frozenset(learners))
+        self.log = RaftLog(snapshot.last_included_index, snapshot.last_included_term, entries)
+        # Persistent state (Figure 2), restored from storage.
+        self.current_term = hard_state.current_term
+        self.voted_for = hard_state.voted_for
+        # Volatile state.  Invariant: last_applied <= commit_index <= last log index.
+        self.commit_index = snapshot.last_included_index
+        self.last_applied = applied if applied is not None else snapshot.last_included_index
+        self.role = FOLLOWER
+        self.leader_id: int | None = None
+        self.election_elapsed = 0
+        self.heartbeat_elapsed = 0
+        self.randomized_election_timeout = options.election_ticks
+        self.votes_granted: dict[int, bool] = {}
+        self.progress: dict = {}
+        # Membership: the base configuration (from the snapshot) and config entries in the log.
+        self.base_config = Configuration(snapshot.voters, snapshot.learners)
+        self.config = self.base_config
+        self.config_entries: list[tuple[int, Configuration]] = []
+        self.pending_config_index = 0
+        self.lead_transferee: int | None = None
+        self.transfer_elapsed = 0
+        # Durability bookkeeping.  stable_index: the last entry known durable here.
+        # Invariant: stable_index <= log.last_index.
+        self.stable_index = self.log.last_index
+        self.persist_seq = 0
+        self.persisted_seq = 0
+        self.unstable_persists: deque[tuple[int, int, int]] = deque()  # (seq, last index, its term)
+        self.held_messages: deque[tuple[int, Message]] = deque()  # (seq it waits for, message)
+        # Per-step scratch, turned into effects by _flush.
+        self._effects: list[Effect] = []
+        self._hard_state_dirty = False
+        self._unstable_entries: list[Entry] = []
+        self._gated_this_step: list[Message] = []
+        self._init_reads()
+        self.rebuild_config()
+        self.reset_election_timeout()
+
+    # ------------------------------------------------------------------ public API
+
+    def step(self, event) -> list[Effect]:
+        self._handle(event)
+        return self._flush()
+
+    def step_many(self, events) -> list[Effect]:
+        """Handle a batch of events with a single flush (one Persist, one Apply)."""
+        for event in events:
+            self._handle(event)
+        return self._flush()
+
+    @property
+    def hard_state(self) -> HardState:
+        return HardState(self.current_term, self.voted_for)
+
+    def is_leader(self) -> bool:
+        return self.role == LEADER
+
+    def status(self) -> dict:
+        return {
+            "id": self.id,
+            "role": self.role,
+            "term": self.current_term,
+            "leader": self.leader_id,
+            "commit_index": self.commit_index,
+            "applied_index": self.last_applied,
+            "last_log_index": self.log.last_index,
+            "snapshot_index": self.log.snapshot_index,
+            "voters": sorted(self.config.voters),
+            "learners": sorted(self.config.learners),
+        }
+
+    def compact(self, index: int) -> None:
+        """The shell saved a snapshot of the state machine at `index` (<= last_applied)."""
+        if index > self.last_applied:
+            raise ValueError(f"cannot compact to {index}: only {self.last_applied} applied")
+        term = self.log.term_at(index)
+        if term is None:
+            return
+        self.base_config = self.config_at(index)
+        self.config_entries = [(i, c) for i, c in self.config_entries if i > index]
+        self.log.compact(index, term)
+
+    # ------------------------------------------------------------------ dispatch
+
+    def _handle(self, event) -> None:
+        kind = type(event)
+        if kind is Receive:
+            self._receive(event.message)
+        elif kind is Tick:
+            self.tick()
+        elif kind is Propose:
+            self.handle_propose(event)
+        elif kind is ReadIndex:
+            self.handle_read_index(event)
+        elif kind is Persisted:
+            self.handle_persisted(event.seq)
+        elif kind is ProposeConfig:
+            self.handle_propose_config(event)
+        elif kind is TransferLeadership:
+            self.handle_transfer_leadership(event)
+        elif kind in _MESSAGE_TYPES:
+            self._receive(event)
+        else:
+            raise TypeError(f"RaftCore cannot handle {kind.__name__}")
+
+    def _receive(self, m: Message) -> None:
+        if self.options.trace_messages:
+            self.trace("Receive", message=m)
+        if m.dest != self.id:
+            return
+        if m.term > self.current_term:
+            if type(m) is RequestVoteRequest:
+                # §6 / thesis §4.2.3: while we hear from a live leader, ignore
+                # candidates, so that a removed or partitioned server cannot depose
+                # it.  A transfer (TimeoutNow) is the leader's own wish.
+                in_lease = (
+                    self.options.check_quorum
+                    and self.leader_id is not None
+                    and self.election_elapsed < self.options.election_ticks
+                    and not m.transfer
+                )
+                if in_lease:
+                    self.trace("IgnoreVote", candidate=m.source, their_term=m.term, reason="leader lease")
+                    return
+                if not m.pre_vote:
+                    self.become_follower(m.term, None)
+            elif type(m) is RequestVoteResponse and m.pre_vote and m.vote_granted:
+                pass  # the grant was for the term we would run in; our term is unchanged
+            elif type(m) in (AppendEntriesRequest, TimeoutNow):
+                self.become_follower(m.term, m.source)
+            else:
+                self.become_follower(m.term, None)
+        elif m.term < self.current_term:
+            self._receive_stale(m)
+            return
+
+        kind = type(m)
+        if kind is AppendEntriesRequest:
+            self.handle_append_entries_request(m)
+        elif kind is AppendEntriesResponse:
+            if self.role == LEADER:
+                self.handle_append_entries_response(m)
+        elif kind is RequestVoteRequest:
+            self.handle_request_vote_request(m)
+        elif kind is RequestVoteResponse:
+            self.handle_request_vote_response(m)
+        elif kind is TimeoutNow:
+            self.handle_timeout_now(m)
+
+    def _receive_stale(self, m: Message) -> None:
+        """A message from an older term (§5.1: reject it, telling the sender our term)."""
+        kind = type(m)
+        if kind is AppendEntriesRequest:
+            # A deposed leader: answer so that it learns the new term and steps down.
+            self.send(
+                AppendEntriesResponse(self.current_term, self.id, m.source, False, m.prev_log_index, 0, 0, m.read_round)
+            )
+        elif kind is RequestVoteRequest and m.pre_vote:
+            self.send(RequestVoteResponse(self.current_term, self.id, m.source, False, True))
+
+    # ------------------------------------------------------------------ time
+
+    def tick(self) -> None:
+        if self.role == LEADER:
+            self.tick_leader()
+        else:
+            self.election_elapsed += 1
+            if self.promotable() and self.election_elapsed >= self.randomized_election_timeout:
+                self.election_elapsed = 0
+                self.trace("Timeout")
+                self.campaign(pre_vote=self.options.pre_vote)
+
+    def tick_leader(self) -> None:
+        self.heartbeat_elapsed += 1
+        self.election_elapsed += 1
+        if self.election_elapsed >= self.options.election_ticks:
+            self.election_elapsed = 0
+            if self.options.check_quorum and not self.check_quorum_active():
+                self.trace("CheckQuorumFailed")
+                self.become_follower(self.current_term, None)
+                return
+            if self.lead_transferee is not None:
+                self.trace("TransferAborted", to=self.lead_transferee)
+                self.lead_transferee = None
+        if self.role == LEADER and self.heartbeat_elapsed >= self.options.heartbeat_ticks:
+            self.heartbeat_elapsed = 0
+            self.broadcast_heartbeat()
+
+    def check_quorum_active(self) -> bool:
+        active = {self.id}
+        for peer, pr in self.progress.items():
+            if pr.recent_active:
+                active.add(peer)
+            pr.recent_active = False
+        return self.config.has_quorum(active)
+
+    def reset_election_timeout(self) -> None:
+        t = self.options.election_ticks
+        self.randomized_election_timeout = t + self.rng.randrange(t)
+
+    def on_commit_advanced(self) -> None:
+        if self.role == LEADER:
+            self.release_reads_waiting_commit()
+            self.step_down_if_removed()
+
+    def promotable(self) -> bool:
+        return self.id in self.config.voters
+
+    # ------------------------------------------------------------------ roles
+
+    def become_follower(self, term: int, leader_id: int | None) -> None:
+        was = self.role
+        if term != self.current_term:
+            self.current_term = term
+            self.voted_for = None
+            self._hard_state_dirty = True
+        self.role = FOLLOWER
+        self.leader_id = leader_id
+        self._reset_role_state()
+        if was != FOLLOWER:
+            self.fail_pending_reads()
+        self.trace("BecomeFollower", leader=leader_id)
+
+    def _reset_role_state(self) -> None:
+        self.election_elapsed = 0
+        self.heartbeat_elapsed = 0
+        self.votes_granted = {}
+        self.progress = {}
+        self.lead_transferee = None
+        self.reset_election_timeout()
+
+    # ------------------------------------------------------------------ effects
+
+    def trace(self, name: str, **fields) -> None:
+        fields["term"] = self.current_term
+        fields["role"] = self.role
+        self._effects.append(Trace(name, fields))
+
+    def send(self, m: Message) -> None:
+        if self.options.trace_messages:
+            self.trace("Send", message=m)
+        self._effects.append(Send(m))
+
+    def send_after_persist(self, m: Message) -> None:
+        """Send once everything persisted so far (and in this step) is durable (§3.8)."""
+        self._gated_this_step.append(m)
+
+    def reply(self, tag: int, result) -> None:
+        self._effects.append(Reply(tag, result))
+
+    def not_leader(self, tag: int) -> None:
+        self.reply(tag, NotLeader(self.leader_id if self.leader_id != self.id else None))
+
+    def append_local(self, entries: list[Entry]) -> None:
+        """Append to our log and schedule it for persistence."""
+        truncated = self.log.append(entries)
+        if truncated is not None:
+            self.stable_index = min(self.stable_index, truncated - 1)
+        pending = self._unstable_entries
+        start = entries[0].index
+        if not pending or start <= pending[0].index:
+            self._unstable_entries = list(entries)
+        else:
+            del pending[start - pending[0].index :]
+            pending.extend(entries)
+        if truncated is not None or any(e.kind for e in entries):
+            self.rebuild_config()
+
+    def handle_persisted(self, seq: int) -> None:
+        if seq <= self.persisted_seq:
+            return
+        self.persisted_seq = seq
+        unstable = self.unstable_persists
+        while unstable and unstable[0][0] <= seq:
+            _, last_index, last_term = unstable.popleft()
+            if last_index and self.log.term_at(last_index) == last_term:
+                self.stable_index = max(self.stable_index, last_index)
+        held = self.held_messages
+        while held and held[0][0] <= seq:
+            self.send(held.popleft()[1])
+        if self.role == LEADER:
+            self.leader_persisted()
+
+    def _flush(self) -> list[Effect]:
+        effects = self._effects
+        if self._hard_state_dirty or self._unstable_entries:
+            self.persist_seq += 1
+            entries = tuple(self._unstable_entries)
+            hard_state = self.hard_state if self._hard_state_dirty else None
+            effects.append(Persist(self.persist_seq, hard_state, entries))
+            last = entries[-1] if entries else None
+            self.unstable_persists.append((self.persist_seq, last.index if last else 0, last.term if last else 0))
+            self._hard_state_dirty = False
+            self._unstable_entries = []
+        if self._gated_this_step:
+            if self.persist_seq <= self.persisted_seq:
+                for m in self._gated_this_step:
+                    effects.append(Send(m))
+            else:
+                for m in self._gated_this_step:
+                    self.held_messages.append((self.persist_seq, m))
+            self._gated_this_step = []
+        self.open_read_round = 0
+        apply_to = min(self.commit_index, self.stable_index)
+        if apply_to > self.last_applied:
+            lo = max(self.last_applied + 1, self.log.first_index)
+            entries = tuple(self.log.entries[lo - self.log.first_index : apply_to - self.log.first_index + 1])
+            self.last_applied = apply_to
+            if entries:
+                effects.append(Apply(entries))
+        self._effects = []
+        return effects
+
+
+_MESSAGE_TYPES = (AppendEntriesRequest, AppendEntriesResponse, RequestVoteRequest, RequestVoteResponse, TimeoutNow)

@@ -1,0 +1,69 @@
+"""The leader's view of one follower (etcd's Progress; thesis §3.5 and §10.2.1).
+
+PROBE: we do not know where the follower's log matches ours; send one
+AppendEntries at a time and wait for its answer before guessing again.
+REPLICATE: the logs match up to match_index; stream entries optimistically,
+advancing next_index as we send, with at most `max_inflight` requests unanswered.
+"""
+from __future__ import annotations
+
+from collections import deque
+
+PROBE = "probe"
+REPLICATE = "replicate"
+
+
+class Progress:
+    __slots__ = ("match_index", "next_index", "state", "probe_sent", "inflight", "max_inflight", "recent_active")
+
+    def __init__(self, next_index: int, max_inflight: int) -> None:
+        # Invariant: match_index < next_index.
+        self.match_index = 0
+        self.next_index = next_index
+        self.state = PROBE
+        self.probe_sent = False
+        # Last index of each AppendEntries in flight, oldest first (REPLICATE only).
+        self.inflight: deque[int] = deque()
+        self.max_inflight = max_inflight
+        # Heard from since the last check-quorum round (§6.2, thesis §9.6).
+        self.recent_active = False
+
+    def paused(self) -> bool:
+        if self.state == PROBE:
+            return self.probe_sent
+        return len(self.inflight) >= self.max_inflight
+
+    def become_probe(self) -> None:
+        self.state = PROBE
+        self.probe_sent = False
+        self.inflight.clear()
+        self.next_index = self.match_index + 1
+
+    def become_replicate(self) -> None:
+        self.state = REPLICATE
+        self.probe_sent = False
+        self.inflight.clear()
+        self.next_index = self.match_index + 1
+
+    def sent(self, last_index: int) -> None:
+        """An AppendEntries carrying entries up to last_index went out."""
+        if self.state == REPLICATE:
+            self.next_index = last_index + 1
+            self.inflight.append(last_index)
+        else:
+            self.probe_sent = True
+
+    def update(self, match_index: int) -> bool:
+        """The follower stores our log up to match_index; returns True if that is news."""
+        self.probe_sent = False
+        while self.inflight and self.inflight[0] <= match_index:
+            self.inflight.popleft()
+        if match_index > self.match_index:
+            self.match_index = match_index
+            if self.next_index <= match_index:
+                self.next_index = match_index + 1
+            return True
+        return False
+
+    def __repr__(self) -> str:
+        return f"Progress({self.state}, match={self.match_index}, next={self.next_index}, inflight={len(self.inflight)})"

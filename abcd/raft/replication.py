@@ -1,0 +1,219 @@
+"""Log replication (§5.3), commitment (§5.4.2) and proposals."""
+from __future__ import annotations
+
+from .effects import Accepted, Rejected
+from .messages import AppendEntriesRequest, AppendEntriesResponse, Entry, Propose, TimeoutNow
+from .progress import PROBE, REPLICATE, Progress
+from .roles import CANDIDATE, LEADER, PRE_CANDIDATE
+
+
+class ReplicationMixin:
+    # ------------------------------------------------------------------ leader side
+
+    def init_progress(self) -> None:
+        self.progress = {}
+        for peer in self.config.members:
+            if peer != self.id:
+                self.progress[peer] = Progress(self.log.last_index + 1, self.options.max_inflight)
+
+    def handle_propose(self, event: Propose) -> None:
+        if self.role != LEADER:
+            self.not_leader(event.tag)
+            return
+        if self.lead_transferee is not None:
+            self.reply(event.tag, Rejected(f"leadership is being transferred to {self.lead_transferee}"))
+            return
+        if not event.commands:
+            self.reply(event.tag, Rejected("empty proposal"))
+            return
+        term = self.current_term
+        first = self.log.last_index + 1
+        entries = [Entry(term, first + i, data) for i, data in enumerate(event.commands)]
+        self.append_local(entries)
+        self.reply(event.tag, Accepted(term, first, entries[-1].index))
+        self.broadcast_append()
+
+    def broadcast_append(self) -> None:
+        for peer in self.progress:
+            self.send_append(peer)
+
+    def broadcast_heartbeat(self, read_round: int = 0) -> None:
+        for peer, pr in self.progress.items():
+            if read_round == 0 and pr.state == REPLICATE and pr.next_index <= self.log.last_index and not pr.paused():
+                self.send_append(peer)
+            else:
+                self.send_heartbeat(peer, read_round)
+
+    def send_heartbeat(self, peer: int, read_round: int = 0) -> None:
+        pr = self.progress[peer]
+        # An empty AppendEntries anchored where we know the follower matches: it
+        # passes the consistency check and carries the commit index no further
+        # than the follower's log is known to agree with ours.
+        prev = pr.match_index
+        self.send(
+            AppendEntriesRequest(
+                self.current_term,
+                self.id,
+                peer,
+                prev,
+                self.log.term_at(prev) or 0,
+                (),
+                min(self.commit_index, prev),
+                read_round or self.read_round,
+            )
+        )
+
+    def send_append(self, peer: int, *, allow_empty: bool = True) -> bool:
+        pr = self.progress[peer]
+        if pr.paused():
+            return False
+        prev = pr.next_index - 1
+        prev_term = self.log.term_at(prev)
+        if prev_term is None:
+            # The entries this follower needs were compacted away; it needs a
+            # snapshot (InstallSnapshot), which the shell streams.  Until then, wait.
+            self.trace("SnapshotNeeded", peer=peer, next_index=pr.next_index)
+            return False
+        entries = self.log.slice(
+            pr.next_index,
+            self.log.last_index + 1,
+            self.options.max_entries_per_message,
+            self.options.max_bytes_per_message,
+        )
+        if not entries and (not allow_empty or pr.state == REPLICATE):
+            return False
+        self.send(
+            AppendEntriesRequest(
+                self.current_term, self.id, peer, prev, prev_term, entries, self.commit_index, self.read_round
+            )
+        )
+        pr.sent(entries[-1].index if entries else prev)
+        return True
+
+    def handle_append_entries_response(self, m: AppendEntriesResponse) -> None:
+        pr = self.progress.get(m.source)
+        if pr is None:
+            return
+        pr.recent_active = True
+        if m.read_round:
+            self.ack_read_round(m.source, m.read_round)
+        if not m.success:
+            self._handle_rejection(pr, m)
+            return
+        was_probe = pr.state == PROBE
+        if pr.update(m.match_index) or was_probe:
+            if pr.state == PROBE:
+                pr.become_replicate()
+            if self.maybe_commit():
+                self.broadcast_commit()
+            # Keep the pipe full: stream whatever this follower still lacks.
+            while self.send_append(m.source, allow_empty=False):
+                pass
+        if m.source == self.lead_transferee and pr.match_index == self.log.last_index:
+            self.trace("SendTimeoutNow", to=m.source)
+            self.send(TimeoutNow(self.current_term, self.id, m.source))
+
+    def _handle_rejection(self, pr: Progress, m: AppendEntriesResponse) -> None:
+        rejected = m.match_index  # the prev_log_index that failed the consistency check
+        if pr.state == REPLICATE:
+            if rejected <= pr.match_index:
+                return  # stale: answers a request older than what we know matches
+        elif rejected != pr.next_index - 1:
+            return  # stale: not the probe we are waiting for
+        # Fast backtracking (§5.3): jump over a whole conflicting term at once.
+        if m.conflict_term:
+            last = self.log.last_index_of_term(m.conflict_term)
+            next_index = last + 1 if last is not None else m.conflict_index
+        else:
+            next_index = m.conflict_index
+        next_index = max(pr.match_index + 1, min(next_index, rejected))
+        self.trace("AppendRejected", peer=m.source, next_index=next_index)
+        pr.become_probe()
+        pr.next_index = next_index
+        self.send_append(m.source)
+
+    def leader_persisted(self) -> None:
+        if self.maybe_commit():
+            self.broadcast_commit()
+
+    def maybe_commit(self) -> bool:
+        """§5.3/§5.4.2: commit the highest index stored on a majority, if of our term."""
+        match = {peer: pr.match_index for peer, pr in self.progress.items()}
+        match[self.id] = self.stable_index
+        index = self.config.committed_index(match)
+        if index > self.commit_index and self.may_commit(index):
+            self.commit_index = index
+            self.trace("AdvanceCommitIndex", commit_index=index)
+            self.on_commit_advanced()
+            return True
+        return False
+
+    def may_commit(self, index: int) -> bool:
+        # Only entries of the current term are committed by counting replicas
+        # (§5.4.2, Figure 8); earlier ones are committed indirectly.
+        return self.log.term_at(index) == self.current_term
+
+    def broadcast_commit(self) -> None:
+        """Tell followers that have nothing left to receive about the new commit index."""
+        for peer, pr in self.progress.items():
+            if pr.match_index == self.log.last_index and pr.state == REPLICATE:
+                self.send_heartbeat(peer)
+
+    # ------------------------------------------------------------------ follower side
+
+    def handle_append_entries_request(self, m: AppendEntriesRequest) -> None:
+        if self.role in (CANDIDATE, PRE_CANDIDATE):
+            # §5.2: a candidate that hears from a leader of its term steps down.
+            self.become_follower(self.current_term, m.source)
+        self.leader_id = m.source
+        self.election_elapsed = 0
+        prev, prev_term, entries = m.prev_log_index, m.prev_log_term, m.entries
+        if prev < self.commit_index:
+            # Entries up to our commit index are committed and so identical in the
+            # leader's log (Leader Completeness): skip them and check at commit.
+            skip = self.commit_index - prev
+            entries = entries[skip:]
+            prev = self.commit_index
+            prev_term = self.log.term_at(prev)
+        if prev_term is None or not self.log.matches(prev, prev_term):
+            self._reject_append(m)
+            return
+        # Find the first entry that is new or conflicts (§5.3 rule 3): never truncate
+        # on a request that brings nothing new (it may be a stale duplicate).
+        log = self.log
+        for pos, entry in enumerate(entries):
+            term = log.term_at(entry.index)
+            if term != entry.term:
+                if term is not None:
+                    self.trace("TruncateLog", from_index=entry.index)
+                self.append_local(list(entries[pos:]))
+                break
+        last_new = prev + len(entries)
+        commit = min(m.leader_commit, last_new)
+        if commit > self.commit_index:
+            self.commit_index = commit
+            self.on_commit_advanced()
+        self.send_after_persist(
+            AppendEntriesResponse(self.current_term, self.id, m.source, True, last_new, 0, 0, m.read_round)
+        )
+
+    def _reject_append(self, m: AppendEntriesRequest) -> None:
+        log = self.log
+        if m.prev_log_index > log.last_index:
+            conflict_index, conflict_term = log.last_index + 1, 0
+        else:
+            conflict_term = log.term_at(m.prev_log_index) or 0
+            conflict_index = log.first_index_of_term(m.prev_log_index, self.commit_index)
+        self.trace("RejectAppend", leader=m.source, prev_log_index=m.prev_log_index)
+        self.send(
+            AppendEntriesResponse(
+                self.current_term,
+                self.id,
+                m.source,
+                False,
+                m.prev_log_index,
+                conflict_index,
+                conflict_term,
+                m.read_round,
+            )
+        )
