@@ -102,6 +102,7 @@ class RaftCore(ElectionMixin, ReplicationMixin, ReadsMixin, MembershipMixin):
         self.leader_id: int | None = None
         self.election_elapsed = 0
         self.heartbeat_elapsed = 0
+        self.tick_count = 0  # a leader's logical clock, for spotting lost requests
         self.randomized_election_timeout = options.election_ticks
         self.votes_granted: dict[int, bool] = {}
         self.progress: dict = {}
@@ -263,6 +264,7 @@ class RaftCore(ElectionMixin, ReplicationMixin, ReadsMixin, MembershipMixin):
                 self.campaign(pre_vote=self.options.pre_vote)
 
     def tick_leader(self) -> None:
+        self.tick_count += 1
         self.heartbeat_elapsed += 1
         self.election_elapsed += 1
         if self.election_elapsed >= self.options.election_ticks:

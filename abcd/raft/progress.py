@@ -22,8 +22,8 @@ class Progress:
         self.next_index = next_index
         self.state = PROBE
         self.probe_sent = False
-        # Last index of each AppendEntries in flight, oldest first (REPLICATE only).
-        self.inflight: deque[int] = deque()
+        # (last index, tick sent) of each AppendEntries in flight, oldest first (REPLICATE only).
+        self.inflight: deque[tuple[int, int]] = deque()
         self.max_inflight = max_inflight
         # Heard from since the last check-quorum round (§6.2, thesis §9.6).
         self.recent_active = False
@@ -45,18 +45,18 @@ class Progress:
         self.inflight.clear()
         self.next_index = self.match_index + 1
 
-    def sent(self, last_index: int) -> None:
-        """An AppendEntries carrying entries up to last_index went out."""
+    def sent(self, last_index: int, tick: int) -> None:
+        """An AppendEntries carrying entries up to last_index went out at `tick`."""
         if self.state == REPLICATE:
             self.next_index = last_index + 1
-            self.inflight.append(last_index)
+            self.inflight.append((last_index, tick))
         else:
             self.probe_sent = True
 
     def update(self, match_index: int) -> bool:
         """The follower stores our log up to match_index; returns True if that is news."""
         self.probe_sent = False
-        while self.inflight and self.inflight[0] <= match_index:
+        while self.inflight and self.inflight[0][0] <= match_index:
             self.inflight.popleft()
         if match_index > self.match_index:
             self.match_index = match_index
@@ -64,6 +64,10 @@ class Progress:
                 self.next_index = match_index + 1
             return True
         return False
+
+    def stalled(self, now_tick: int, patience: int) -> bool:
+        """The oldest request in flight went unanswered for `patience` ticks: presume it lost."""
+        return bool(self.inflight) and now_tick - self.inflight[0][1] >= patience
 
     def __repr__(self) -> str:
         return f"Progress({self.state}, match={self.match_index}, next={self.next_index}, inflight={len(self.inflight)})"

@@ -39,6 +39,12 @@ class ReplicationMixin:
 
     def broadcast_heartbeat(self, read_round: int = 0) -> None:
         for peer, pr in self.progress.items():
+            if pr.state == REPLICATE and pr.stalled(self.tick_count, self.options.election_ticks):
+                # Requests were lost (Raft tolerates loss): probe again from what matches.
+                self.trace("ReplicationStalled", peer=peer, match_index=pr.match_index)
+                pr.become_probe()
+                self.send_append(peer)
+                continue
             if read_round == 0 and pr.state == REPLICATE and pr.next_index <= self.log.last_index and not pr.paused():
                 self.send_append(peer)
             else:
@@ -87,7 +93,7 @@ class ReplicationMixin:
                 self.current_term, self.id, peer, prev, prev_term, entries, self.commit_index, self.read_round
             )
         )
-        pr.sent(entries[-1].index if entries else prev)
+        pr.sent(entries[-1].index if entries else prev, self.tick_count)
         return True
 
     def handle_append_entries_response(self, m: AppendEntriesResponse) -> None:

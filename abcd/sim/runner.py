@@ -1,0 +1,195 @@
+"""One simulated run: a cluster, clients, a schedule of faults, then a liveness check.
+
+`run_seed` is what the tests and `python -m abcd.sim` call.  Everything is derived
+from the seed, so a failing run is replayed exactly by the command it prints.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from ..raft.core import Options, RaftCore
+from .cluster import TICK_MS, Cluster
+from .invariants import InvariantViolation
+from .network import NetworkFaults
+from .workload import Workload
+
+ALL_FAULTS = ("drop", "duplicate", "reorder", "partition", "crash")
+
+
+@dataclass
+class RunResult:
+    seed: int
+    nodes: int
+    events: int
+    virtual_ms: float
+    leaders_elected: int
+    first_leader_term: int | None
+    acked_writes: int
+    completed_reads: int
+    history: list = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (
+            f"seed {self.seed}: {self.events} events, {self.virtual_ms / 1000:.1f} s virtual, "
+            f"{self.leaders_elected} leader(s) elected, {self.acked_writes} writes acknowledged, "
+            f"{self.completed_reads} reads served"
+        )
+
+
+class SimulationFailure(AssertionError):
+    def __init__(self, seed: int, nodes: int, steps: int, faults, reason: str) -> None:
+        self.replay = replay_command(seed, nodes, steps, faults)
+        super().__init__(f"seed {seed}: {reason}\n  replay: {self.replay}")
+
+
+def replay_command(seed: int, nodes: int, steps: int, faults) -> str:
+    f = ",".join(faults) if faults else "none"
+    return f"python -m abcd.sim --nodes {nodes} --seed {seed} --steps {steps} --faults {f} --trace"
+
+
+def network_faults(faults) -> NetworkFaults:
+    return NetworkFaults(
+        drop_rate=0.05 if "drop" in faults else 0.0,
+        duplicate_rate=0.03 if "duplicate" in faults else 0.0,
+        slow_rate=0.05 if "reorder" in faults else 0.0,
+    )
+
+
+class FaultSchedule:
+    """Every few hundred virtual ms: partition, heal, crash or restart something."""
+
+    def __init__(self, cluster: Cluster, rng: random.Random, faults) -> None:
+        self.cluster, self.rng, self.faults = cluster, rng, faults
+        self.active = True
+
+    def start(self) -> None:
+        if "partition" in self.faults or "crash" in self.faults:
+            self.cluster.schedule(self.rng.uniform(200, 800), "call", self._next)
+
+    def _next(self) -> None:
+        if not self.active:
+            return
+        c, rng = self.cluster, self.rng
+        choices = []
+        if "partition" in self.faults:
+            choices += ["partition", "one_way", "heal"]
+        if "crash" in self.faults:
+            choices += ["crash", "restart", "restart"]
+        action = rng.choice(choices)
+        if action in ("partition", "one_way"):
+            c.network.heal()
+            size = rng.randint(1, len(c.ids) // 2)
+            side = set(rng.sample(c.ids, size))
+            c.network.partition(side, c.ids, one_way=action == "one_way")
+        elif action == "heal":
+            c.network.heal()
+        elif action == "crash":
+            c.crash(rng.choice(c.ids))
+        elif action == "restart":
+            down = [i for i in c.ids if not c.nodes[i].up]
+            if down:
+                c.restart(rng.choice(down))
+        c.schedule(rng.uniform(100, 1000), "call", self._next)
+
+    def heal_all(self) -> None:
+        self.active = False
+        self.cluster.network.heal()
+        for i in self.cluster.ids:
+            self.cluster.restart(i)
+
+
+def run_seed(
+    seed: int,
+    *,
+    nodes: int = 3,
+    steps: int = 2000,
+    faults=ALL_FAULTS,
+    core_factory=RaftCore,
+    options: Options = Options(),
+    tracer=None,
+    recorder=None,
+    check_liveness: bool = True,
+) -> RunResult:
+    rng = random.Random(seed)
+    cluster = Cluster(
+        nodes,
+        rng.getrandbits(64),
+        faults=network_faults(faults),
+        core_factory=core_factory,
+        options=options,
+        tracer=tracer,
+    )
+    workload = Workload(cluster, random.Random(rng.getrandbits(64)), recorder=recorder)
+    schedule = FaultSchedule(cluster, random.Random(rng.getrandbits(64)), faults)
+    leaders: list[tuple[int, int]] = []
+    original_check = cluster.checker.check_leader
+
+    def record_leader(node_id: int, term: int) -> None:
+        original_check(node_id, term)
+        leaders.append((term, node_id))
+
+    cluster.checker.check_leader = record_leader
+    try:
+        workload.start()
+        schedule.start()
+        cluster.run(max_events=steps)
+        if check_liveness:
+            _check_liveness(cluster, workload, schedule, options)
+    except InvariantViolation as violation:
+        raise SimulationFailure(seed, nodes, steps, faults, str(violation)) from violation
+    except LivenessFailure as failure:
+        raise SimulationFailure(seed, nodes, steps, faults, str(failure)) from failure
+    workload.finish()
+    return RunResult(
+        seed,
+        nodes,
+        cluster.events_processed,
+        cluster.now,
+        len(leaders),
+        leaders[0][0] if leaders else None,
+        workload.acked_writes,
+        workload.completed_reads,
+    )
+
+
+class LivenessFailure(AssertionError):
+    pass
+
+
+def _check_liveness(cluster: Cluster, workload: Workload, schedule: FaultSchedule, options: Options) -> None:
+    """Once faults heal, a leader emerges, a new write commits and nothing stays in limbo."""
+    schedule.heal_all()
+    workload.running = False
+    # Pre-vote, randomized timeouts and a few lost rounds: bound it generously.
+    election_ms = options.election_ticks * TICK_MS
+    deadline = cluster.now + 40 * election_ms
+    probe_tag = -1
+    committed = False
+
+    def probe_committed() -> bool:
+        leader = cluster.leader()
+        return leader is not None and leader.last_applied >= leader.core.log.last_index
+
+    while cluster.now < deadline:
+        cluster.run(until=cluster.now + election_ms)
+        leader = cluster.leader()
+        if leader is not None and not committed:
+            cluster.propose(leader.id, probe_tag, (b"liveness=probe",))
+            cluster.run(until=cluster.now + 10 * election_ms)
+            committed = probe_committed() and all(
+                n.last_applied == leader.last_applied for n in cluster.nodes.values()
+            )
+            if committed:
+                break
+    if not committed:
+        status = {i: n.core.status() for i, n in cluster.nodes.items()}
+        raise LivenessFailure(f"no leader committed a write within {deadline:.0f} ms after healing: {status}")
+    # Every accepted write is now resolved: committed with its term, or replaced.
+    applied = cluster.checker.applied
+    for w in workload.all_accepted:
+        entry = applied.get(w.index)
+        if entry is None:
+            leader = cluster.leader()
+            if leader.core.log.term_at(w.index) == w.term:
+                raise LivenessFailure(f"write at index {w.index} term {w.term} is in the leader's log but never commits")
