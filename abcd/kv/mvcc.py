@@ -1,0 +1,275 @@
+"""Multi-version storage: revisions, live keys, each key's versions, the event history.
+
+Theory of operation (the model is etcd's mvcc package):
+
+- The store has one cluster-wide `revision`, 1 when empty.  Every write that changes
+  something takes the next revision; all changes of one write (a txn's puts and deletes,
+  a prefix delete, a lease revocation) share it.
+- A KV is the dict `{"key", "value", "create_revision", "mod_revision", "version",
+  "lease"}`.  KVs are never mutated once built: the live table, the version lists, the
+  events, the cached responses and the callers all share the same objects.  Callers
+  must treat them as read-only.
+- A deletion is recorded as a tombstone KV: `version` 0, `create_revision` 0, empty
+  value, `mod_revision` the deleting revision.  It is the `kv` of a delete event, as
+  in etcd, and marks in a version list where the key stopped existing.
+- `_versions[key]` lists a key's KVs (tombstones included) in revision order, back to
+  the compaction point.  A read at revision R takes the last one with mod_revision <= R.
+- `_event_revs[i]` / `_event_lists[i]`: the events of the i-th write, for watches.
+- `compact(C)` forgets what no read at a revision >= C can see: events below C, and in
+  each key's list the versions older than its last one at or below C (that one, too,
+  when it is a tombstone).  Reads and watches below C then fail with `compacted`.
+
+Invariants:
+  compact_revision <= revision
+  live[key] is versions[key][-1] when that is not a tombstone; key not in live otherwise
+  _index holds exactly the keys of _versions; no version list is empty
+  _event_revs is strictly increasing and holds every revision in [compact_revision, revision]
+    that changed something
+"""
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from operator import itemgetter
+
+from .errors import bad_request, compacted, future_revision
+from .sorted_keys import SortedKeys
+
+_MOD_REVISION = itemgetter("mod_revision")
+
+KV_FIELDS = frozenset(("key", "value", "create_revision", "mod_revision", "version", "lease"))
+
+
+class MVCC:
+    __slots__ = (
+        "revision",
+        "compact_revision",
+        "history_limit",
+        "live",
+        "_versions",
+        "_index",
+        "_event_revs",
+        "_event_lists",
+    )
+
+    def __init__(self, history_limit: int | None = None) -> None:
+        self.revision = 1
+        # Reads and watches at revisions below this fail; 0 while nothing was compacted.
+        self.compact_revision = 0
+        # Keep at least this many revisions of history, at most twice as many (None:
+        # keep everything until compact() is called).  Applied identically on every
+        # node, since it depends on the revision alone.
+        self.history_limit = history_limit
+        self.live: dict[str, dict] = {}
+        self._versions: dict[str, list[dict]] = {}
+        self._index = SortedKeys()
+        self._event_revs: list[int] = []
+        self._event_lists: list[list[dict]] = []
+
+    # ----------------------------------------------------------------------- writes
+    # put and delete change the tables at revision `rev` (= revision + 1); the caller then
+    # calls commit(rev, events) once for the whole write.
+
+    def put(self, key: str, value: str, lease: int, rev: int) -> tuple[dict, dict | None]:
+        prev = self.live.get(key)
+        if prev is None:
+            kv = {"key": key, "value": value, "create_revision": rev, "mod_revision": rev, "version": 1, "lease": lease}
+            versions = self._versions.get(key)
+            if versions is None:
+                self._versions[key] = [kv]
+                self._index.add(key)
+            else:
+                versions.append(kv)
+        else:
+            kv = {
+                "key": key,
+                "value": value,
+                "create_revision": prev["create_revision"],
+                "mod_revision": rev,
+                "version": prev["version"] + 1,
+                "lease": lease,
+            }
+            self._versions[key].append(kv)
+        self.live[key] = kv
+        return kv, prev
+
+    def delete(self, key: str, rev: int) -> tuple[dict, dict]:
+        """Delete a live key; returns (tombstone, previous KV)."""
+        prev = self.live.pop(key)
+        tombstone = {"key": key, "value": "", "create_revision": 0, "mod_revision": rev, "version": 0, "lease": 0}
+        self._versions[key].append(tombstone)
+        return tombstone, prev
+
+    def commit(self, rev: int, events: list[dict]) -> None:
+        self.revision = rev
+        self._event_revs.append(rev)
+        self._event_lists.append(events)
+        limit = self.history_limit
+        if limit is not None and rev - self.compact_revision >= 2 * limit:
+            # Compact in chunks of `limit` revisions so that the cost per write stays O(1).
+            self.compact(rev - limit)
+
+    # ----------------------------------------------------------------------- reads
+
+    def live_keys(self, prefix: str) -> list[str]:
+        """The live keys starting with `prefix`, sorted."""
+        live = self.live
+        return [key for key in self._index.starting_with(prefix) if key in live]
+
+    def check_revision(self, revision: int) -> None:
+        if revision > self.revision:
+            raise future_revision(revision, self.revision)
+        if revision < self.compact_revision:
+            raise compacted(revision, self.compact_revision)
+
+    def get(self, key: str, revision: int | None = None) -> dict | None:
+        """The KV of `key` at `revision` (None or 0: the latest), None if absent then."""
+        if not revision or revision == self.revision:
+            return self.live.get(key)
+        self.check_revision(revision)
+        return self._at(key, revision)
+
+    def range(self, prefix: str, limit: int | None = None, revision: int | None = None) -> tuple[list[dict], bool]:
+        """KVs whose key starts with `prefix`, sorted by key, at most `limit` (None or 0:
+        all), at `revision` (None or 0: the latest); `more` says whether some were left."""
+        latest = not revision or revision == self.revision
+        if not latest:
+            self.check_revision(revision)
+        live = self.live
+        kvs: list[dict] = []
+        for key in self._index.starting_with(prefix):
+            kv = live.get(key) if latest else self._at(key, revision)
+            if kv is None:
+                continue
+            if limit and len(kvs) == limit:
+                return kvs, True
+            kvs.append(kv)
+        return kvs, False
+
+    def _at(self, key: str, revision: int) -> dict | None:
+        versions = self._versions.get(key)
+        if not versions:
+            return None
+        i = bisect_right(versions, revision, key=_MOD_REVISION)
+        if i == 0:
+            return None
+        kv = versions[i - 1]
+        return kv if kv["version"] else None
+
+    def events_since(self, revision: int, key: str | None = None, prefix: str | None = None) -> list[tuple[int, dict]]:
+        """Events at revisions >= `revision`, oldest first, for `key` or `prefix` (or all)."""
+        if type(revision) is not int or revision < 1:
+            raise bad_request(f"start revision must be an integer of at least 1, got {revision!r}")
+        if key is not None and prefix is not None:
+            raise bad_request("watch either a key or a prefix, not both")
+        if revision < self.compact_revision:
+            raise compacted(revision, self.compact_revision)
+        revs, lists = self._event_revs, self._event_lists
+        out: list[tuple[int, dict]] = []
+        for i in range(bisect_left(revs, revision), len(revs)):
+            rev = revs[i]
+            for event in lists[i]:
+                k = event["kv"]["key"]
+                if (key is None or k == key) and (prefix is None or k.startswith(prefix)):
+                    out.append((rev, event))
+        return out
+
+    # ----------------------------------------------------------------------- compaction
+
+    def compact(self, revision: int) -> None:
+        if revision > self.revision:
+            raise future_revision(revision, self.revision)
+        if revision <= self.compact_revision:
+            raise compacted(revision, self.compact_revision)
+        # Only keys written at a revision below `revision` (and at or above the previous
+        # compaction point) can hold versions that just became invisible.
+        n = bisect_left(self._event_revs, revision)
+        touched = {event["kv"]["key"] for events in self._event_lists[:n] for event in events}
+        del self._event_revs[:n]
+        del self._event_lists[:n]
+        for key in touched:
+            self._trim(key, revision)
+        self.compact_revision = revision
+
+    def _trim(self, key: str, revision: int) -> None:
+        versions = self._versions.get(key)
+        if versions is None:
+            return
+        i = bisect_right(versions, revision, key=_MOD_REVISION)  # versions[:i] are <= revision
+        if i == 0:
+            return
+        # versions[i-1] is what a read at `revision` sees; a tombstone there is needed
+        # by no one, since a read of an absent key needs no version at all.
+        keep_from = i - 1 if versions[i - 1]["version"] else i
+        if keep_from:
+            del versions[:keep_from]
+        if not versions:
+            del self._versions[key]
+            self._index.remove(key)
+
+    # ----------------------------------------------------------------------- snapshots
+
+    def capture(self) -> dict:
+        """Copies of the containers (the KVs are shared, being immutable), sorted by key."""
+        versions = self._versions
+        return {
+            "revision": self.revision,
+            "compact_revision": self.compact_revision,
+            "versions": [[key, list(versions[key])] for key in self._index],
+            "events": [[rev, events] for rev, events in zip(self._event_revs, self._event_lists)],
+        }
+
+    @classmethod
+    def from_capture(cls, state: dict, history_limit: int | None) -> "MVCC":
+        """Inverse of capture(); raises ValueError/KeyError/TypeError on malformed input."""
+        mvcc = cls(history_limit)
+        mvcc.revision = _int(state["revision"], "revision")
+        mvcc.compact_revision = _int(state["compact_revision"], "compact_revision")
+        # Share KV objects between versions and events, as the live store does.
+        by_version: dict[tuple[str, int], dict] = {}
+        keys = []
+        for key, versions in state["versions"]:
+            if type(key) is not str or type(versions) is not list or not versions:
+                raise ValueError(f"bad version list for key {key!r}")
+            for kv in versions:
+                _check_kv(kv, key)
+                by_version[(key, kv["mod_revision"])] = kv
+            mvcc._versions[key] = versions
+            keys.append(key)
+            if versions[-1]["version"]:
+                mvcc.live[key] = versions[-1]
+        mvcc._index = SortedKeys(keys)
+
+        def shared(kv: dict | None) -> dict | None:
+            if kv is None:
+                return None
+            _check_kv(kv, kv.get("key") if type(kv) is dict else None)
+            same = by_version.get((kv["key"], kv["mod_revision"]))
+            return same if same == kv else kv
+
+        last = 0
+        for rev, events in state["events"]:
+            if type(rev) is not int or rev <= last or type(events) is not list:
+                raise ValueError(f"bad event record at revision {rev!r}")
+            last = rev
+            mvcc._event_revs.append(rev)
+            mvcc._event_lists.append([_event(e, shared) for e in events])
+        if mvcc.compact_revision > mvcc.revision or last > mvcc.revision:
+            raise ValueError("revisions are inconsistent")
+        return mvcc
+
+
+def _int(value: object, name: str) -> int:
+    if type(value) is not int or value < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    return value
+
+
+def _event(event: object, shared) -> dict:
+    if type(event) is not dict or event.keys() != {"type", "kv", "prev_kv"} or event["type"] not in ("put", "delete"):
+        raise ValueError(f"bad event: {event!r:.200}")
+    return {"type": event["type"], "kv": shared(event["kv"]), "prev_kv": shared(event["prev_kv"])}
+
+
+def _check_kv(kv: object, key: object) -> None:
+    if type(kv) is not dict or kv.keys() != KV_FIELDS or kv["key"] != key:
+        raise ValueError(f"bad KV for key {key!r}: {kv!r:.200}")

@@ -1,0 +1,349 @@
+"""The key-value state machine: what every node applies, in log order.
+
+Rule 1 (after h11): everything that changes the store's state goes through `apply`,
+which takes one committed command and its log index.  Reads (`read`, `get`, `range`,
+`events_since`) change nothing.  The store has no clock, no randomness and no I/O, and
+never depends on the iteration order of a set, so the same commands give the same state
+and the same responses on every node.
+
+Responses are the HTTP API's bodies (interface.md):
+
+    put              {"revision", "prev_kv"}
+    get              {"kv", "revision"}                 (404 not_found when absent)
+    range            {"kvs", "more", "revision"}
+    delete           {"deleted", "revision"}
+    txn              {"succeeded", "responses", "revision"}; responses[i] mirrors the
+                     i-th op of the branch taken: {"put": {"revision", "prev_kv"}},
+                     {"get": {"kv", "revision"}} (kv null when absent),
+                     {"delete": {"deleted", "revision"}}; every "revision" there is the
+                     txn's.  The ops run in order: a get sees the branch's earlier writes.
+    lease_grant      {"id", "ttl"}
+    lease_keepalive  {"id", "ttl"}
+    lease_revoke     {"id", "deleted", "revision"}    (404 lease_not_found when absent)
+    lease_expire     {"id", "deleted", "revision"}    (deleted 0 when already gone)
+    compact          {"compact_revision", "revision"}
+
+"revision" is the store's revision after the command.  A command that fails raises
+KVError and leaves the state as it was (checks run before any change).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from . import snapshot as _snapshot
+from .errors import KVError, bad_request, key_not_found, lease_not_found
+from .lease import Lease, Leases
+from .mvcc import MVCC
+from .sessions import DEFAULT_MAX_CLIENTS, DEFAULT_WINDOW, Sessions
+from .validate import is_write, parse_request_id, validate_command, validate_request
+
+_log = logging.getLogger(__name__)
+
+DEFAULT_HISTORY_LIMIT = 10_000
+
+Listener = Callable[[int, list], None]
+
+
+class KVStore:
+    def __init__(
+        self,
+        *,
+        history_limit: int | None = DEFAULT_HISTORY_LIMIT,
+        max_clients: int = DEFAULT_MAX_CLIENTS,
+        client_window: int = DEFAULT_WINDOW,
+    ) -> None:
+        """`history_limit`: revisions of history kept for old reads and watches (between
+        it and twice it; None keeps all until compact()).  `max_clients`, `client_window`:
+        bounds of the dedup table (see sessions.py).  Every node must use the same values."""
+        if history_limit is not None and history_limit < 1:
+            raise ValueError(f"history_limit must be at least 1 or None, got {history_limit}")
+        self._mvcc = MVCC(history_limit)
+        self._leases = Leases()
+        self._sessions = Sessions(max_clients, client_window)
+        # Invariant: the index of the last log entry applied (by apply or mark_applied).
+        self.applied_index = 0
+        self._listeners: list[Listener] = []
+
+    # ----------------------------------------------------------------------- state
+
+    @property
+    def current_revision(self) -> int:
+        return self._mvcc.revision
+
+    @property
+    def compact_revision(self) -> int:
+        return self._mvcc.compact_revision
+
+    def __len__(self) -> int:
+        """The number of live keys."""
+        return len(self._mvcc.live)
+
+    # ----------------------------------------------------------------------- apply
+
+    def apply(self, cmd: dict, *, index: int) -> dict:
+        """Apply the committed command at log index `index`; return its response body.
+
+        Raises KVError for a command that fails (the state is unchanged, but the entry
+        counts as applied), and ValueError when `index` does not follow applied_index.
+        """
+        self.mark_applied(index)
+        cmd = validate_command(cmd)
+        request_id = cmd.get("request_id")
+        if request_id is None or not is_write(cmd):
+            return self._execute(cmd)
+        client, seq = parse_request_id(request_id)
+        outcome = self._sessions.lookup(client, seq)
+        if outcome is not None:
+            if isinstance(outcome, KVError):
+                raise KVError(outcome.status, outcome.code, outcome.message)
+            return outcome
+        try:
+            body = self._execute(cmd)
+        except KVError as error:
+            self._sessions.record(client, seq, error)
+            raise
+        self._sessions.record(client, seq, body)
+        return body
+
+    def mark_applied(self, index: int) -> None:
+        """Record that log entry `index` was applied (also for entries with no command
+        for this store: the leader's no-op, configuration changes)."""
+        if type(index) is not int or index <= self.applied_index:
+            raise ValueError(f"log index {index!r} is not after applied_index {self.applied_index}")
+        self.applied_index = index
+
+    def _execute(self, cmd: dict) -> dict:
+        kind = cmd["op"]
+        if kind == "put":
+            return self._put(cmd)
+        if kind == "delete":
+            return self._delete(cmd)
+        if kind == "txn":
+            return self._txn(cmd)
+        if kind == "lease_grant":
+            lease = self._leases.grant(cmd["ttl"])
+            return {"id": lease.id, "ttl": lease.ttl}
+        if kind == "lease_revoke" or kind == "lease_expire":
+            return self._end_lease(cmd["lease"], must_exist=kind == "lease_revoke")
+        if kind == "compact":
+            self._mvcc.compact(cmd["revision"])
+            return {"compact_revision": self._mvcc.compact_revision, "revision": self._mvcc.revision}
+        return self._read(cmd)
+
+    def _put(self, cmd: dict) -> dict:
+        lease = cmd["lease"]
+        if lease and self._leases.get(lease) is None:
+            raise lease_not_found(lease)
+        rev = self._mvcc.revision + 1
+        kv, prev = self._write_put(cmd["key"], cmd["value"], lease, rev)
+        self._commit(rev, [{"type": "put", "kv": kv, "prev_kv": prev}])
+        return {"revision": rev, "prev_kv": prev}
+
+    def _delete(self, cmd: dict) -> dict:
+        keys = self._keys_to_delete(cmd["key"], cmd["prefix"])
+        if not keys:
+            return {"deleted": 0, "revision": self._mvcc.revision}
+        rev = self._mvcc.revision + 1
+        events = [self._write_delete(key, rev) for key in keys]
+        self._commit(rev, events)
+        return {"deleted": len(keys), "revision": rev}
+
+    def _end_lease(self, lease_id: int, *, must_exist: bool) -> dict:
+        lease = self._leases.get(lease_id)
+        if lease is None:
+            if must_exist:
+                raise lease_not_found(lease_id)
+            # An expiry racing a revoke that came first: nothing left to do.
+            return {"id": lease_id, "deleted": 0, "revision": self._mvcc.revision}
+        keys = sorted(lease.keys)
+        self._leases.remove(lease_id)
+        rev = self._mvcc.revision
+        if keys:
+            rev += 1
+            events = [self._write_delete(key, rev) for key in keys]
+            self._commit(rev, events)
+        return {"id": lease_id, "deleted": len(keys), "revision": rev}
+
+    # ----------------------------------------------------------------------- txn
+
+    def _txn(self, cmd: dict) -> dict:
+        live = self._mvcc.live
+        succeeded = all(_compare(live.get(c["key"]), c) for c in cmd["compare"])
+        ops = cmd["success"] if succeeded else cmd["failure"]
+        for op in ops:  # check before changing anything
+            put = op.get("put")
+            if put is not None and put["lease"] and self._leases.get(put["lease"]) is None:
+                raise lease_not_found(put["lease"])
+        rev = self._mvcc.revision + 1
+        events: list[dict] = []
+        responses: list[dict] = []
+        for op in ops:
+            if "put" in op:
+                put = op["put"]
+                kv, prev = self._write_put(put["key"], put["value"], put["lease"], rev)
+                events.append({"type": "put", "kv": kv, "prev_kv": prev})
+                responses.append({"put": {"revision": 0, "prev_kv": prev}})
+            elif "get" in op:
+                responses.append({"get": {"kv": live.get(op["get"]["key"]), "revision": 0}})
+            else:
+                delete = op["delete"]
+                keys = self._keys_to_delete(delete["key"], delete["prefix"])
+                events.extend(self._write_delete(key, rev) for key in keys)
+                responses.append({"delete": {"deleted": len(keys), "revision": 0}})
+        if events:
+            self._commit(rev, events)
+        else:
+            rev = self._mvcc.revision
+        for response in responses:
+            next(iter(response.values()))["revision"] = rev
+        return {"succeeded": succeeded, "responses": responses, "revision": rev}
+
+    # ----------------------------------------------------------------------- write steps
+
+    def _write_put(self, key: str, value: str, lease: int, rev: int) -> tuple[dict, dict | None]:
+        kv, prev = self._mvcc.put(key, value, lease, rev)
+        old = prev["lease"] if prev is not None else 0
+        if old != lease:
+            if old:
+                self._leases.detach(key, old)
+            if lease:
+                self._leases.attach(key, lease)
+        return kv, prev
+
+    def _write_delete(self, key: str, rev: int) -> dict:
+        tombstone, prev = self._mvcc.delete(key, rev)
+        if prev["lease"]:
+            self._leases.detach(key, prev["lease"])
+        return {"type": "delete", "kv": tombstone, "prev_kv": prev}
+
+    def _keys_to_delete(self, key: str, prefix: bool) -> list[str]:
+        if prefix:
+            return self._mvcc.live_keys(key)
+        return [key] if key in self._mvcc.live else []
+
+    def _commit(self, rev: int, events: list[dict]) -> None:
+        self._mvcc.commit(rev, events)
+        for listener in list(self._listeners):
+            try:
+                listener(rev, events)
+            except Exception:
+                # A broken watcher must not stop the state machine: the write is applied.
+                _log.exception("kv listener %r failed at revision %d", listener, rev)
+
+    # ----------------------------------------------------------------------- reads
+
+    def read(self, request: dict) -> dict:
+        """Serve a read request (get, range, lease_keepalive, a txn without writes) from
+        the current state and return its response body; raises KVError.
+
+        Whether the state is recent enough (linearizable reads) is the caller's business.
+        """
+        op = validate_request(request)
+        if is_write(op):
+            raise ValueError(f"{op['op']} changes state; it must be applied through the log")
+        return self._read(op)
+
+    def _read(self, op: dict) -> dict:
+        kind = op["op"]
+        mvcc = self._mvcc
+        if kind == "get":
+            kv = mvcc.get(op["key"], op["revision"])
+            if kv is None:
+                raise key_not_found(op["key"])
+            return {"kv": kv, "revision": mvcc.revision}
+        if kind == "range":
+            kvs, more = mvcc.range(op["prefix"], op["limit"], op["revision"])
+            return {"kvs": kvs, "more": more, "revision": mvcc.revision}
+        if kind == "lease_keepalive":
+            lease = self._leases.get(op["lease"])
+            if lease is None:
+                raise lease_not_found(op["lease"])
+            return {"id": lease.id, "ttl": lease.ttl}
+        if kind == "txn":
+            return self._txn(op)  # no writes in either branch: nothing changes
+        raise bad_request(f"op {kind!r} is not a read")
+
+    def get(self, key: str, revision: int | None = None) -> dict | None:
+        """The KV of `key` at `revision` (None: the latest), or None when absent.
+
+        Raises KVError `compacted` / `future_revision` for a revision out of reach."""
+        return self._mvcc.get(key, revision)
+
+    def range(self, prefix: str, limit: int | None = None, revision: int | None = None) -> tuple[list[dict], bool]:
+        """(kvs, more): the KVs under `prefix`, sorted by key, at most `limit`."""
+        return self._mvcc.range(prefix, limit, revision)
+
+    def lease(self, lease_id: int) -> Lease | None:
+        """The lease (id, ttl, keys), or None.  Do not modify it."""
+        return self._leases.get(lease_id)
+
+    def leases(self) -> list[tuple[int, int]]:
+        """(id, ttl) of every lease, by id: what a new leader starts expiry timers for."""
+        return [(lease.id, lease.ttl) for lease in self._leases.all()]
+
+    # ----------------------------------------------------------------------- watches
+
+    def events_since(self, revision: int, key: str | None = None, prefix: str | None = None) -> list[tuple[int, dict]]:
+        """[(revision, event)] at revisions >= `revision` (a watch's start_revision), for
+        `key`, `prefix` or everything; raises KVError `compacted` below the compaction
+        point.  Events: {"type": "put"/"delete", "kv": KV, "prev_kv": KV or None}."""
+        return self._mvcc.events_since(revision, key, prefix)
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call `listener(revision, events)` after every applied write that changed
+        something, with the events of that revision in order.  It must not modify them."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        self._listeners.remove(listener)
+
+    def compact(self, revision: int) -> None:
+        """Forget history below `revision`.  Not replicated: for a compaction every node
+        agrees on, apply the command {"op": "compact", "revision": N} instead."""
+        self._mvcc.compact(revision)
+
+    # ----------------------------------------------------------------------- snapshots
+
+    def snapshot_state(self) -> dict:
+        """A capture of the whole state that later writes do not change, so that it can
+        be encoded with encode_snapshot() in another thread while this store goes on."""
+        return _snapshot.capture(self)
+
+    def snapshot(self) -> bytes:
+        return _snapshot.encode(_snapshot.capture(self))
+
+    @classmethod
+    def restore(
+        cls,
+        data: bytes,
+        *,
+        history_limit: int | None = DEFAULT_HISTORY_LIMIT,
+        max_clients: int = DEFAULT_MAX_CLIENTS,
+        client_window: int = DEFAULT_WINDOW,
+    ) -> "KVStore":
+        """The store a snapshot was taken of; raises SnapshotError if it is not valid."""
+        store = cls(history_limit=history_limit, max_clients=max_clients, client_window=client_window)
+        _snapshot.restore_into(store, data)
+        return store
+
+
+def _compare(kv: dict | None, c: dict) -> bool:
+    target = c["target"]
+    if kv is None:
+        # As etcd: a value compare against an absent key always fails; the other
+        # targets compare against 0.
+        if target == "value":
+            return False
+        actual: object = 0
+    else:
+        actual = kv[target]
+    expected = c["value"]
+    op = c["op"]
+    if op == "==":
+        return actual == expected
+    if op == "!=":
+        return actual != expected
+    if op == "<":
+        return actual < expected  # type: ignore[operator]
+    return actual > expected  # type: ignore[operator]

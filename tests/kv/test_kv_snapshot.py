@@ -1,0 +1,188 @@
+"""Snapshots: restore gives a store that answers exactly as the original would."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from kvtest_helpers import Log
+
+from abcd.kv import KVError, KVStore, SnapshotError, encode_snapshot
+
+KEYS = ["a", "b", "a/x", "a/y", "b/z", "é"]
+CONFIG = {"history_limit": 4, "max_clients": 2, "client_window": 2}
+
+
+def build() -> Log:
+    log = Log(**CONFIG)
+    log.apply(op="lease_grant", ttl=10)
+    log.put("a", "1", lease=1)
+    log.put("b", "1", request_id="c:1")
+    log.apply(op="txn", success=[{"put": {"key": "a/x", "value": "2"}}, {"delete": {"key": "b"}}])
+    log.put("a", "3")
+    log.put("b/z", "4", lease=1)
+    with pytest.raises(KVError):
+        log.put("z", "1", lease=7, request_id="c:2")
+    return log
+
+
+def observe(store: KVStore) -> dict:
+    """Everything a client can read, at every revision still available."""
+    revisions = range(max(store.compact_revision, 1), store.current_revision + 1)
+    return {
+        "revision": store.current_revision,
+        "compact_revision": store.compact_revision,
+        "applied_index": store.applied_index,
+        "leases": store.leases(),
+        "lease_keys": {lid: sorted(store.lease(lid).keys) for lid, _ in store.leases()},
+        "gets": {(key, rev): store.get(key, rev) for key in KEYS for rev in revisions},
+        "ranges": {rev: store.range("", revision=rev) for rev in revisions},
+        "events": store.events_since(max(store.compact_revision, 1)),
+    }
+
+
+def test_restore_gives_the_same_state_and_the_same_bytes():
+    original = build().store
+    data = original.snapshot()
+    restored = KVStore.restore(data, **CONFIG)
+    assert restored.snapshot() == data
+    assert observe(restored) == observe(original)
+
+
+def test_snapshot_is_json_with_the_documented_fields():
+    state = json.loads(build().store.snapshot())
+    assert state["format"] == "abcd-kv" and state["version"] == 1
+    assert set(state) == {
+        "format",
+        "version",
+        "applied_index",
+        "revision",
+        "compact_revision",
+        "versions",
+        "events",
+        "last_lease_id",
+        "leases",
+        "sessions",
+    }
+
+
+def test_a_capture_is_not_changed_by_later_writes():
+    log = build()
+    state = log.store.snapshot_state()
+    expected = log.store.snapshot()
+    log.put("a", "later")
+    log.delete("a/x")
+    log.apply(op="lease_revoke", lease=1)
+    assert encode_snapshot(state) == expected
+
+
+def test_restored_events_share_kvs_with_the_versions():
+    restored = KVStore.restore(build().store.snapshot(), **CONFIG)
+    rev, event = restored.events_since(restored.current_revision)[-1]
+    assert event["kv"] is restored.get(event["kv"]["key"])
+
+
+@pytest.mark.parametrize(
+    "data,message",
+    [
+        (b"\xff\xfe", "snapshot is not valid JSON"),
+        (b'{"format": "abcd-kv", "version": 1', "snapshot is not valid JSON"),
+        (b"[]", "snapshot is not an abcd-kv snapshot"),
+        (b'{"format": "etcd"}', "snapshot is not an abcd-kv snapshot"),
+        (b'{"format": "abcd-kv", "version": 9}', "snapshot format version 9 is not supported (expected 1)"),
+        (b'{"format": "abcd-kv", "version": 1}', "snapshot is not valid: KeyError: 'applied_index'"),
+    ],
+)
+def test_a_bad_snapshot_is_refused_with_a_reason(data, message):
+    with pytest.raises(SnapshotError) as info:
+        KVStore.restore(data)
+    assert str(info.value).startswith(message)
+
+
+def corrupt(change) -> bytes:
+    state = json.loads(build().store.snapshot())
+    change(state)
+    return json.dumps(state).encode()
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (lambda s: s.update(revision=-1), "revision must be a non-negative integer"),
+        (lambda s: s["versions"][0][1][0].pop("lease"), "bad KV for key"),
+        (lambda s: s["versions"][0][1].clear(), "bad version list"),
+        (lambda s: s["events"][0][1][0].update(type="touch"), "bad event"),
+        (lambda s: s["events"].reverse(), "bad event record"),
+        (lambda s: s.update(leases=[]), "which does not exist"),
+        (lambda s: s.update(last_lease_id=0), "last_lease_id 0 is below a lease id"),
+        (lambda s: s["sessions"][0][2][0].__setitem__(1, None), "bad outcome for request"),
+        (lambda s: s.update(compact_revision=99), "revisions are inconsistent"),
+    ],
+)
+def test_a_corrupt_snapshot_is_refused_with_a_reason(change, message):
+    with pytest.raises(SnapshotError, match="snapshot is not valid") as info:
+        KVStore.restore(corrupt(change), **CONFIG)
+    assert message in str(info.value)
+
+
+# --------------------------------------------------------------------------- property
+
+keys = st.sampled_from(KEYS)
+values = st.sampled_from(["", "1", "2", "ü"])
+request_ids = st.one_of(st.none(), st.builds("{}:{}".format, st.sampled_from(["c", "d", "e"]), st.integers(1, 6)))
+leases = st.integers(0, 3)
+
+
+def with_request_id(cmd: dict, request_id: str | None) -> dict:
+    return cmd if request_id is None else {**cmd, "request_id": request_id}
+
+
+put = st.builds(lambda k, v, l: {"op": "put", "key": k, "value": v, "lease": l}, keys, values, leases)
+delete = st.builds(lambda k, p: {"op": "delete", "key": k, "prefix": p}, st.sampled_from(KEYS + ["a/", "b"]), st.booleans())
+compare = st.one_of(
+    st.builds(lambda k, o, v: {"key": k, "target": "value", "op": o, "value": v}, keys, st.sampled_from(["==", "!=", "<", ">"]), values),
+    st.builds(
+        lambda k, t, o, v: {"key": k, "target": t, "op": o, "value": v},
+        keys,
+        st.sampled_from(["version", "mod_revision", "create_revision"]),
+        st.sampled_from(["==", "!=", "<", ">"]),
+        st.integers(0, 8),
+    ),
+)
+txn_op = st.one_of(
+    st.builds(lambda k, v, l: {"put": {"key": k, "value": v, "lease": l}}, keys, values, leases),
+    st.builds(lambda k: {"get": {"key": k}}, keys),
+    st.builds(lambda k: {"delete": {"key": k}}, keys),
+)
+txn = st.builds(
+    lambda c, s, f: {"op": "txn", "compare": c, "success": s, "failure": f},
+    st.lists(compare, max_size=2),
+    st.lists(txn_op, max_size=3),
+    st.lists(txn_op, max_size=2),
+)
+lease_cmd = st.one_of(
+    st.builds(lambda t: {"op": "lease_grant", "ttl": t}, st.integers(1, 100)),
+    st.builds(lambda i: {"op": "lease_revoke", "lease": i}, st.integers(1, 3)),
+    st.builds(lambda i: {"op": "lease_expire", "lease": i}, st.integers(1, 3)),
+)
+compact = st.builds(lambda r: {"op": "compact", "revision": r}, st.integers(1, 30))
+command = st.builds(with_request_id, st.one_of(put, put, delete, txn, txn, lease_cmd, compact), request_ids)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(commands=st.lists(command, max_size=40), data=st.data())
+def test_snapshot_at_any_point_then_continuing_gives_the_same_results(commands, data):
+    cut = data.draw(st.integers(0, len(commands)), label="snapshot after")
+    straight = Log(**CONFIG)
+    answers = [straight.outcome(dict(c)) for c in commands]
+
+    first = Log(**CONFIG)
+    for c in commands[:cut]:
+        first.outcome(dict(c))
+    resumed = Log(KVStore.restore(first.store.snapshot(), **CONFIG))
+    answers_after = [resumed.outcome(dict(c)) for c in commands[cut:]]
+
+    assert answers_after == answers[cut:]
+    assert resumed.store.snapshot() == straight.store.snapshot()
+    assert observe(resumed.store) == observe(straight.store)
