@@ -116,6 +116,8 @@ class MVCC:
         return [key for key in self._index.starting_with(prefix) if key in live]
 
     def check_revision(self, revision: int) -> None:
+        if revision < 0:
+            raise bad_request(f"revision must be at least 0 (0: the latest), got {revision}")
         if revision > self.revision:
             raise future_revision(revision, self.revision)
         if revision < self.compact_revision:

@@ -36,7 +36,7 @@ from .errors import KVError, bad_request, key_not_found, lease_not_found
 from .lease import Lease, Leases
 from .mvcc import MVCC
 from .sessions import DEFAULT_MAX_CLIENTS, DEFAULT_WINDOW, Sessions
-from .validate import is_write, parse_request_id, validate_command, validate_request
+from .validate import is_write, validate_command, validate_request
 
 _log = logging.getLogger(__name__)
 
@@ -92,7 +92,8 @@ class KVStore:
         request_id = cmd.get("request_id")
         if request_id is None or not is_write(cmd):
             return self._execute(cmd)
-        client, seq = parse_request_id(request_id)
+        client, _, seq_text = request_id.rpartition(":")  # validated: "client:seq"
+        seq = int(seq_text)
         outcome = self._sessions.lookup(client, seq)
         if outcome is not None:
             if isinstance(outcome, KVError):

@@ -24,8 +24,6 @@ A field given as null counts as absent.  Unknown fields are refused, so that a t
 """
 from __future__ import annotations
 
-import functools
-
 from .errors import MAX_KEY_BYTES, MAX_VALUE_BYTES, KVError, bad_request, too_large
 
 MAX_INT = 2**63 - 1  # etcd's revisions, lease ids and TTLs are int64
@@ -43,16 +41,18 @@ _WRITE_OPS = frozenset(("put", "delete", "lease_grant", "lease_revoke", "lease_e
 
 # Fields every request may carry besides its op's own.
 _ENVELOPE = frozenset(("op", "id", "request_id"))
+_CLIENT_OP_SET = frozenset(CLIENT_OPS)
+_ANY_OP_SET = frozenset(CLIENT_OPS + INTERNAL_OPS)
 
 
 def validate_request(request: object) -> dict:
     """Check one client request and return its normal form; raise KVError 400/413."""
-    return _validate(request, CLIENT_OPS)
+    return _validate(request, CLIENT_OPS, _CLIENT_OP_SET)
 
 
 def validate_command(command: object) -> dict:
     """Like validate_request, also accepting the node's own commands (for apply)."""
-    return _validate(command, CLIENT_OPS + INTERNAL_OPS)
+    return _validate(command, CLIENT_OPS + INTERNAL_OPS, _ANY_OP_SET)
 
 
 def is_write(op: dict) -> bool:
@@ -85,13 +85,13 @@ def parse_request_id(request_id: object) -> tuple[str, int]:
 # --------------------------------------------------------------------------- dispatch
 
 
-def _validate(request: object, allowed_ops: tuple[str, ...]) -> dict:
+def _validate(request: object, allowed_ops: tuple[str, ...], op_set: frozenset) -> dict:
     if type(request) is not dict:
         raise bad_request(f"a request must be a JSON object, got {_json_type(request)}")
     kind = request.get("op")
     if kind is None:
         raise bad_request(f"missing field 'op'; expected one of {', '.join(allowed_ops)}")
-    if type(kind) is not str or kind not in allowed_ops:
+    if type(kind) is not str or kind not in op_set:
         shown = repr(kind) if type(kind) is str else _json_type(kind)
         raise bad_request(f"unknown op {shown}; expected one of {', '.join(allowed_ops)}")
     normal = _BY_OP[kind](request)
@@ -103,7 +103,7 @@ def _validate(request: object, allowed_ops: tuple[str, ...]) -> dict:
 
 
 def _put(r: dict) -> dict:
-    _check_fields(r, "put", ("key", "value"), ("lease",))
+    _check_fields(r, "put", _PUT)
     return {
         "op": "put",
         "key": _key(r["key"], "key"),
@@ -113,7 +113,7 @@ def _put(r: dict) -> dict:
 
 
 def _get(r: dict) -> dict:
-    _check_fields(r, "get", ("key",), ("revision", "serializable"))
+    _check_fields(r, "get", _GET)
     return {
         "op": "get",
         "key": _key(r["key"], "key"),
@@ -123,12 +123,12 @@ def _get(r: dict) -> dict:
 
 
 def _delete(r: dict) -> dict:
-    _check_fields(r, "delete", ("key",), ("prefix",))
+    _check_fields(r, "delete", _DELETE)
     return {"op": "delete", "key": _key(r["key"], "key"), "prefix": _bool(r.get("prefix"), "prefix")}
 
 
 def _range(r: dict) -> dict:
-    _check_fields(r, "range", ("prefix",), ("limit", "revision", "serializable"))
+    _check_fields(r, "range", _RANGE)
     return {
         "op": "range",
         # An empty prefix is every key, as GET /v1/kv?prefix= is.
@@ -140,20 +140,20 @@ def _range(r: dict) -> dict:
 
 
 def _lease_grant(r: dict) -> dict:
-    _check_fields(r, "lease_grant", ("ttl",), ())
+    _check_fields(r, "lease_grant", _LEASE_GRANT)
     return {"op": "lease_grant", "ttl": _int(r["ttl"], "ttl", 1)}
 
 
 def _lease_op(kind: str):
     def check(r: dict) -> dict:
-        _check_fields(r, kind, ("lease",), ())
+        _check_fields(r, kind, _LEASE)
         return {"op": kind, "lease": _int(r["lease"], "lease", 1)}
 
     return check
 
 
 def _compact(r: dict) -> dict:
-    _check_fields(r, "compact", ("revision",), ())
+    _check_fields(r, "compact", _COMPACT)
     return {"op": "compact", "revision": _int(r["revision"], "revision", 1)}
 
 
@@ -161,7 +161,7 @@ def _compact(r: dict) -> dict:
 
 
 def _txn(r: dict) -> dict:
-    _check_fields(r, "txn", (), ("compare", "success", "failure"))
+    _check_fields(r, "txn", _TXN)
     compare = [_compare(c, f"compare[{i}]") for i, c in enumerate(_list(r.get("compare"), "compare"))]
     return {
         "op": "txn",
@@ -174,7 +174,7 @@ def _txn(r: dict) -> dict:
 def _compare(c: object, where: str) -> dict:
     if type(c) is not dict:
         raise bad_request(f"{where} must be an object, got {_json_type(c)}")
-    _check_fields(c, where, ("key", "target", "op", "value"), (), envelope=False)
+    _check_fields(c, where, _COMPARE)
     target = c["target"]
     if target not in COMPARE_TARGETS or type(target) is not str:
         raise bad_request(
@@ -208,7 +208,7 @@ def _txn_op(o: object, where: str) -> dict:
     if type(body) is not dict:
         raise bad_request(f"{where} must be an object, got {_json_type(body)}")
     if kind == "put":
-        _check_fields(body, where, ("key", "value"), ("lease",), envelope=False)
+        _check_fields(body, where, _TXN_PUT)
         return {
             "put": {
                 "key": _key(body["key"], f"{where}.key"),
@@ -217,9 +217,9 @@ def _txn_op(o: object, where: str) -> dict:
             }
         }
     if kind == "get":
-        _check_fields(body, where, ("key",), (), envelope=False)
+        _check_fields(body, where, _TXN_GET)
         return {"get": {"key": _key(body["key"], f"{where}.key")}}
-    _check_fields(body, where, ("key",), ("prefix",), envelope=False)
+    _check_fields(body, where, _TXN_DELETE)
     return {"delete": {"key": _key(body["key"], f"{where}.key"), "prefix": _bool(body.get("prefix"), f"{where}.prefix")}}
 
 
@@ -264,27 +264,46 @@ _BY_OP = {
 }
 
 
-def _check_fields(obj: dict, where: str, required: tuple, optional: tuple, *, envelope: bool = True) -> None:
-    allowed = _allowed(required, optional, envelope)
-    if obj.keys() <= allowed:  # the common case, one C-level set comparison
-        for name in required:
+class _Fields:
+    """The fields one object may have: `required` ones and the others `allowed`."""
+
+    __slots__ = ("required", "allowed", "envelope")
+
+    def __init__(self, required: tuple, optional: tuple, *, envelope: bool = True) -> None:
+        self.required = required
+        self.envelope = envelope
+        self.allowed = (_ENVELOPE if envelope else frozenset()).union(required, optional)
+
+
+_PUT = _Fields(("key", "value"), ("lease",))
+_GET = _Fields(("key",), ("revision", "serializable"))
+_DELETE = _Fields(("key",), ("prefix",))
+_RANGE = _Fields(("prefix",), ("limit", "revision", "serializable"))
+_LEASE_GRANT = _Fields(("ttl",), ())
+_LEASE = _Fields(("lease",), ())
+_COMPACT = _Fields(("revision",), ())
+_TXN = _Fields((), ("compare", "success", "failure"))
+_COMPARE = _Fields(("key", "target", "op", "value"), (), envelope=False)
+_TXN_PUT = _Fields(("key", "value"), ("lease",), envelope=False)
+_TXN_GET = _Fields(("key",), (), envelope=False)
+_TXN_DELETE = _Fields(("key",), ("prefix",), envelope=False)
+
+
+def _check_fields(obj: dict, where: str, fields: _Fields) -> None:
+    if obj.keys() <= fields.allowed:  # the common case, one C-level set comparison
+        for name in fields.required:
             if obj.get(name) is None:
                 break
         else:
             return
-    if envelope:
+    if fields.envelope:
         where = f"{where} request"
-    for name in required:
+    for name in fields.required:
         if obj.get(name) is None:
             raise bad_request(f"missing field {name!r} in {where}")
-    name = min(obj.keys() - allowed, key=str)
-    expected = ", ".join(sorted(allowed - _ENVELOPE if envelope else allowed))
+    name = min(obj.keys() - fields.allowed, key=str)
+    expected = ", ".join(sorted(fields.allowed - _ENVELOPE if fields.envelope else fields.allowed))
     raise bad_request(f"unknown field {_show(name)} in {where}; expected {expected}")
-
-
-@functools.lru_cache(maxsize=None)
-def _allowed(required: tuple, optional: tuple, envelope: bool) -> frozenset:
-    return (_ENVELOPE if envelope else frozenset()).union(required, optional)
 
 
 def _key(value: object, name: str, *, allow_empty: bool = False) -> str:

@@ -121,6 +121,8 @@ def test_a_future_revision_is_refused(log):
         log.store.range("", revision=9)
     with raises_kv(400, "future_revision"):
         log.store.read({"op": "get", "key": "a", "revision": 3})
+    with raises_kv(400, "bad_request", "revision must be at least 0 (0: the latest), got -1"):
+        log.store.get("a", -1)
 
 
 def test_compaction_refuses_reads_below_it_and_keeps_what_is_visible_at_it(log):
