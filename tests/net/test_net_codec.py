@@ -1,0 +1,332 @@
+"""The wire codec: round trips of every message type, and a precise error for every malformed frame."""
+from __future__ import annotations
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from abcd.net.codec import (
+    DEFAULT_MAX_FRAME_BYTES,
+    EncodeCache,
+    FrameError,
+    Hello,
+    decode_frame,
+    decode_hello,
+    encode_frame,
+    encode_hello,
+    parse_address,
+)
+from abcd.raft.messages import (
+    ENTRY_CONFIG,
+    ENTRY_NORMAL,
+    AppendEntriesRequest,
+    AppendEntriesResponse,
+    Entry,
+    RequestVoteRequest,
+    RequestVoteResponse,
+    TimeoutNow,
+)
+
+# ----------------------------------------------------------------------------- strategies
+
+uint = st.integers(min_value=0, max_value=2**63 - 1)
+small = st.integers(min_value=0, max_value=1000)
+entry_data = st.one_of(
+    st.binary(max_size=64),  # mostly not UTF-8: goes as {"b64": ...}
+    st.text(max_size=64).map(lambda text: text.encode("utf-8")),  # the usual case: a JSON string
+)
+
+
+@st.composite
+def append_entries_requests(draw):
+    prev_log_index = draw(small)
+    count = draw(st.integers(min_value=0, max_value=8))
+    entries = tuple(
+        Entry(draw(uint), prev_log_index + 1 + i, draw(entry_data), draw(st.sampled_from([ENTRY_NORMAL, ENTRY_CONFIG])))
+        for i in range(count)
+    )
+    return AppendEntriesRequest(
+        draw(uint), draw(uint), draw(uint), prev_log_index, draw(uint), entries, draw(uint), draw(uint)
+    )
+
+
+messages = st.one_of(
+    st.builds(RequestVoteRequest, uint, uint, uint, uint, uint, st.booleans(), st.booleans()),
+    st.builds(RequestVoteResponse, uint, uint, uint, st.booleans(), st.booleans()),
+    append_entries_requests(),
+    st.builds(AppendEntriesResponse, uint, uint, uint, st.booleans(), uint, uint, uint, uint),
+    st.builds(TimeoutNow, uint, uint, uint),
+)
+
+
+# ----------------------------------------------------------------------------- round trips
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.lists(messages, max_size=6))
+def test_every_message_type_round_trips_through_a_frame(batch):
+    frame = encode_frame(batch)
+    assert decode_frame(frame) == batch
+    # A peer may send the same frame as text.
+    assert decode_frame(frame.decode("utf-8")) == batch
+
+
+@given(messages)
+def test_one_message_round_trips_with_a_shared_cache(message):
+    cache = EncodeCache()
+    first = encode_frame([message], cache)
+    assert encode_frame([message], cache) == first == encode_frame([message])
+    assert decode_frame(first) == [message]
+
+
+def test_each_type_has_the_documented_layout():
+    entries = (Entry(3, 5, b'{"op":"put"}'), Entry(3, 6, b"\xff\x00", ENTRY_CONFIG))
+    batch = [
+        RequestVoteRequest(3, 1, 2, 9, 2, pre_vote=True),
+        RequestVoteResponse(3, 2, 1, vote_granted=False),
+        AppendEntriesRequest(3, 1, 2, 4, 2, entries, leader_commit=4, read_round=7),
+        AppendEntriesResponse(3, 2, 1, True, 6, read_round=7),
+        TimeoutNow(3, 1, 2),
+    ]
+    assert orjson.loads(encode_frame(batch)) == [
+        [1, 3, 1, 2, 9, 2, True, False],
+        [2, 3, 2, 1, False, False],
+        [3, 3, 1, 2, 4, 2, 4, 7, [[3, 5, 0, '{"op":"put"}'], [3, 6, 1, {"b64": "/wA="}]]],
+        [4, 3, 2, 1, True, 6, 0, 0, 7],
+        [5, 3, 1, 2],
+    ]
+
+
+def test_utf8_data_travels_as_a_string_and_other_bytes_as_base64():
+    request = AppendEntriesRequest(1, 1, 2, 0, 0, (Entry(1, 1, "é€".encode()), Entry(1, 2, b"\xc3\x28")), 0)
+    wire_entries = orjson.loads(encode_frame([request]))[0][8]
+    assert wire_entries == [[1, 1, 0, "é€"], [1, 2, 0, {"b64": "wyg="}]]
+    assert decode_frame(encode_frame([request])) == [request]
+
+
+def test_an_empty_frame_is_an_empty_batch():
+    assert encode_frame([]) == b"[]"
+    assert decode_frame(b"[]") == []
+
+
+def test_the_cache_encodes_entries_shared_by_several_followers_once():
+    entries = tuple(Entry(2, i, b"x" * 10) for i in range(1, 51))
+    cache = EncodeCache()
+    to_follower_2 = AppendEntriesRequest(2, 1, 2, 0, 0, entries, 0)
+    to_follower_3 = AppendEntriesRequest(2, 1, 3, 0, 0, entries[:], 0)
+    frame_2 = encode_frame([to_follower_2], cache)
+    assert (cache.misses, cache.hits) == (50, 0)
+    frame_3 = encode_frame([to_follower_3], cache)
+    assert (cache.misses, cache.hits) == (50, 50)
+    assert decode_frame(frame_2) == [to_follower_2]
+    assert decode_frame(frame_3) == [to_follower_3]
+
+
+def test_the_cache_never_confuses_equal_looking_entries_and_stays_bounded():
+    cache = EncodeCache(max_bytes=200)
+    for i in range(1, 200):
+        entry = Entry(1, 1, str(i).encode())  # a fresh object each time, often at a reused id
+        assert encode_frame([AppendEntriesRequest(1, 1, 2, 0, 0, (entry,), 0)], cache).endswith(
+            f'[[1,1,0,"{i}"]]]]'.encode()
+        )
+        assert len(cache) <= 200 // len(b'[1,1,0,"1"]')
+
+
+def test_encoding_refuses_what_is_not_a_peer_message():
+    with pytest.raises(TypeError, match="cannot encode Entry: not a peer message"):
+        encode_frame([Entry(1, 1)])
+    with pytest.raises(ValueError, match=r"cannot encode message 1 \(TimeoutNow\)"):
+        encode_frame([TimeoutNow(1, 1, 2), TimeoutNow(2**70, 1, 2)])
+
+
+# ----------------------------------------------------------------------------- malformed frames
+
+
+def matches(text: str, expected: str) -> bool:
+    """Exact, except that a trailing "..." leaves the JSON parser's own wording open."""
+    return text.startswith(expected[:-3]) if expected.endswith("...") else text == expected
+
+
+AER_HEAD = "3,1,1,2,4,1,4,0"  # term 1, leader 1 -> 2, prev_log_index 4, prev_log_term 1, commit 4, round 0
+
+MALFORMED = [
+    ("not JSON", b"hello", "frame is not valid JSON: ..."),
+    ("truncated JSON", b"[[5,1,1,2]", "frame is not valid JSON: ..."),
+    ("JSON object", b'{"type": "append"}', "frame must be a list of messages, got an object"),
+    ("JSON string", b'"x"', "frame must be a list of messages, got a string"),
+    ("message not a list", b"[[5,1,1,2], 7]", "message 1: must be a list [type_code, fields...], got an integer"),
+    ("empty message", b"[[]]", "message 0: is an empty list, expected [type_code, fields...]"),
+    (
+        "unknown type code",
+        b"[[9,1,1,2]]",
+        "message 0: unknown type code 9 (known: 1 RequestVoteRequest, 2 RequestVoteResponse, "
+        "3 AppendEntriesRequest, 4 AppendEntriesResponse, 5 TimeoutNow)",
+    ),
+    ("type code as string", b'[["5",1,1,2]]', 'message 0: unknown type code "5" (known: 1 RequestVoteRequest, 2 '
+     "RequestVoteResponse, 3 AppendEntriesRequest, 4 AppendEntriesResponse, 5 TimeoutNow)"),
+    ("type code true", b"[[true,1,1,2]]", "message 0: unknown type code true (known: 1 RequestVoteRequest, 2 "
+     "RequestVoteResponse, 3 AppendEntriesRequest, 4 AppendEntriesResponse, 5 TimeoutNow)"),
+    (
+        "too few fields",
+        b"[[5,1,1]]",
+        "message 0: TimeoutNow must have 3 fields after the type code (term, source, dest), got 2",
+    ),
+    (
+        "too many fields",
+        b"[[2,1,2,1,true,false,0]]",
+        "message 0: RequestVoteResponse must have 5 fields after the type code "
+        "(term, source, dest, vote_granted, pre_vote), got 6",
+    ),
+    (
+        "negative index",
+        f"[[5,1,1,2],[5,1,1,2],[5,1,1,2],[3,1,1,2,-1,1,4,0,[]]]".encode(),
+        "message 3: AppendEntriesRequest.prev_log_index must be a non-negative integer, got -1",
+    ),
+    ("bool for int", b"[[5,true,1,2]]", "message 0: TimeoutNow.term must be a non-negative integer, got true"),
+    ("float for int", b"[[5,1.5,1,2]]", "message 0: TimeoutNow.term must be a non-negative integer, got 1.5"),
+    ("null for int", b"[[5,1,null,2]]", "message 0: TimeoutNow.source must be a non-negative integer, got null"),
+    (
+        "string for int",
+        b'[[4,1,2,1,true,"6",0,0,0]]',
+        'message 0: AppendEntriesResponse.match_index must be a non-negative integer, got "6"',
+    ),
+    (
+        "int for bool",
+        b"[[2,1,2,1,1,false]]",
+        "message 0: RequestVoteResponse.vote_granted must be a boolean, got 1",
+    ),
+    (
+        "null for bool",
+        b"[[1,1,1,2,0,0,false,null]]",
+        "message 0: RequestVoteRequest.transfer must be a boolean, got null",
+    ),
+    (
+        "entries not a list",
+        f"[[{AER_HEAD},{{}}]]".encode(),
+        "message 0: AppendEntriesRequest.entries must be a list of [term, index, kind, data], got an object",
+    ),
+    (
+        "entry not a list",
+        f'[[{AER_HEAD},["x"]]]'.encode(),
+        "message 0: AppendEntriesRequest.entries[0] must be a list [term, index, kind, data], got a string",
+    ),
+    (
+        "entry with three fields",
+        f'[[{AER_HEAD},[[1,5,0]]]]'.encode(),
+        "message 0: AppendEntriesRequest.entries[0] must be a list [term, index, kind, data], got 3 elements",
+    ),
+    (
+        "entry term negative",
+        f'[[{AER_HEAD},[[-2,5,0,""]]]]'.encode(),
+        "message 0: AppendEntriesRequest.entries[0].term must be a non-negative integer, got -2",
+    ),
+    (
+        "first entry not after prev_log_index",
+        f'[[{AER_HEAD},[[1,4,0,""]]]]'.encode(),
+        "message 0: AppendEntriesRequest.entries[0].index must be 5 (prev_log_index + 1), got 4",
+    ),
+    (
+        "entries with a gap",
+        f'[[{AER_HEAD},[[1,5,0,""],[1,6,0,""],[1,8,0,""]]]]'.encode(),
+        "message 0: AppendEntriesRequest.entries[2].index must be 7 (contiguous after index 6), got 8",
+    ),
+    (
+        "entries repeating an index",
+        f'[[{AER_HEAD},[[1,5,0,""],[1,5,0,""]]]]'.encode(),
+        "message 0: AppendEntriesRequest.entries[1].index must be 6 (contiguous after index 5), got 5",
+    ),
+    (
+        "unknown entry kind",
+        f'[[{AER_HEAD},[[1,5,7,""]]]]'.encode(),
+        "message 0: AppendEntriesRequest.entries[0].kind must be one of [0, 1], got 7",
+    ),
+    (
+        "entry data a number",
+        f"[[{AER_HEAD},[[1,5,0,12]]]]".encode(),
+        'message 0: AppendEntriesRequest.entries[0].data must be a string or {"b64": string}, got 12',
+    ),
+    (
+        "entry data an object with extra keys",
+        f'[[{AER_HEAD},[[1,5,0,{{"b64":"","x":1}}]]]]'.encode(),
+        'message 0: AppendEntriesRequest.entries[0].data must be a string or {"b64": string}, got {"b64":"","x":1}',
+    ),
+    (
+        "entry data bad base64",
+        f'[[{AER_HEAD},[[1,5,0,{{"b64":"@@@"}}]]]]'.encode(),
+        "message 0: AppendEntriesRequest.entries[0].data.b64 is not valid base64: Only base64 data is allowed",
+    ),
+]
+
+
+@pytest.mark.parametrize("frame, reason", [(frame, reason) for _, frame, reason in MALFORMED],
+                         ids=[name for name, _, _ in MALFORMED])
+def test_a_malformed_frame_gets_a_precise_error(frame, reason):
+    with pytest.raises(FrameError) as raised:
+        decode_frame(frame)
+    assert matches(str(raised.value), reason)
+    assert raised.value.reason == str(raised.value)
+
+
+def test_long_values_are_shortened_in_errors():
+    with pytest.raises(FrameError) as raised:
+        decode_frame(orjson.dumps([[5, "x" * 500, 1, 2]]))
+    assert str(raised.value) == f'message 0: TimeoutNow.term must be a non-negative integer, got "{"x" * 56}...'
+
+
+def test_a_frame_over_the_size_limit_is_refused_before_parsing():
+    frame = encode_frame([TimeoutNow(1, 1, 2)] * 10)
+    assert decode_frame(frame, max_frame_bytes=len(frame)) == [TimeoutNow(1, 1, 2)] * 10
+    with pytest.raises(FrameError, match=rf"^frame is {len(frame)} bytes, over the limit of 40 bytes$"):
+        decode_frame(frame, max_frame_bytes=40)
+    with pytest.raises(FrameError, match=rf"^frame is {len(frame)} characters, over the limit of 40 bytes$"):
+        decode_frame(frame.decode(), max_frame_bytes=40)
+    assert DEFAULT_MAX_FRAME_BYTES == 64 * 1024 * 1024
+
+
+# ----------------------------------------------------------------------------- hello
+
+
+def test_hello_round_trips_with_and_without_a_token():
+    assert decode_hello(encode_hello("c1", 3, None, "127.0.0.1:8080")) == Hello("c1", 3, "127.0.0.1:8080")
+    assert decode_hello(encode_hello("c1", 3, "s3cret", "[::1]:9")) == Hello("c1", 3, "[::1]:9", "s3cret")
+    assert orjson.loads(encode_hello("c1", 3, None, "h:1")) == {
+        "type": "hello", "cluster_id": "c1", "node_id": 3, "address": "h:1"
+    }
+
+
+BAD_HELLOS = [
+    (b"[", "hello is not valid JSON: ..."),
+    (b"[1]", 'hello must be an object {"type": "hello", ...}, got a list'),
+    (b'{"type": "hi"}', 'hello must have "type": "hello", got "hi"'),
+    (b'{"type": "hello", "node_id": 1}', "hello is missing cluster_id, address"),
+    (
+        b'{"type": "hello", "cluster_id": "c", "node_id": 1, "address": "h:1", "role": "x", "a": 1}',
+        "hello has unknown fields: a, role",
+    ),
+    (b'{"type": "hello", "cluster_id": "", "node_id": 1, "address": "h:1"}',
+     'hello.cluster_id must be a non-empty string, got ""'),
+    (b'{"type": "hello", "cluster_id": "c", "node_id": true, "address": "h:1"}',
+     "hello.node_id must be a non-negative integer, got true"),
+    (b'{"type": "hello", "cluster_id": "c", "node_id": 1, "address": "h:1", "token": 5}',
+     "hello.token must be a string, got 5"),
+    (b'{"type": "hello", "cluster_id": "c", "node_id": 1, "address": "nohost"}',
+     "hello.address must be \"host:port\", got 'nohost'"),
+    (b'{"type": "hello", "cluster_id": "c", "node_id": 1, "address": "h:70000"}',
+     "hello.address port must be between 1 and 65535, got 70000 in 'h:70000'"),
+]
+
+
+@pytest.mark.parametrize("data, reason", BAD_HELLOS)
+def test_a_bad_hello_gets_a_precise_error(data, reason):
+    with pytest.raises(FrameError) as raised:
+        decode_hello(data)
+    assert matches(str(raised.value), reason)
+
+
+def test_parse_address_splits_host_and_port():
+    assert parse_address("127.0.0.1:8080") == ("127.0.0.1", 8080)
+    assert parse_address("[::1]:80") == ("[::1]", 80)
+    for bad in (":80", "host:", "host:8o", "host", 8080):
+        with pytest.raises(ValueError, match="address"):
+            parse_address(bad)
