@@ -34,10 +34,16 @@ class Configuration:
         return indexes[self.quorum() - 1]
 
 
-def encode_config(config: Configuration) -> bytes:
+def encode_config(config: Configuration, context: str = "") -> bytes:
+    """`context` is the shell's own (e.g. member names and addresses); the core ignores it."""
     return json.dumps(
-        {"voters": sorted(config.voters), "learners": sorted(config.learners)}, separators=(",", ":")
+        {"voters": sorted(config.voters), "learners": sorted(config.learners), "context": context},
+        separators=(",", ":"),
     ).encode()
+
+
+def config_context(data: bytes) -> str:
+    return json.loads(data).get("context", "")
 
 
 def decode_config(data: bytes) -> Configuration:

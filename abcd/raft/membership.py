@@ -57,7 +57,7 @@ class MembershipMixin:
             self.reply(event.tag, Rejected(error))
             return
         index = self.log.last_index + 1
-        self.append_local([Entry(self.current_term, index, encode_config(new), ENTRY_CONFIG)])
+        self.append_local([Entry(self.current_term, index, encode_config(new, event.context), ENTRY_CONFIG)])
         self.pending_config_index = index
         self.reply(event.tag, Accepted(self.current_term, index, index))
         self.broadcast_append()

@@ -129,6 +129,8 @@ class ProposeConfig:
     tag: int
     voters: frozenset[int]
     learners: frozenset[int] = frozenset()
+    # Carried in the entry for the shell (member names and addresses); the core ignores it.
+    context: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 
 from ..raft.core import Options, RaftCore
 from ..raft.effects import Accepted, Apply, NotLeader, Persist, ReadReady, Rejected, Reply, Send, Trace
-from ..raft.messages import Entry, HardState, Persisted, Propose, ReadIndex, Tick
+from ..raft.messages import AppendEntriesResponse, Entry, HardState, RequestVoteRequest, RequestVoteResponse, Persisted, Propose, ReadIndex, Tick
 from .invariants import InvariantViolation, LogMirror, SafetyChecker
 from .network import Network, NetworkFaults
 
 TICK_MS = 10.0
+_PROMISES = (AppendEntriesResponse, RequestVoteResponse, RequestVoteRequest)
 
 
 @dataclass
@@ -144,6 +145,8 @@ class Cluster:
             kind = type(effect)
             if kind is Send:
                 m = effect.message
+                if type(m) in _PROMISES:
+                    checker.check_promise(m, node.durable_hard_state, node.durable_log, core.log)
                 for delay in self.network.deliveries(m.source, m.dest):
                     self.schedule(delay, "deliver", m)
             elif kind is Persist:

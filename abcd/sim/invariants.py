@@ -96,6 +96,24 @@ class SafetyChecker:
             self.committed[i] = mirror.hashes[i]
         self.max_committed = commit_index
 
+    def check_promise(self, m, hard_state, durable_log, log) -> None:
+        """Durability before speech (thesis §3.8): what a message promises is on disk."""
+        kind = type(m).__name__
+        if kind == "AppendEntriesResponse":
+            if m.success and m.match_index > 0:
+                i = m.match_index
+                if len(durable_log) < i or durable_log[i - 1].term != log.term_at(i):
+                    raise InvariantViolation(
+                        f"node {m.source} acknowledged entries up to {i} before they were durable"
+                    )
+        elif kind == "RequestVoteResponse":
+            if m.vote_granted and not m.pre_vote and (
+                hard_state.current_term != m.term or hard_state.voted_for != m.dest
+            ):
+                raise InvariantViolation(f"node {m.source} granted its vote in term {m.term} before it was durable")
+        elif not m.pre_vote and (hard_state.current_term != m.term or hard_state.voted_for != m.source):
+            raise InvariantViolation(f"node {m.source} asked for votes in term {m.term} before its own vote was durable")
+
     def check_apply(self, node_id: int, entries) -> None:
         """State Machine Safety: no two servers apply different entries at one index."""
         applied = self.applied

@@ -59,13 +59,14 @@ def network_faults(faults) -> NetworkFaults:
 class FaultSchedule:
     """Every few hundred virtual ms: partition, heal, crash or restart something."""
 
-    def __init__(self, cluster: Cluster, rng: random.Random, faults) -> None:
+    def __init__(self, cluster: Cluster, rng: random.Random, faults, interval=(100.0, 1000.0)) -> None:
         self.cluster, self.rng, self.faults = cluster, rng, faults
+        self.interval = interval
         self.active = True
 
     def start(self) -> None:
         if "partition" in self.faults or "crash" in self.faults:
-            self.cluster.schedule(self.rng.uniform(200, 800), "call", self._next)
+            self.cluster.schedule(self.rng.uniform(*self.interval), "call", self._next)
 
     def _next(self) -> None:
         if not self.active:
@@ -75,22 +76,28 @@ class FaultSchedule:
         if "partition" in self.faults:
             choices += ["partition", "one_way", "heal"]
         if "crash" in self.faults:
-            choices += ["crash", "restart", "restart"]
+            choices += ["crash", "crash_leader", "restart", "restart"]
         action = rng.choice(choices)
+        leader = c.leader()
         if action in ("partition", "one_way"):
             c.network.heal()
             size = rng.randint(1, len(c.ids) // 2)
             side = set(rng.sample(c.ids, size))
+            if leader is not None and rng.random() < 0.5:
+                side = {leader.id} | set(rng.sample(c.ids, size - 1))  # often, cut the leader off
             c.network.partition(side, c.ids, one_way=action == "one_way")
         elif action == "heal":
             c.network.heal()
         elif action == "crash":
             c.crash(rng.choice(c.ids))
+        elif action == "crash_leader":
+            if leader is not None:
+                c.crash(leader.id)
         elif action == "restart":
             down = [i for i in c.ids if not c.nodes[i].up]
             if down:
                 c.restart(rng.choice(down))
-        c.schedule(rng.uniform(100, 1000), "call", self._next)
+        c.schedule(rng.uniform(*self.interval), "call", self._next)
 
     def heal_all(self) -> None:
         self.active = False
@@ -110,6 +117,7 @@ def run_seed(
     tracer=None,
     recorder=None,
     check_liveness: bool = True,
+    fault_interval: tuple[float, float] = (100.0, 1000.0),
 ) -> RunResult:
     rng = random.Random(seed)
     cluster = Cluster(
@@ -121,7 +129,7 @@ def run_seed(
         tracer=tracer,
     )
     workload = Workload(cluster, random.Random(rng.getrandbits(64)), recorder=recorder)
-    schedule = FaultSchedule(cluster, random.Random(rng.getrandbits(64)), faults)
+    schedule = FaultSchedule(cluster, random.Random(rng.getrandbits(64)), faults, fault_interval)
     leaders: list[tuple[int, int]] = []
     original_check = cluster.checker.check_leader
 

@@ -1,0 +1,35 @@
+"""The checker can fail: cores that break one rule each are caught within a few seeds."""
+import pytest
+
+from abcd.sim.runner import SimulationFailure, run_seed
+
+from broken import CommitOldTerms, GrantEveryVote, SkipPersistGate
+
+
+def first_failing_seed(core_factory, seeds, **kwargs):
+    for seed in seeds:
+        try:
+            run_seed(seed, core_factory=core_factory, **kwargs)
+        except SimulationFailure as failure:
+            return seed, str(failure)
+    return None, None
+
+
+def test_granting_every_vote_breaks_election_safety():
+    seed, message = first_failing_seed(GrantEveryVote, range(1, 51), nodes=3, steps=2000)
+    assert seed is not None, "a core that votes for everyone went unnoticed"
+    assert "Election Safety" in message
+    assert "replay: python -m abcd.sim" in message
+
+
+def test_skipping_the_persist_gate_is_caught():
+    seed, message = first_failing_seed(SkipPersistGate, range(1, 51), nodes=3, steps=2000)
+    assert seed is not None, "a core that speaks before its state is durable went unnoticed"
+    assert "before" in message and "durable" in message
+
+
+def test_committing_old_terms_by_counting_is_caught():
+    """Figure 8: needs a leader with an older term's entry on a majority but not its own no-op."""
+    seed, message = first_failing_seed(CommitOldTerms, SEEDS_FOR_FIGURE_8, **FIGURE_8_RUN)
+    assert seed is not None, "a core that commits entries of older terms by counting went unnoticed"
+    assert "committed" in message
