@@ -111,26 +111,46 @@ def test_an_empty_frame_is_an_empty_batch():
 
 
 def test_the_cache_encodes_entries_shared_by_several_followers_once():
-    entries = tuple(Entry(2, i, b"x" * 10) for i in range(1, 51))
+    log = [Entry(2, i, b"x" * 10) for i in range(1, 51)]
     cache = EncodeCache()
-    to_follower_2 = AppendEntriesRequest(2, 1, 2, 0, 0, entries, 0)
-    to_follower_3 = AppendEntriesRequest(2, 1, 3, 0, 0, entries[:], 0)
+    # Each follower gets its own slice (a new tuple) of the same entry objects.
+    to_follower_2 = AppendEntriesRequest(2, 1, 2, 0, 0, tuple(log), 0)
+    to_follower_3 = AppendEntriesRequest(2, 1, 3, 0, 0, tuple(log), 0)
+    to_follower_4 = AppendEntriesRequest(2, 1, 4, 10, 2, tuple(log[10:]), 0)  # a lagging one: another slice
     frame_2 = encode_frame([to_follower_2], cache)
-    assert (cache.misses, cache.hits) == (50, 0)
     frame_3 = encode_frame([to_follower_3], cache)
-    assert (cache.misses, cache.hits) == (50, 50)
+    assert (cache.misses, cache.hits) == (1, 1)
+    frame_4 = encode_frame([to_follower_4], cache)
+    assert (cache.misses, cache.hits) == (2, 1)
     assert decode_frame(frame_2) == [to_follower_2]
     assert decode_frame(frame_3) == [to_follower_3]
+    assert decode_frame(frame_4) == [to_follower_4]
 
 
-def test_the_cache_never_confuses_equal_looking_entries_and_stays_bounded():
-    cache = EncodeCache(max_bytes=200)
+def test_the_cache_never_confuses_equal_looking_entries():
+    cache = EncodeCache()
+    first = (Entry(1, 1, b"a"), Entry(1, 2, b"b"))
+    encode_frame([AppendEntriesRequest(1, 1, 2, 0, 0, first, 0)], cache)
+    # Same first object and count, different second entry (a follower's rewritten suffix).
+    second = (first[0], Entry(2, 2, b"c"))
+    frame = encode_frame([AppendEntriesRequest(2, 1, 2, 0, 0, second, 0)], cache)
+    assert orjson.loads(frame)[0][8] == [[1, 1, 0, "a"], [2, 2, 0, "c"]]
+    assert (cache.misses, cache.hits) == (2, 0)
     for i in range(1, 200):
         entry = Entry(1, 1, str(i).encode())  # a fresh object each time, often at a reused id
-        assert encode_frame([AppendEntriesRequest(1, 1, 2, 0, 0, (entry,), 0)], cache).endswith(
-            f'[[1,1,0,"{i}"]]]]'.encode()
-        )
-        assert len(cache) <= 200 // len(b'[1,1,0,"1"]')
+        frame = encode_frame([AppendEntriesRequest(1, 1, 2, 0, 0, (entry,), 0)], cache)
+        assert frame.endswith(f'[[1,1,0,"{i}"]]]]'.encode())
+
+
+def test_the_cache_stays_bounded_by_count_and_bytes():
+    by_count = EncodeCache(max_items=4)
+    by_bytes = EncodeCache(max_bytes=100)
+    for i in range(1, 50):
+        entries = (Entry(1, i, b"x" * 30),)
+        by_count.encode_entries(entries)
+        by_bytes.encode_entries(entries)
+        assert len(by_count) <= 4
+        assert len(by_bytes) <= 2  # each encoding is 46 bytes
 
 
 def test_encoding_refuses_what_is_not_a_peer_message():
