@@ -1,6 +1,5 @@
 """The checker can fail: cores that break one rule each are caught within a few seeds."""
-import pytest
-
+from abcd.raft.core import Options
 from abcd.sim.runner import SimulationFailure, run_seed
 
 from broken import CommitOldTerms, GrantEveryVote, SkipPersistGate
@@ -29,7 +28,19 @@ def test_skipping_the_persist_gate_is_caught():
 
 
 def test_committing_old_terms_by_counting_is_caught():
-    """Figure 8: needs a leader with an older term's entry on a majority but not its own no-op."""
-    seed, message = first_failing_seed(CommitOldTerms, SEEDS_FOR_FIGURE_8, **FIGURE_8_RUN)
+    """Figure 8 needs a rare interleaving: a leader whose older-term entry reached a
+    majority before its own no-op did, then crashes, and a candidate holding a
+    conflicting entry of a later term wins.  One entry per AppendEntries, five nodes
+    and frequent faults make it likely enough to find within a bounded search."""
+    seed, message = first_failing_seed(
+        CommitOldTerms,
+        range(1, 401),
+        nodes=5,
+        steps=2000,
+        options=Options(max_entries_per_message=1),
+        fault_interval=(50.0, 500.0),
+    )
     assert seed is not None, "a core that commits entries of older terms by counting went unnoticed"
-    assert "committed" in message
+    # Depending on the interleaving the damage shows as a committed entry rewritten, two
+    # state machines diverging, or a follower vouching for committed entries it lost.
+    assert any(word in message for word in ("committed", "State Machine Safety", "acknowledged"))
