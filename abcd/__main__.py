@@ -1,0 +1,195 @@
+"""`python -m abcd`: run one node (or `python -m abcd demo`: a local cluster).
+
+    python -m abcd [PORT] [--host 127.0.0.1] [--advertise HOST:PORT] [--join HOST:PORT[,HOST:PORT...]]
+                   [--data-dir DIR] [--name NAME] [--heartbeat-ms 100] [--election-timeout-ms 1000]
+                   [--cluster-token TOKEN] [--enable-faults] [--log-level INFO] [--log-json]
+    python -m abcd demo [--nodes 3] [--base-port 8080]
+
+With a PORT, an empty data dir and no --join: bootstrap a new cluster of one.  With no
+PORT: listen on a free port and join through 127.0.0.1:8080 (or --join).  A data dir
+that already holds a node resumes it, ignoring --join.  SIGINT/SIGTERM: stop accepting,
+flush, fsync, close, exit 0.  See docs/operations.md.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import signal
+import sys
+
+DEFAULT_JOIN = "127.0.0.1:8080"
+
+
+class UsageError(Exception):
+    pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="abcd",
+        description="Run an abcd node (a Raft-replicated key-value store). `abcd demo` starts a local cluster.",
+    )
+    p.add_argument("port", nargs="?", type=int, help="port for peers, clients and metrics (default: a free port, joining 127.0.0.1:8080)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--advertise", metavar="HOST:PORT", help="address peers and clients use to reach this node (default HOST:PORT)")
+    p.add_argument("--join", metavar="HOST:PORT[,HOST:PORT...]", help="join the cluster through any of these members")
+    p.add_argument("--data-dir", help="data directory (default ./abcd-data/NAME)")
+    p.add_argument("--name", help="node name (default node-PORT)")
+    p.add_argument("--heartbeat-ms", type=int, default=100, help="heartbeat interval = one Raft tick (default 100)")
+    p.add_argument("--election-timeout-ms", type=int, default=1000, help="election timeout, randomized up to twice this (default 1000)")
+    p.add_argument("--request-timeout", type=float, default=5.0, help="seconds a request may wait to commit before 504 (default 5)")
+    p.add_argument("--cluster-token", help="shared secret peers must present")
+    p.add_argument("--tls-cert", help=argparse.SUPPRESS)
+    p.add_argument("--tls-key", help=argparse.SUPPRESS)
+    p.add_argument("--tls-ca", help=argparse.SUPPRESS)
+    p.add_argument("--enable-faults", action="store_true", help="allow POST /v1/admin/faults (network fault injection)")
+    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING... (default INFO)")
+    p.add_argument("--log-json", action="store_true", help="JSON lines on stderr too")
+    return p
+
+
+def parse_join(text: str | None) -> tuple[str, ...]:
+    from .net import parse_address
+
+    if not text:
+        return ()
+    targets = tuple(t.strip() for t in text.split(",") if t.strip())
+    for target in targets:
+        try:
+            parse_address(target)
+        except ValueError as e:
+            raise UsageError(f"--join: {e}") from None
+    return targets
+
+
+def plan(args: argparse.Namespace) -> dict:
+    """Decide port, name, data dir and join targets from the arguments (no side effects but reading meta)."""
+    from .storage import read_meta
+
+    if args.tls_cert or args.tls_key or args.tls_ca:
+        raise UsageError("TLS (--tls-cert, --tls-key, --tls-ca) is not supported yet")
+    if args.port is not None and not 0 < args.port < 65536:
+        raise UsageError(f"PORT must be between 1 and 65535, got {args.port}")
+    port = args.port
+    data_dir = args.data_dir
+    if data_dir is None and args.name:
+        data_dir = os.path.join("abcd-data", args.name)
+    if port is None and data_dir is not None:
+        meta = read_meta(data_dir)
+        if meta and meta.get("port"):
+            port = int(meta["port"])  # a restart: the data dir remembers its port
+    join = parse_join(args.join)
+    if args.port is None and not join:
+        join = (DEFAULT_JOIN,)
+    return {"port": port or 0, "data_dir": data_dir, "join": join}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "demo":
+        from .demo import main as demo_main
+
+        return demo_main(argv[1:])
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = plan(args)
+    except (UsageError, ValueError) as e:
+        parser.print_usage(sys.stderr)
+        print(f"abcd: error: {e}", file=sys.stderr)
+        return 2
+    return _run(run_node(args, settings))
+
+
+def _run(coro) -> int:
+    try:
+        import uvloop
+    except ImportError:  # plain asyncio is the fallback (performance.md rule 7)
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+async def run_node(args: argparse.Namespace, settings: dict) -> int:
+    from loguru import logger
+
+    from . import logs
+    from .api.app import Server, bind_socket
+    from .node.config import NodeConfig
+    from .node.identity import IdentityError, bootstrap, join, load_meta
+    from .node.node import Node
+
+    try:
+        sock = bind_socket(args.host, settings["port"])
+    except OSError as e:
+        print(f"abcd: cannot listen on {args.host}:{settings['port']}: {e}", file=sys.stderr)
+        return 1
+    port = sock.getsockname()[1]
+    name = args.name or f"node-{port}"
+    data_dir = settings["data_dir"] or os.path.join("abcd-data", name)
+    advertise_host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
+    advertise = args.advertise or f"{advertise_host}:{port}"
+    logs.configure_logging(node_name=name, data_dir=data_dir, level=args.log_level, json_stderr=args.log_json)
+    try:
+        config = NodeConfig(
+            name=name,
+            data_dir=data_dir,
+            host=args.host,
+            port=port,
+            advertise=advertise,
+            join=settings["join"],
+            heartbeat_ms=args.heartbeat_ms,
+            election_timeout_ms=args.election_timeout_ms,
+            cluster_token=args.cluster_token,
+            enable_faults=args.enable_faults,
+            request_timeout=args.request_timeout,
+        )
+    except ValueError as e:
+        print(f"abcd: error: {e}", file=sys.stderr)
+        return 2
+    try:
+        meta = load_meta(data_dir)
+        if meta is not None:
+            if config.join and args.port is not None and args.join:
+                logger.info("{} already holds node {}; resuming it and ignoring --join", data_dir, meta["node_id"])
+        elif config.join:
+            logger.info("joining the cluster through {}", ", ".join(config.join))
+            meta = await join(list(config.join), data_dir=data_dir, name=name, address=advertise, port=port)
+        else:
+            meta = bootstrap(data_dir, name, advertise, port)
+            logger.info("bootstrapped a new cluster {} in {}", meta["cluster_id"], data_dir)
+    except IdentityError as e:
+        logger.error("{}", e)
+        sock.close()
+        return 1
+
+    node = Node(config, meta)
+    logs.set_state_provider(lambda: (node.core.current_term, node.core.role))
+    await node.start()
+    server = Server(node, sock)
+    await server.start()
+    logger.bind(event="Serving").info(
+        "serving on http://{} (node {}, cluster {}, data dir {})", advertise, node.node_id, node.cluster_id, data_dir
+    )
+    gc.collect()
+    gc.freeze()  # start-up objects never need scanning again (performance.md rule 4)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    stopped = asyncio.ensure_future(node.stopped.wait())
+    await asyncio.wait({asyncio.ensure_future(stop.wait()), stopped}, return_when=asyncio.FIRST_COMPLETED)
+    await node.stop()
+    await server.stop()
+    if node.failed is not None:
+        logger.error("stopped after a fatal error: {}", node.failed)
+        return 1
+    logger.bind(event="Stopped").info("stopped cleanly")
+    await logger.complete()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

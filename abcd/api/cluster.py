@@ -1,0 +1,172 @@
+"""Cluster calls: members, leadership, status, health, metrics, events, faults.
+
+Membership changes and leadership transfer run on the leader; a follower forwards
+them (see abcd/node/cluster_ops.py).
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from ..node import cluster_ops
+from ..node.metrics import CONTENT_TYPE, render
+from ..node.responses import ok
+from .jsonio import BadInput, error_response, is_forwarded, json_response, read_json
+
+STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
+
+
+async def members(request: web.Request) -> web.Response:
+    node = request.app["node"]
+    return json_response(ok({"members": node.membership.describe(node.core)}))
+
+
+async def add_member(request: web.Request) -> web.Response:
+    node = request.app["node"]
+    body = await read_json(request)
+    return json_response(await cluster_ops.add_member(node, body, forwarded=is_forwarded(request)))
+
+
+async def remove_member(request: web.Request) -> web.Response:
+    node = request.app["node"]
+    response = await cluster_ops.remove_member(node, request.match_info["id"], forwarded=is_forwarded(request))
+    return json_response(response)
+
+
+async def promote_member(request: web.Request) -> web.Response:
+    node = request.app["node"]
+    response = await cluster_ops.promote_member(node, request.match_info["id"], forwarded=is_forwarded(request))
+    return json_response(response)
+
+
+async def transfer_leader(request: web.Request) -> web.Response:
+    node = request.app["node"]
+    body = await read_json(request)
+    return json_response(await cluster_ops.transfer_leadership(node, body, forwarded=is_forwarded(request)))
+
+
+async def status(request: web.Request) -> web.Response:
+    return json_response(ok(request.app["node"].status()))
+
+
+async def healthz(request: web.Request) -> web.Response:
+    node = request.app["node"]
+    if node.healthy():
+        return json_response(ok({"health": "ok", "leader": node.core.leader_id}))
+    core = node.core
+    if core.leader_id is None:
+        reason = "no leader is known"
+    else:
+        reason = f"applied {core.last_applied} of commit index {core.commit_index}"
+    return error_response(503, "unhealthy", reason, retry_after=1)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = render(request.app["node"].metrics)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+
+async def events(request: web.Request) -> web.WebSocketResponse:
+    """The node's event stream: frames are JSON lists of events (see docs/api.md)."""
+    node = request.app["node"]
+    ws = web.WebSocketResponse(heartbeat=30.0, compress=False)
+    await ws.prepare(request)
+    sockets: set = request.app["websockets"]
+    sockets.add(ws)
+    subscription = node.hub.subscribe()
+
+    async def drain_incoming() -> None:
+        async for _ in ws:  # clients send nothing; this notices the close
+            pass
+
+    reader = asyncio.get_running_loop().create_task(drain_incoming())
+    try:
+        await ws.send_frame(orjson.dumps([{"type": "status", **node.status()}]), aiohttp.WSMsgType.TEXT)
+        while not ws.closed:
+            next_batch = asyncio.ensure_future(subscription.next_batch())
+            await asyncio.wait({next_batch, reader}, return_when=asyncio.FIRST_COMPLETED)
+            if not next_batch.done():
+                next_batch.cancel()
+                break
+            batch = next_batch.result()
+            if subscription.dropped:
+                batch.insert(0, {"type": "dropped", "count": subscription.dropped})
+                subscription.dropped = 0
+            await ws.send_frame(orjson.dumps(batch, default=str), aiohttp.WSMsgType.TEXT)
+    except (ConnectionError, RuntimeError):
+        pass
+    finally:
+        node.hub.unsubscribe(subscription)
+        reader.cancel()
+        sockets.discard(ws)
+        if not ws.closed:
+            await ws.close()
+    return ws
+
+
+def _faults_disabled() -> web.Response:
+    return error_response(403, "forbidden", "fault injection is disabled; start the node with --enable-faults")
+
+
+async def set_faults(request: web.Request) -> web.Response:
+    node = request.app["node"]
+    if node.faults is None:
+        return _faults_disabled()
+    body = await read_json(request)
+    try:
+        node.faults.configure(body)
+    except ValueError as e:
+        raise BadInput(str(e)) from None
+    node.logger.bind(event="Faults").warning("network faults set: {}", node.faults.to_json())
+    return json_response(ok(node.faults.to_json()))
+
+
+async def heal_faults(request: web.Request) -> web.Response:
+    node = request.app["node"]
+    if node.faults is None:
+        return _faults_disabled()
+    node.faults.heal()
+    node.logger.bind(event="Faults").warning("network faults healed")
+    return json_response(ok(node.faults.to_json()))
+
+
+async def not_implemented(request: web.Request) -> web.Response:
+    what = "watch" if request.path.startswith("/v1/watch") else "leases"
+    return error_response(501, "not_implemented", f"{what} is not implemented yet in this version of abcd")
+
+
+async def index(request: web.Request) -> web.StreamResponse:
+    page = os.path.join(STATIC_DIR, "index.html")
+    if os.path.exists(page):
+        return web.FileResponse(page)
+    node = request.app["node"]
+    text = (
+        f"abcd node {node.config.name} (id {node.node_id}) of cluster {node.cluster_id}\n"
+        "API: /v1/kv, /v1/txn, /v1/session, /v1/members, /v1/status, /healthz, /metrics, /v1/events\n"
+    )
+    return web.Response(text=text)
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/v1/members", members)
+    r.add_post("/v1/members", add_member)
+    r.add_delete("/v1/members/{id}", remove_member)
+    r.add_post("/v1/members/{id}/promote", promote_member)
+    r.add_post("/v1/leader/transfer", transfer_leader)
+    r.add_get("/v1/status", status)
+    r.add_get("/healthz", healthz)
+    r.add_get("/metrics", metrics)
+    r.add_get("/v1/events", events)
+    r.add_post("/v1/admin/faults", set_faults)
+    r.add_delete("/v1/admin/faults", heal_faults)
+    r.add_route("*", "/v1/watch", not_implemented)
+    r.add_route("*", "/v1/lease", not_implemented)
+    r.add_route("*", "/v1/lease/{tail:.*}", not_implemented)
+    r.add_get("/", index)
+    if os.path.isdir(STATIC_DIR):
+        r.add_static("/static/", STATIC_DIR)

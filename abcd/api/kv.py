@@ -1,0 +1,83 @@
+"""The key-value calls of the HTTP API: /v1/kv, /v1/txn (interface.md).
+
+Each call is translated into the request a session frame would carry and handed to
+the node, so HTTP and the session channel answer exactly alike.  A client may send
+`X-Request-Id: <client>:<seq>`; a retried write with the same id applies at most once.
+"""
+from __future__ import annotations
+
+from aiohttp import web
+
+from .jsonio import BadInput, error_response, json_response, query_bool, query_int, read_json, read_object
+
+REQUEST_ID_HEADER = "X-Request-Id"
+
+
+def _with_request_id(request: web.Request, op: dict) -> dict:
+    request_id = request.headers.get(REQUEST_ID_HEADER)
+    if request_id is not None:
+        op["request_id"] = request_id
+    return op
+
+
+async def _submit(request: web.Request, op: dict) -> web.Response:
+    node = request.app["node"]
+    return json_response(await node.submit(op))
+
+
+async def put(request: web.Request) -> web.Response:
+    body = read_object(await read_json(request), {"value", "lease", "request_id"}, "the PUT body")
+    op = {**body, "op": "put", "key": request.match_info["key"]}
+    return await _submit(request, _with_request_id(request, op))
+
+
+async def get(request: web.Request) -> web.Response:
+    op = {"op": "get", "key": request.match_info["key"]}
+    serializable = query_bool(request, "serializable")
+    if serializable is not None:
+        op["serializable"] = serializable
+    revision = query_int(request, "revision")
+    if revision is not None:
+        op["revision"] = revision
+    return await _submit(request, op)
+
+
+async def range_(request: web.Request) -> web.Response:
+    unknown = sorted(set(request.query) - {"prefix", "limit", "revision", "serializable"})
+    if unknown:
+        raise BadInput(f"unknown query parameter {unknown[0]!r}; expected prefix, limit, revision, serializable")
+    op = {"op": "range", "prefix": request.query.get("prefix", "")}
+    for name in ("limit", "revision"):
+        value = query_int(request, name)
+        if value is not None:
+            op[name] = value
+    serializable = query_bool(request, "serializable")
+    if serializable is not None:
+        op["serializable"] = serializable
+    return await _submit(request, op)
+
+
+async def delete(request: web.Request) -> web.Response:
+    op = {"op": "delete", "key": request.match_info["key"]}
+    prefix = query_bool(request, "prefix")
+    if prefix is not None:
+        op["prefix"] = prefix
+    return await _submit(request, _with_request_id(request, op))
+
+
+async def txn(request: web.Request) -> web.Response:
+    body = read_object(await read_json(request), {"compare", "success", "failure", "request_id"}, "the txn body")
+    return await _submit(request, _with_request_id(request, {**body, "op": "txn"}))
+
+
+async def empty_key(request: web.Request) -> web.Response:
+    return error_response(400, "bad_request", "key must be a non-empty string (the path is /v1/kv/{key})")
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_route("PUT", "/v1/kv/{key:.+}", put)
+    app.router.add_route("GET", "/v1/kv/{key:.+}", get)
+    app.router.add_route("DELETE", "/v1/kv/{key:.+}", delete)
+    app.router.add_route("*", "/v1/kv/", empty_key)
+    app.router.add_route("GET", "/v1/kv", range_)
+    app.router.add_route("POST", "/v1/txn", txn)

@@ -1,0 +1,96 @@
+"""`GET /v1/session`: the pipelined client channel (interface.md).
+
+Each client frame is a JSON list of requests (objects with an `id`); each server
+frame a JSON list of responses `{"id", "status", "body"}`, in any order and grouping.
+All requests of a frame are handed to the node in the same loop turn, so its writes
+become one proposal; answers that complete in the same turn leave in one frame.
+
+A bad request gets its 400 answer and the session stays open.  A frame that is not a
+JSON list of objects closes the session with a reason (1007 invalid JSON, 1003 not a
+list of objects).  `?forwarded=1` marks a follower's link to the leader: its requests
+are never forwarded again.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+import loguru
+import orjson
+from aiohttp import web
+
+from ..net.transport import close_reason
+
+MAX_FRAME_BYTES = 64 * 1024 * 1024
+CLOSE_INVALID_JSON = 1007
+CLOSE_NOT_A_LIST = 1003
+
+
+class _Replies:
+    """Answers waiting to be sent; one frame per loop turn."""
+
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self._ws = ws
+        self._pending: list[dict[str, Any]] = []
+        self._wakeup = asyncio.Event()
+        self.closed = False
+
+    def answer(self, request_id: Any, response) -> None:
+        if self.closed:
+            return
+        self._pending.append({"id": request_id, "status": response.status, "body": response.body})
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        try:
+            while True:
+                if not self._pending:
+                    self._wakeup.clear()
+                    await self._wakeup.wait()
+                # Let the answers completing in this turn join the frame.
+                await asyncio.sleep(0)
+                batch, self._pending = self._pending, []
+                await self._ws.send_frame(orjson.dumps(batch), aiohttp.WSMsgType.TEXT)
+        except (ConnectionError, RuntimeError, asyncio.CancelledError):
+            self.closed = True
+
+
+async def handle_session(request: web.Request) -> web.WebSocketResponse:
+    node = request.app["node"]
+    forwarded = request.query.get("forwarded") == "1"
+    ws = web.WebSocketResponse(max_msg_size=MAX_FRAME_BYTES, compress=False, heartbeat=30.0)
+    await ws.prepare(request)
+    sockets: set = request.app["websockets"]
+    sockets.add(ws)
+    replies = _Replies(ws)
+    writer = asyncio.get_running_loop().create_task(replies.run())
+    try:
+        async for message in ws:
+            if message.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+                break
+            try:
+                items = orjson.loads(message.data)
+            except orjson.JSONDecodeError as e:
+                await ws.close(code=CLOSE_INVALID_JSON, message=close_reason(f"frame is not valid JSON: {e}"))
+                break
+            if type(items) is not list or any(type(item) is not dict for item in items):
+                what = type(items).__name__ if type(items) is not list else "a list with non-object items"
+                await ws.close(
+                    code=CLOSE_NOT_A_LIST,
+                    message=close_reason(f"a frame must be a JSON list of request objects, got {what}"),
+                )
+                break
+            for item in items:
+                request_id = item.get("id")
+                node.handle(item, lambda response, rid=request_id: replies.answer(rid, response), forwarded=forwarded)
+    except Exception:
+        loguru.logger.exception("session handler failed")
+    finally:
+        # Answers still to come have nowhere to go.
+        replies.closed = True
+        writer.cancel()
+        sockets.discard(ws)
+        if not ws.closed:
+            await ws.close()
+    return ws

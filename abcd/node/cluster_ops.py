@@ -1,0 +1,231 @@
+"""Membership changes and leadership transfer, as the leader carries them out.
+
+Each change is a `CoreCall` pushed into the pipeline.  Its event is planned when the
+batch is stepped (`make_event`), against the configuration the core has then, so
+two changes planned at once cannot overwrite each other: the core accepts one
+change at a time (thesis §4.1) and refuses the second, which answers 503 (retry).
+A change is answered once its configuration entry is applied, i.e. committed.
+
+A follower forwards these calls to the leader over HTTP (forward.py), marked as
+forwarded so that they are never forwarded twice.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import TYPE_CHECKING, Any, Callable
+
+from ..net import parse_address
+from ..raft.effects import Accepted, NotLeader, Rejected
+from ..raft.messages import TransferLeadership
+from . import responses
+from .membership import ChangeError
+from .requests import ClientWrite, CoreCall, Waiter
+from .responses import Response
+
+if TYPE_CHECKING:
+    from .node import Node
+
+
+def _leader_or_forward(node: "Node", forwarded: bool) -> tuple[bool, str | None]:
+    """(is leader, leader address to forward to)."""
+    if node.core.is_leader():
+        return True, None
+    if forwarded:
+        return False, None
+    return False, node.membership.address_of(node.core.leader_id)
+
+
+async def _on_leader(node: "Node", forwarded: bool, method: str, path: str, body: Any) -> Response | None:
+    """None if this node is the leader; else the leader's answer (or 503)."""
+    deadline = node.loop.time() + 2 * node.config.election_timeout_ms / 1000.0
+    while True:
+        leader, address = _leader_or_forward(node, forwarded)
+        if leader:
+            return None
+        if address is not None:
+            return await node.forwarder.call(address, method, path, body)
+        if forwarded and node.core.leader_id is not None:
+            return responses.no_leader(f"node {node.node_id} is not the leader (node {node.core.leader_id} is)")
+        remaining = deadline - node.loop.time()
+        if remaining <= 0 or node.stopping:
+            return responses.no_leader()
+        await node.wait_for(lambda: node.core.leader_id is not None, remaining)
+
+
+def _propose_change(node: "Node", plan: Callable[[], Any], on_planned: Callable[[Any], None] | None = None):
+    """Push a config change planned at step time; a future gets the Response once applied."""
+    future = node.loop.create_future()
+
+    def answer(response: Response) -> None:
+        if not future.done():
+            future.set_result(response)
+
+    waiter = Waiter(answer, node.loop.time() + node.config.request_timeout, is_write=True)
+    node.requests.track(waiter)
+
+    def make_event(tag: int):
+        if not node.core.is_leader():
+            waiter.resolve(responses.no_leader("leadership changed before the change was proposed"))
+            return None
+        node.membership.sync(node.core)
+        try:
+            change = plan()
+        except ChangeError as e:
+            waiter.resolve(responses.error(e.status, e.code, str(e)))
+            return None
+        if change is None:
+            waiter.resolve(responses.ok({}))
+            return None
+        if on_planned is not None:
+            on_planned(change)
+        return dataclasses.replace(change, tag=tag)
+
+    def on_reply(result) -> None:
+        if type(result) is Accepted:
+            node.requests.expect_apply(result.first_index, result.term, ClientWrite(b"", {}, waiter))
+        elif type(result) is NotLeader:
+            waiter.resolve(responses.no_leader("leadership changed before the change was proposed"))
+        elif type(result) is Rejected:
+            waiter.resolve(responses.unavailable("config_change_in_progress", result.reason))
+        elif result is None:
+            waiter.resolve(responses.shutting_down())
+
+    node.pipeline.push_requests([CoreCall(make_event, on_reply)])
+    return future
+
+
+def _check_id(raw: str) -> int | Response:
+    try:
+        node_id = int(raw)
+    except ValueError:
+        return responses.bad_request(f"member id must be an integer, got {raw!r}")
+    if node_id < 1:
+        return responses.bad_request(f"member id must be positive, got {node_id}")
+    return node_id
+
+
+async def add_member(node: "Node", body: Any, *, forwarded: bool) -> Response:
+    if not isinstance(body, dict):
+        return responses.bad_request("the body must be a JSON object {\"address\": \"host:port\", \"learner\"?: bool}")
+    unknown = sorted(set(body) - {"address", "learner", "name"})
+    if unknown:
+        return responses.bad_request(f"unknown field {unknown[0]!r}; expected address, learner, name")
+    address = body.get("address")
+    if type(address) is not str:
+        return responses.bad_request("address must be a string \"host:port\"")
+    try:
+        parse_address(address)
+    except ValueError as e:
+        return responses.bad_request(f"address: {e}")
+    learner = body.get("learner", True)
+    if type(learner) is not bool:
+        return responses.bad_request("learner must be a boolean")
+    name = body.get("name")
+    if name is not None and (type(name) is not str or not name or len(name) > 128):
+        return responses.bad_request("name must be a non-empty string of at most 128 characters")
+    elsewhere = await _on_leader(node, forwarded, "POST", "/v1/members", body)
+    if elsewhere is not None:
+        return elsewhere
+    added: dict[str, int] = {}
+
+    def plan():
+        existing = node.membership.find_by_address(address)
+        if existing is not None:
+            added["id"] = existing  # a retried join: the member is there already
+            return None
+        node_id, change = node.membership.plan_add(node.core, address, name, learner)
+        added["id"] = node_id
+        return change
+
+    response = await _propose_change(node, plan)
+    if not response.ok:
+        return response
+    return responses.ok(_member_answer(node, added["id"]))
+
+
+def _member_answer(node: "Node", node_id: int) -> dict:
+    members = node.membership.describe(node.core)
+    member = next((m for m in members if m["id"] == node_id), {"id": node_id})
+    return {"member": member, "cluster_id": node.cluster_id, "members": members}
+
+
+async def remove_member(node: "Node", raw_id: str, *, forwarded: bool) -> Response:
+    node_id = _check_id(raw_id)
+    if isinstance(node_id, Response):
+        return node_id
+    elsewhere = await _on_leader(node, forwarded, "DELETE", f"/v1/members/{node_id}", None)
+    if elsewhere is not None:
+        return elsewhere
+    response = await _propose_change(node, lambda: node.membership.plan_remove(node.core, node_id))
+    if not response.ok:
+        return response
+    return responses.ok({"removed": node_id, "members": node.membership.describe(node.core)})
+
+
+async def promote_member(node: "Node", raw_id: str, *, forwarded: bool) -> Response:
+    node_id = _check_id(raw_id)
+    if isinstance(node_id, Response):
+        return node_id
+    elsewhere = await _on_leader(node, forwarded, "POST", f"/v1/members/{node_id}/promote", None)
+    if elsewhere is not None:
+        return elsewhere
+    response = await _propose_change(node, lambda: node.membership.plan_promote(node.core, node_id))
+    if not response.ok:
+        return response
+    return responses.ok(_member_answer(node, node_id))
+
+
+def maybe_promote(node: "Node") -> None:
+    """On the leader's ticks: promote one caught-up learner that joined to become a voter."""
+    if node.stopping or not node.core.is_leader() or node.promoting:
+        return
+    learner = node.membership.learner_to_promote(node.core)
+    if learner is None:
+        return
+    node.promoting = True
+    node.logger.bind(event="PromoteLearner").info("node {} has caught up; promoting it to voter", learner)
+
+    def plan():
+        # Still a caught-up learner at step time?
+        if node.membership.learner_to_promote(node.core) != learner:
+            return None
+        return node.membership.plan_promote(node.core, learner)
+
+    future = _propose_change(node, plan)
+
+    def done(f: asyncio.Future) -> None:
+        node.promoting = False
+        if not f.cancelled() and not f.result().ok:
+            node.logger.info("promoting node {} failed for now: {}", learner, f.result().body)
+
+    future.add_done_callback(done)
+
+
+async def transfer_leadership(node: "Node", body: Any, *, forwarded: bool) -> Response:
+    if not isinstance(body, dict) or set(body) != {"to"} or type(body["to"]) is not int:
+        return responses.bad_request("the body must be {\"to\": <member id>}")
+    to = body["to"]
+    elsewhere = await _on_leader(node, forwarded, "POST", "/v1/leader/transfer", body)
+    if elsewhere is not None:
+        return elsewhere
+    result_future = node.loop.create_future()
+
+    def on_reply(result) -> None:
+        if not result_future.done():
+            result_future.set_result(result)
+
+    node.pipeline.push_requests([CoreCall(lambda tag: TransferLeadership(tag, to), on_reply)])
+    result = await result_future
+    if type(result) is Rejected:
+        return responses.bad_request(result.reason)
+    if type(result) is NotLeader or result is None:
+        return responses.no_leader("leadership changed during the transfer")
+    # Accepted: the transfer is under way; it completes when `to` wins its election.
+    timeout = 2 * node.config.election_timeout_ms / 1000.0
+    done = await node.wait_for(lambda: node.core.leader_id == to, timeout)
+    if not done:
+        return responses.error(
+            504, "timeout", f"leadership did not move to node {to} within {timeout:g} s; the leader is {node.core.leader_id}"
+        )
+    return responses.ok({"leader": to})

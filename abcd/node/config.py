@@ -1,0 +1,41 @@
+"""The settings of one node process (the command line of interface.md)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    name: str
+    data_dir: str
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # "host:port" where peers and clients reach this node.
+    advertise: str = "127.0.0.1:8080"
+    join: tuple[str, ...] = ()
+    heartbeat_ms: int = 100
+    election_timeout_ms: int = 1000
+    cluster_token: str | None = None
+    enable_faults: bool = False
+    # How long a request may wait to be committed (or a read to be confirmed): then 504.
+    request_timeout: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.heartbeat_ms < 1:
+            raise ValueError(f"--heartbeat-ms must be at least 1, got {self.heartbeat_ms}")
+        if self.election_timeout_ms < 2 * self.heartbeat_ms:
+            raise ValueError(
+                f"--election-timeout-ms ({self.election_timeout_ms}) must be at least twice "
+                f"--heartbeat-ms ({self.heartbeat_ms}), or followers would time out between heartbeats"
+            )
+        if self.request_timeout <= 0:
+            raise ValueError(f"request_timeout must be positive, got {self.request_timeout}")
+
+    @property
+    def election_ticks(self) -> int:
+        """The election timeout in ticks (one tick per heartbeat)."""
+        return max(2, round(self.election_timeout_ms / self.heartbeat_ms))
+
+    @property
+    def tick_seconds(self) -> float:
+        return self.heartbeat_ms / 1000.0

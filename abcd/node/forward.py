@@ -1,0 +1,182 @@
+"""Forwarding to the leader: a follower passes on writes and linearizable reads.
+
+A follower keeps one websocket to the leader's `/v1/session` (the pipelined client
+channel of interface.md) open and relays requests over it, batched per loop turn
+like any client frame, so a client never has to find the leader itself.  The
+connection is opened with `?forwarded=1`: a node never forwards a forwarded request
+again, so two nodes that each believe the other leads cannot bounce a request
+between them forever (the second answers 503 instead).
+
+If the link fails, requests not yet sent are answered 503 (retry); requests already
+sent have an unknown outcome: writes get 504, which says so.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import Any
+
+import aiohttp
+import loguru
+import orjson
+
+from . import responses
+from .requests import Waiter
+from .responses import Response
+
+SESSION_PATH = "/v1/session"
+FORWARDED_QUERY = "forwarded=1"
+FORWARDED_HEADER = "X-Abcd-Forwarded"
+
+
+class LeaderLink:
+    """One kept-open session to one leader address."""
+
+    def __init__(self, session: aiohttp.ClientSession, address: str, *, logger=loguru.logger) -> None:
+        self.address = address
+        self._session = session
+        self._logger = logger
+        self._ids = itertools.count(1)
+        self._queued: list[tuple[int, dict, Waiter]] = []
+        self._in_flight: dict[int, Waiter] = {}
+        self._wakeup = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"leader-link-{address}")
+        self.closed = False
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._queued or self._in_flight)
+
+    def send(self, request: dict, waiter: Waiter) -> None:
+        if self.closed:
+            waiter.resolve(responses.no_leader(f"the link to the leader at {self.address} is closed"))
+            return
+        self._queued.append((next(self._ids), request, waiter))
+        self._wakeup.set()
+
+    async def _run(self) -> None:
+        url = f"http://{self.address}{SESSION_PATH}?{FORWARDED_QUERY}"
+        try:
+            async with self._session.ws_connect(url, compress=0, max_msg_size=0) as ws:
+                reader = asyncio.get_running_loop().create_task(self._read(ws))
+                try:
+                    while not reader.done():
+                        if not self._queued:
+                            self._wakeup.clear()
+                            waiting = asyncio.ensure_future(self._wakeup.wait())
+                            await asyncio.wait({waiting, reader}, return_when=asyncio.FIRST_COMPLETED)
+                            waiting.cancel()
+                            continue
+                        batch, self._queued = self._queued, []
+                        frame = []
+                        for request_id, request, waiter in batch:
+                            if waiter.done:
+                                continue
+                            self._in_flight[request_id] = waiter
+                            frame.append({**request, "id": request_id})
+                        if frame:
+                            await ws.send_bytes(orjson.dumps(frame))
+                finally:
+                    reader.cancel()
+        except asyncio.CancelledError:
+            pass
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError, RuntimeError) as e:
+            self._logger.info("forwarding link to the leader at {} failed: {}", self.address, e)
+        finally:
+            self._close()
+
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        async for frame in ws:
+            if frame.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+                return
+            try:
+                answers = orjson.loads(frame.data)
+            except orjson.JSONDecodeError:
+                self._logger.warning("the leader at {} sent an invalid session frame", self.address)
+                return
+            for answer in answers if isinstance(answers, list) else ():
+                if not isinstance(answer, dict):
+                    continue
+                waiter = self._in_flight.pop(answer.get("id"), None)
+                if waiter is not None:
+                    status = answer.get("status", 502)
+                    retry = responses.RETRY_AFTER_SECONDS if status == 503 else None
+                    waiter.resolve(Response(status, answer.get("body"), retry))
+
+    def _close(self) -> None:
+        self.closed = True
+        for _, _, waiter in self._queued:
+            waiter.resolve(responses.no_leader(f"cannot reach the leader at {self.address}"))
+        self._queued = []
+        for waiter in self._in_flight.values():
+            if waiter.is_write:
+                waiter.resolve(
+                    responses.error(
+                        504,
+                        "timeout",
+                        f"the connection to the leader at {self.address} broke after the write was sent; "
+                        "the outcome is unknown (retry with the same X-Request-Id to apply it at most once)",
+                    )
+                )
+            else:
+                waiter.resolve(responses.no_leader(f"the connection to the leader at {self.address} broke"))
+        self._in_flight = {}
+
+    async def close(self) -> None:
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+
+class Forwarder:
+    """Links to leaders by address; a link no longer needed is closed once idle."""
+
+    def __init__(self, *, logger=loguru.logger, request_timeout: float = 10.0) -> None:
+        self._logger = logger
+        self._links: dict[str, LeaderLink] = {}
+        self._session: aiohttp.ClientSession | None = None
+        self._request_timeout = request_timeout
+        self.forwarded = 0
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            timeout = aiohttp.ClientTimeout(total=None, connect=2.0, sock_connect=2.0)
+            self._session = aiohttp.ClientSession(timeout=timeout)
+        return self._session
+
+    def forward(self, address: str, request: dict, waiter: Waiter) -> None:
+        link = self._links.get(address)
+        if link is None or link.closed:
+            link = self._links[address] = LeaderLink(self._client(), address, logger=self._logger)
+        for other, old in list(self._links.items()):
+            if other != address and not old.busy:
+                del self._links[other]
+                asyncio.get_running_loop().create_task(old.close())
+        self.forwarded += 1
+        link.send(request, waiter)
+
+    async def call(self, address: str, method: str, path: str, body: Any = None) -> Response:
+        """Forward one HTTP call (membership changes) to the leader at `address`."""
+        url = f"http://{address}{path}"
+        try:
+            async with self._client().request(
+                method,
+                url,
+                json=body,
+                headers={FORWARDED_HEADER: "1"},
+                timeout=aiohttp.ClientTimeout(total=self._request_timeout),
+            ) as reply:
+                try:
+                    payload = await reply.json(content_type=None)
+                except ValueError:
+                    payload = {"error": f"the leader answered {reply.status} without JSON", "code": "bad_gateway"}
+                retry = responses.RETRY_AFTER_SECONDS if reply.status == 503 else None
+                return Response(reply.status, payload, retry)
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as e:
+            return responses.no_leader(f"cannot reach the leader at {address} ({type(e).__name__})")
+
+    async def close(self) -> None:
+        links, self._links = list(self._links.values()), {}
+        await asyncio.gather(*(link.close() for link in links), return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

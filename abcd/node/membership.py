@@ -1,0 +1,182 @@
+"""Members: names and addresses, carried in configuration entries, and changes to them.
+
+The Raft core knows members as ids (voters, learners).  Everything else the node
+needs about them (a name, the "host:port" where it serves peers and clients,
+whether the leader should promote it once caught up) travels in the configuration
+entry's `context` string, as JSON::
+
+    {"members": {"1": {"name": "node-8080", "address": "127.0.0.1:8080", "promote": false}, ...},
+     "next_id": 4}
+
+Every config entry carries the whole table, so the latest one is enough.  `next_id`
+only grows, so a removed member's id is never reused.
+
+Which configuration?  The core uses the latest configuration in its log, committed
+or not (thesis §4.1), and so does the address book: a restarted follower has applied
+nothing yet but must answer its leader, and a leader must reach a learner it has
+just added before that entry commits.  A node whose log holds no configuration yet
+(just joined) uses the members the leader named when it answered the join.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from ..raft.config import config_context
+from ..raft.messages import ProposeConfig
+
+
+@dataclass(frozen=True, slots=True)
+class MemberInfo:
+    name: str
+    address: str
+    # Promote to voter once caught up (members that joined as learners).
+    promote: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "address": self.address, "promote": self.promote}
+
+
+def encode_context(members: dict[int, MemberInfo], next_id: int) -> str:
+    table = {str(node_id): info.to_json() for node_id, info in sorted(members.items())}
+    return json.dumps({"members": table, "next_id": next_id}, separators=(",", ":"), sort_keys=True)
+
+
+def decode_context(text: str) -> tuple[dict[int, MemberInfo], int]:
+    """(members, next_id) from a context string; ValueError if it is not one of ours."""
+    if not text:
+        return {}, 1
+    obj = json.loads(text)
+    if not isinstance(obj, dict) or not isinstance(obj.get("members"), dict):
+        raise ValueError(f"configuration context has no member table: {text[:200]!r}")
+    members = {}
+    for key, info in obj["members"].items():
+        members[int(key)] = MemberInfo(str(info["name"]), str(info["address"]), bool(info.get("promote", False)))
+    next_id = int(obj.get("next_id", max(members, default=0) + 1))
+    return members, next_id
+
+
+def members_from_json(items: list[dict]) -> dict[int, MemberInfo]:
+    """The member list of a join answer (or meta.json) -> {id: MemberInfo}."""
+    return {int(m["id"]): MemberInfo(str(m["name"]), str(m["address"]), bool(m.get("promote", False))) for m in items}
+
+
+class ChangeError(ValueError):
+    """A membership change that cannot be made; `status` and `code` for the API."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class Membership:
+    """The address book of one node, recomputed when its log's configuration changes."""
+
+    def __init__(self, self_id: int, seed_members: dict[int, MemberInfo] | None = None) -> None:
+        self.self_id = self_id
+        self._seed = dict(seed_members or {})
+        self.members: dict[int, MemberInfo] = dict(self._seed)
+        self.next_id = max(self.members, default=0) + 1
+        self._config_index = -1  # index of the config entry the table comes from
+
+    def sync(self, core) -> bool:
+        """Recompute from `core`'s latest config entry if it changed; True if it did."""
+        entries = core.config_entries
+        index = entries[-1][0] if entries else 0
+        if index == self._config_index:
+            return False
+        self._config_index = index
+        if index:
+            members, self.next_id = decode_context(config_context(core.log.entry(index).data))
+            self.members = members
+        else:
+            self.members = dict(self._seed)
+            self.next_id = max(self.members, default=0) + 1
+        return True
+
+    def address_of(self, node_id: int | None) -> str | None:
+        info = self.members.get(node_id) if node_id is not None else None
+        return info.address if info else None
+
+    def peers(self) -> dict[int, str]:
+        return {node_id: info.address for node_id, info in self.members.items() if node_id != self.self_id}
+
+    def describe(self, core) -> list[dict[str, Any]]:
+        """The API's member list: {"id", "name", "address", "voter", "leader"}."""
+        config = core.config
+        ids = set(self.members) | set(config.members)
+        out = []
+        for node_id in sorted(ids):
+            info = self.members.get(node_id)
+            out.append(
+                {
+                    "id": node_id,
+                    "name": info.name if info else f"node-{node_id}",
+                    "address": info.address if info else None,
+                    "voter": node_id in config.voters,
+                    "leader": node_id == core.leader_id,
+                }
+            )
+        return out
+
+    # ------------------------------------------------------------------ planning changes (leader)
+
+    def find_by_address(self, address: str) -> int | None:
+        for node_id, info in self.members.items():
+            if info.address == address:
+                return node_id
+        return None
+
+    def plan_add(self, core, address: str, name: str | None, learner: bool) -> tuple[int, ProposeConfig]:
+        """(new id, the change to propose) to add a member at `address`."""
+        node_id = self.next_id
+        members = dict(self.members)
+        members[node_id] = MemberInfo(name or f"node-{node_id}", address, promote=learner)
+        voters, learners = set(core.config.voters), set(core.config.learners)
+        (learners if learner else voters).add(node_id)
+        return node_id, self._change(voters, learners, members, node_id + 1)
+
+    def plan_remove(self, core, node_id: int) -> ProposeConfig:
+        config = core.config
+        if node_id not in config.members:
+            raise ChangeError(404, "member_not_found", f"node {node_id} is not a member")
+        if config.voters == {node_id}:
+            raise ChangeError(400, "bad_request", f"node {node_id} is the last voter; a cluster needs one")
+        members = {i: m for i, m in self.members.items() if i != node_id}
+        return self._change(set(config.voters) - {node_id}, set(config.learners) - {node_id}, members, self.next_id)
+
+    def plan_promote(self, core, node_id: int) -> ProposeConfig | None:
+        """The change making learner `node_id` a voter; None if it already is one."""
+        config = core.config
+        if node_id in config.voters:
+            return None
+        if node_id not in config.learners:
+            raise ChangeError(404, "member_not_found", f"node {node_id} is not a member")
+        members = dict(self.members)
+        info = members.get(node_id)
+        if info is not None:
+            members[node_id] = MemberInfo(info.name, info.address, promote=False)
+        return self._change(set(config.voters) | {node_id}, set(config.learners) - {node_id}, members, self.next_id)
+
+    def learner_to_promote(self, core) -> int | None:
+        """A learner marked for promotion whose log has caught up with the commit index.
+
+        The leader checks this on its ticks; promoting only caught-up learners keeps
+        a new voter from stalling commits while it downloads the log.
+        """
+        if not core.is_leader() or core.pending_config_index > core.commit_index:
+            return None
+        for node_id in sorted(core.config.learners):
+            info = self.members.get(node_id)
+            progress = core.progress.get(node_id)
+            if info and info.promote and progress is not None and progress.match_index >= core.commit_index:
+                return node_id
+        return None
+
+    @staticmethod
+    def _change(voters, learners, members, next_id) -> ProposeConfig:
+        context = encode_context(members, next_id)
+        # The tag is filled in when the call reaches the core.
+        return ProposeConfig(0, frozenset(voters), frozenset(learners), context)

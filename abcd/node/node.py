@@ -1,0 +1,360 @@
+"""Node: one abcd server: the Raft core, the WAL, the store and the transport, wired.
+
+Theory of operation
+-------------------
+`start()` recovers the WAL, builds the core from it, and starts the pipeline
+(pipeline.py) with its sinks in this order: WAL sink (write, group-commit fsync,
+Persisted back into the events), outbound (one transport.send per peer per batch),
+replies (core answers -> waiting requests), applier (committed entries -> KVStore ->
+waiting requests), trace log, and `_after_step` (member table and transport peers
+follow the log's configuration; parked requests find the new leader).
+
+Client requests enter through `submit`: they are validated, then either
+* served at once (serializable reads, invalid requests),
+* pushed into the pipeline (writes and linearizable reads, on the leader),
+* forwarded to the leader (on a follower; forward.py), or
+* parked until a leader is known, for up to two election timeouts; then 503.
+A request answers exactly once (requests.Waiter): with the result, 503 (retry),
+or 504 after `request_timeout` (a write's outcome is then unknown).
+
+Everything runs on the event loop's thread; only fsync runs in a worker thread.
+"""
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable
+
+import loguru
+import orjson
+from reactivex.scheduler.eventloop import AsyncIOScheduler
+from reactivex.subject import Subject
+
+from .. import __version__
+from ..kv import KVError, KVStore, is_write, validate_request
+from ..net import Faults, PeerTransport, faults_outbound
+from ..raft.core import Options, RaftCore
+from ..raft.effects import Trace
+from ..storage import WAL
+from . import responses
+from .applier import Applier
+from .cluster_ops import maybe_promote
+from .config import NodeConfig
+from .events import EventHub
+from .forward import Forwarder
+from .membership import Membership, members_from_json
+from .metrics import make_registry
+from .outbound import Outbound
+from .pipeline import Pipeline
+from .requests import ClientRead, ClientWrite, PendingRequests, Waiter
+from .responses import Response
+from .tracelog import TraceLog
+from .wal_sink import WALSink, executor_sync_runner
+
+UNSUPPORTED_OPS = {"lease_grant", "lease_revoke", "lease_keepalive"}
+
+
+@dataclass
+class NodeStats:
+    elections: int = 0
+    became_leader: int = 0
+
+
+class Node:
+    def __init__(self, config: NodeConfig, meta: dict) -> None:
+        self.config = config
+        self.meta = meta
+        self.node_id: int = int(meta["node_id"])
+        self.cluster_id: str = str(meta["cluster_id"])
+        self.logger = loguru.logger.bind(node=config.name)
+        self.stats = NodeStats()
+        self.hub = EventHub()
+        self.faults = Faults(seed=None) if config.enable_faults else None
+        self.stopping = False
+        self.promoting = False  # a learner's promotion is under way (cluster_ops.maybe_promote)
+        self.failed: BaseException | None = None
+        self.stopped = asyncio.Event()
+        self._parked: list[tuple[float, ClientWrite | ClientRead]] = []
+        self._state_waiters: list[tuple[Callable[[], bool], asyncio.Future]] = []
+        self._fsync_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="abcd-fsync")
+        self._park_seconds = 2 * config.election_timeout_ms / 1000.0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.loop = loop
+        config = self.config
+        self.wal, recovered = WAL.open(config.data_dir)
+        if recovered.torn_bytes_truncated:
+            self.logger.warning("recovery cut a torn write of {} bytes off the WAL", recovered.torn_bytes_truncated)
+        self.core = RaftCore(
+            self.node_id,
+            hard_state=recovered.hard_state,
+            entries=recovered.entries,
+            seed=random.SystemRandom().getrandbits(32),
+            options=Options(election_ticks=config.election_ticks, heartbeat_ticks=1),
+        )
+        self.store = KVStore()
+        self.membership = Membership(self.node_id, members_from_json(self.meta.get("seed_members", [])))
+        self.requests = PendingRequests(
+            serve_read=self._serve_read, on_not_leader=self._on_not_leader, timeout=config.request_timeout
+        )
+        self.applier = Applier(self.store, self.requests, logger=self.logger)
+        self.pipeline = Pipeline(
+            self.core.step_many, tick_seconds=config.tick_seconds, to_events=self.requests.to_events, faults=self.faults
+        )
+        self.transport = PeerTransport(
+            self.node_id,
+            self.cluster_id,
+            token=config.cluster_token,
+            address=config.advertise,
+            on_frame=self.pipeline.on_frame,
+            logger=self.logger,
+        )
+        self.forwarder = Forwarder(logger=self.logger)
+        self.scheduler = AsyncIOScheduler(loop)
+        self.wal_sink = WALSink(
+            self.wal, executor_sync_runner(loop, self._fsync_executor), self.pipeline.persisted, self._fatal
+        )
+        self.outbound = Outbound(self._outbound_deliver())
+        self.trace_log = TraceLog(self.logger, self.hub, node_id=self.node_id, on_trace=self._count_trace)
+        self.metrics = make_registry(self)
+        self._sync_membership()
+        self.pipeline.start(
+            self.scheduler,
+            [
+                self.wal_sink.on_effects,
+                self.outbound.on_effects,
+                self.requests.on_effects,
+                self.applier.on_effects,
+                self.trace_log.on_effects,
+                self._after_step,
+            ],
+            on_tick=self._on_tick,
+            on_error=self._fatal,
+        )
+        deadline = loop.time() + 5.0
+        while not self.pipeline.started():
+            if loop.time() > deadline:
+                raise RuntimeError("the node's pipeline did not subscribe to its inputs within 5 s")
+            await asyncio.sleep(0)
+        self.logger.bind(event="NodeStarted").info(
+            "node {} of cluster {} at {}: log {}..{}, term {}",
+            self.node_id, self.cluster_id, config.advertise, recovered.first_index, recovered.last_index,
+            recovered.hard_state.current_term,
+        )
+
+    def _outbound_deliver(self):
+        if self.faults is None:
+            return self.transport.send
+        # Fault injection sits between the outbound sink and the transport.
+        batches: Subject = Subject()
+        batches.pipe(faults_outbound(self.faults, self.scheduler)).subscribe(
+            lambda batch: self.transport.send(batch[0], list(batch[1])), scheduler=self.scheduler
+        )
+        return lambda dest, messages: batches.on_next((dest, messages))
+
+    async def stop(self) -> None:
+        """Stop stepping, answer everything waiting, make the WAL durable, close."""
+        if self.stopping:
+            return
+        self.stopping = True
+        self.logger.bind(event="NodeStopping").info("stopping")
+        self.pipeline.stop()
+        self.requests.fail_all(responses.shutting_down())
+        for _, item in self._parked:
+            item.waiter.resolve(responses.shutting_down())
+        self._parked = []
+        for _, future in self._state_waiters:
+            if not future.done():
+                future.cancel()
+        await self.wal_sink.wait_idle()
+        try:
+            self.wal.close()
+        except Exception as e:  # a failed WAL was reported already; closing must go on
+            self.logger.error("closing the WAL: {}", e)
+        await self.transport.close()
+        await self.forwarder.close()
+        self._fsync_executor.shutdown(wait=True)
+        self.stopped.set()
+
+    def _fatal(self, error: BaseException) -> None:
+        """Storage failed or the pipeline broke: the node cannot go on safely."""
+        if self.failed is None:
+            self.failed = error
+            self.logger.opt(exception=error).bind(event="Fatal").critical("fatal error, stopping the node: {}", error)
+            self.loop.create_task(self.stop())
+
+    # ------------------------------------------------------------------ after each step
+
+    def _after_step(self, effects: list) -> None:
+        self._sync_membership()
+        if self._parked and self.core.leader_id is not None:
+            parked, self._parked = self._parked, []
+            for deadline, item in parked:
+                self._dispatch(item, park_deadline=deadline)
+        if self._state_waiters:
+            waiting = []
+            for predicate, future in self._state_waiters:
+                if future.done():
+                    continue
+                if predicate():
+                    future.set_result(True)
+                else:
+                    waiting.append((predicate, future))
+            self._state_waiters = waiting
+
+    def _sync_membership(self) -> bool:
+        if not self.membership.sync(self.core):
+            return False
+        peers = self.membership.peers()
+        for node_id in set(self.transport.peers) - set(peers):
+            self.transport.remove_peer(node_id)
+        for node_id, address in peers.items():
+            self.transport.set_peer(node_id, address)
+        return True
+
+    def _on_tick(self, _tick) -> None:
+        now = self.loop.time()
+        self.requests.expire(now)
+        if self._parked:
+            keep = []
+            for deadline, item in self._parked:
+                if deadline <= now:
+                    item.waiter.resolve(responses.no_leader())
+                else:
+                    keep.append((deadline, item))
+            self._parked = keep
+        maybe_promote(self)
+
+    def _count_trace(self, trace: Trace) -> None:
+        if trace.name == "BecomeCandidate":
+            self.stats.elections += 1
+        elif trace.name == "BecomeLeader":
+            self.stats.became_leader += 1
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float) -> asyncio.Future:
+        """A future that completes (True) after the step at which `predicate()` holds."""
+        future = self.loop.create_future()
+        if predicate():
+            future.set_result(True)
+            return future
+        self._state_waiters.append((predicate, future))
+
+        def expire() -> None:
+            if not future.done():
+                future.set_result(False)
+
+        self.loop.call_later(timeout, expire)
+        return future
+
+    # ------------------------------------------------------------------ client requests
+
+    def submit(self, request: object, *, forwarded: bool = False) -> asyncio.Future:
+        """Handle one client request; the future gets its Response."""
+        future = self.loop.create_future()
+
+        def answer(response: Response) -> None:
+            if not future.done():
+                future.set_result(response)
+
+        self.handle(request, answer, forwarded=forwarded)
+        return future
+
+    def handle(self, request: object, callback: Callable[[Response], None], *, forwarded: bool = False) -> None:
+        """Handle one client request; `callback(response)` is called exactly once."""
+        try:
+            op = validate_request(request)
+        except KVError as e:
+            callback(responses.from_kv_error(e))
+            return
+        if self.stopping:
+            callback(responses.shutting_down())
+            return
+        kind = op["op"]
+        if kind in UNSUPPORTED_OPS:
+            callback(responses.error(501, "not_implemented", f"{kind}: leases are not implemented yet"))
+            return
+        write = is_write(op)
+        if not write and op.get("serializable"):
+            callback(self._serve_read(op))
+            return
+        waiter = Waiter(callback, self.loop.time() + self.config.request_timeout, is_write=write)
+        self.requests.track(waiter)
+        if write:
+            item = ClientWrite(orjson.dumps(op), op, waiter, forwarded)
+        else:
+            item = ClientRead(op, waiter, forwarded)
+        self._dispatch(item)
+
+    def _dispatch(self, item: ClientWrite | ClientRead, park_deadline: float | None = None) -> None:
+        if item.waiter.done:
+            return
+        core = self.core
+        if core.is_leader():
+            self.pipeline.push_requests([item])
+            return
+        leader = core.leader_id
+        if leader is None:
+            self._park(item, park_deadline)
+        elif item.forwarded:
+            item.waiter.resolve(
+                responses.no_leader(f"node {self.node_id} is not the leader (node {leader} is)")
+            )
+        else:
+            address = self.membership.address_of(leader)
+            if address is None:
+                self._park(item, park_deadline)
+            else:
+                self.forwarder.forward(address, item.request, item.waiter)
+
+    def _park(self, item: ClientWrite | ClientRead, deadline: float | None = None) -> None:
+        """Hold a request until a leader is known (answered 503 after two election timeouts)."""
+        if deadline is None:
+            deadline = self.loop.time() + self._park_seconds
+        self._parked.append((deadline, item))
+
+    def _on_not_leader(self, items: list, leader_id: int | None) -> None:
+        """The core refused requests it got as leader: it has just lost leadership."""
+        for item in items:
+            self._dispatch(item)
+
+    def _serve_read(self, op: dict) -> Response:
+        try:
+            return responses.ok(self.store.read(op))
+        except KVError as e:
+            return responses.from_kv_error(e)
+
+    # ------------------------------------------------------------------ state
+
+    def is_leader(self) -> bool:
+        return self.core.is_leader()
+
+    def healthy(self) -> bool:
+        core = self.core
+        return core.leader_id is not None and core.last_applied >= core.commit_index and self.failed is None
+
+    def status(self) -> dict:
+        core = self.core
+        leader = core.leader_id
+        return {
+            "id": self.node_id,
+            "name": self.config.name,
+            "cluster_id": self.cluster_id,
+            "address": self.config.advertise,
+            "role": core.role,
+            "term": core.current_term,
+            "leader": leader,
+            "leader_address": self.membership.address_of(leader),
+            "commit_index": core.commit_index,
+            "applied_index": core.last_applied,
+            "last_log_index": core.log.last_index,
+            "snapshot_index": core.log.snapshot_index,
+            "revision": self.store.current_revision,
+            "members": self.membership.describe(core),
+            "version": __version__,
+        }

@@ -1,0 +1,43 @@
+"""Outbound: the Send effects of one step, grouped per destination peer.
+
+One core step may send many messages (AppendEntries to every follower, heartbeats
+with a ReadIndex round, vote requests...).  They are grouped by `dest` so that each
+peer gets one `transport.send(dest, messages)` per batch, which the transport turns
+into one websocket frame (performance.md rule 1).  Order per peer is preserved: Raft
+tolerates reordering, but the leader's pipelining works best without it.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+from ..raft.effects import Send
+from ..raft.messages import Message
+
+Deliver = Callable[[int, list[Message]], None]
+
+
+def group_sends(effects: Sequence) -> dict[int, list[Message]]:
+    """{dest: [messages in effect order]} of the Send effects in `effects`."""
+    by_dest: dict[int, list[Message]] = {}
+    for effect in effects:
+        if type(effect) is Send:
+            message = effect.message
+            group = by_dest.get(message.dest)
+            if group is None:
+                by_dest[message.dest] = [message]
+            else:
+                group.append(message)
+    return by_dest
+
+
+class Outbound:
+    """Hands each batch's messages to `deliver(dest, messages)`, one call per peer."""
+
+    def __init__(self, deliver: Deliver) -> None:
+        self._deliver = deliver
+        self.messages_sent = 0
+
+    def on_effects(self, effects: Sequence) -> None:
+        for dest, messages in group_sends(effects).items():
+            self.messages_sent += len(messages)
+            self._deliver(dest, messages)

@@ -1,0 +1,120 @@
+"""The node's reactive pipeline: inputs merged into the core's step, effects fanned out.
+
+    inbound  (peer frames)   ─┐
+    ticks    (interval)      ─┤
+    client_requests          ─┼─► merge ─► batch_per_turn ─► to_events ─► core.step_many ─► effects (shared)
+    storage_acks (Persisted) ─┘                                                             │
+                 ▲                                                  WAL sink, outbound, replies, applier, log
+                 └───────────────────────── Persisted(seq) ◄── WAL sink (after fsync) ──────┘
+
+Every item is a list (a frame's messages, one Tick, the requests of a client frame,
+one Persisted) and `batch_per_turn` makes one list per loop turn, so the core steps
+once per turn whatever the load: the unit that flows is a batch, never a message.
+
+`core.step_many` mutates the core and returns effects; a `map` over it is the
+`scan(RaftCore.step)` of architecture.md with the state kept in the core object.
+`share()` matters: without it every sink would subscribe its own copy of the chain
+and the same events would be stepped several times.  Sinks subscribe in the order
+given, and Rx calls them in that order for each batch: the WAL sink writes a batch's
+records before the outbound sink hands its messages to the transport.
+
+Everything runs on ONE scheduler (the AsyncIOScheduler of the node's loop, or a
+TestScheduler in marble tests).  `merge` subscribes to its sources on that
+scheduler, i.e. only once the loop runs: `started()` tells when the inputs are
+listening, and nothing must be pushed before that (it would be dropped).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import reactivex
+from reactivex import Observable, abc
+from reactivex import operators as ops
+from reactivex.disposable import CompositeDisposable
+from reactivex.subject import Subject
+
+from ..net.faults import Faults, faults_inbound
+from ..raft.messages import Persisted, Tick
+from .batching import batch_per_turn
+
+TICK_BATCH = [Tick()]
+
+Sink = Callable[[list], None]
+
+
+class Pipeline:
+    def __init__(
+        self,
+        step: Callable[[list], list],
+        *,
+        tick_seconds: float,
+        to_events: Callable[[list], list] = lambda batch: batch,
+        faults: Faults | None = None,
+    ) -> None:
+        self._step = step
+        self._to_events = to_events
+        self._tick_seconds = tick_seconds
+        self._faults = faults
+        # Inputs.  inbound carries (peer id, messages) as the transport delivers them.
+        self.inbound: Subject[tuple[int, list]] = Subject()
+        self.client_requests: Subject[list] = Subject()
+        self.storage_acks: Subject[list] = Subject()
+        self.ticks: Observable[int] | None = None
+        self.effects: Observable[list] | None = None
+        self._subscription = CompositeDisposable()
+        self.batches = 0
+        self.events = 0
+
+    def build(self, scheduler: abc.SchedulerBase) -> Observable[list]:
+        inbound = self.inbound
+        if self._faults is not None:
+            inbound = inbound.pipe(faults_inbound(self._faults, scheduler))
+        inbound_events = inbound.pipe(ops.map(lambda frame: frame[1]))
+        self.ticks = reactivex.interval(self._tick_seconds, scheduler=scheduler).pipe(ops.share())
+        tick_events = self.ticks.pipe(ops.map(lambda _: TICK_BATCH))
+        self.effects = reactivex.merge(inbound_events, tick_events, self.client_requests, self.storage_acks).pipe(
+            batch_per_turn(scheduler),
+            ops.map(self._step_batch),
+            ops.share(),
+        )
+        return self.effects
+
+    def _step_batch(self, batch: list) -> list:
+        events = self._to_events(batch)
+        self.batches += 1
+        self.events += len(events)
+        return self._step(events)
+
+    def start(
+        self,
+        scheduler: abc.SchedulerBase,
+        sinks: Sequence[Sink],
+        *,
+        on_tick: Callable[[Any], None] | None = None,
+        on_error: Callable[[Exception], None] | None = None,
+    ) -> None:
+        """Subscribe the sinks (in order) and, if given, `on_tick` to the ticks."""
+        effects = self.build(scheduler)
+        for sink in sinks:
+            self._subscription.add(effects.subscribe(sink, on_error, scheduler=scheduler))
+        if on_tick is not None and self.ticks is not None:
+            self._subscription.add(self.ticks.subscribe(on_tick, on_error, scheduler=scheduler))
+
+    def started(self) -> bool:
+        """True once every input is subscribed to (pushing earlier would lose items)."""
+        return all(s.observers for s in (self.inbound, self.client_requests, self.storage_acks))
+
+    # ------------------------------------------------------------------ feeding
+
+    def on_frame(self, peer: int, messages: list) -> None:
+        """The transport's on_frame callback."""
+        self.inbound.on_next((peer, messages))
+
+    def push_requests(self, items: list) -> None:
+        self.client_requests.on_next(items)
+
+    def persisted(self, seq: int) -> None:
+        self.storage_acks.on_next([Persisted(seq)])
+
+    def stop(self) -> None:
+        self._subscription.dispose()

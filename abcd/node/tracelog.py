@@ -1,0 +1,92 @@
+"""The log stream: the core's Trace effects as log records, events and counters.
+
+Trace names follow the TLA+ actions (BecomeLeader, AdvanceCommitIndex, ...), so the
+same names appear in the node's log, on `/v1/events` and in the core's scenario
+transcripts.  Role changes and elections are logged at INFO; the events that happen
+once per batch or per message (AdvanceCommitIndex, Send, Receive...) at DEBUG, and
+those cost ~0.2 µs when DEBUG is off (performance.md rule 8).
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Sequence
+
+from ..raft.effects import Trace
+from .. import logs
+from .events import EventHub
+
+LEVELS = {
+    "BecomeLeader": "INFO",
+    "BecomeFollower": "INFO",
+    "BecomeCandidate": "INFO",
+    "BecomePreCandidate": "INFO",
+    "Timeout": "INFO",
+    "ConfigChange": "INFO",
+    "TransferLeadership": "INFO",
+    "SendTimeoutNow": "INFO",
+    "TimeoutNow": "INFO",
+    "TransferAborted": "WARNING",
+    "LeaderRemoved": "INFO",
+    "CheckQuorumFailed": "WARNING",
+    "TruncateLog": "INFO",
+    "SnapshotNeeded": "WARNING",
+    "ReplicationStalled": "INFO",
+    "GrantVote": "INFO",
+    "RejectVote": "INFO",
+}
+
+
+def format_fields(fields: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in fields.items() if k not in ("term", "role"))
+
+
+class TraceLog:
+    def __init__(
+        self,
+        logger,
+        hub: EventHub,
+        *,
+        node_id: int,
+        on_trace: Callable[[Trace], None] = lambda trace: None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._logger = logger
+        self._hub = hub
+        self._node_id = node_id
+        self._on_trace = on_trace
+        self._clock = clock
+        self._debug = logs.level_enabled("DEBUG")
+
+    def on_effects(self, effects: Sequence) -> None:
+        for effect in effects:
+            if type(effect) is Trace:
+                self.trace(effect)
+
+    def trace(self, trace: Trace) -> None:
+        self._on_trace(trace)
+        fields = trace.fields
+        level = LEVELS.get(trace.name, "DEBUG")
+        if level != "DEBUG" or self._debug:
+            self._logger.bind(term=fields.get("term"), role=fields.get("role"), event=trace.name).log(
+                level, "{}", format_fields(fields)
+            )
+        if self._hub.active:
+            self._hub.publish(
+                {
+                    "type": "trace",
+                    "time": self._clock(),
+                    "node": self._node_id,
+                    "event": trace.name,
+                    "term": fields.get("term"),
+                    "role": fields.get("role"),
+                    "fields": {k: _jsonable(v) for k, v in fields.items() if k not in ("term", "role")},
+                }
+            )
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_jsonable(v) for v in value]
+    return repr(value)

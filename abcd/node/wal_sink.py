@@ -1,0 +1,141 @@
+"""The WAL sink: Persist effects written to the WAL, acknowledged after group-commit fsync.
+
+`write(persist)` appends to the WAL at once, on the event loop (the OS buffers it).
+Durability comes from `wal.sync()`, which runs in a worker thread while the loop goes
+on.  At most one fsync is in flight: records written while it runs wait for the next
+one, which covers all of them (group commit, performance.md rule 5).  When an fsync
+completes, every Persist written before it started is durable, so the sink reports
+`Persisted(seq)` for the highest such seq; the core then releases the messages that
+promised that state (vote grants, append acknowledgements: thesis §3.8).
+
+The acknowledgement is handed to `on_persisted`, which the node wires to a Subject
+merged into its events: the fsync completes on a later loop turn, so this is a
+feedback loop, never a recursive call into the core.
+
+A failed write or fsync is fatal: the WAL refuses everything afterwards and the node
+must restart and recover from disk (see abcd/storage/wal.py); `on_failure` says so.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import Executor
+from typing import Any, Callable, Protocol
+
+from ..raft.effects import Persist
+
+SyncDone = Callable[[BaseException | None], None]
+# run_sync(fn, done): run fn() off the event loop, then call done(error or None) on it.
+SyncRunner = Callable[[Callable[[], None], SyncDone], None]
+
+
+class WALLike(Protocol):
+    def write(self, persist: Persist) -> None: ...
+    def sync(self) -> None: ...
+
+
+def executor_sync_runner(loop: asyncio.AbstractEventLoop, executor: Executor | None = None) -> SyncRunner:
+    """Run fsyncs in a thread of `executor` and report back on `loop`."""
+
+    def run_sync(fn: Callable[[], None], done: SyncDone) -> None:
+        future = loop.run_in_executor(executor, fn)
+
+        def finished(f: asyncio.Future) -> None:
+            if f.cancelled():
+                done(asyncio.CancelledError("fsync cancelled"))
+            else:
+                done(f.exception())
+
+        future.add_done_callback(finished)
+
+    return run_sync
+
+
+class WALSink:
+    def __init__(
+        self,
+        wal: WALLike,
+        run_sync: SyncRunner,
+        on_persisted: Callable[[int], None],
+        on_failure: Callable[[BaseException], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._wal = wal
+        self._run_sync = run_sync
+        self._on_persisted = on_persisted
+        self._on_failure = on_failure
+        self._clock = clock
+        # Invariant: synced_seq <= syncing_seq <= written_seq.
+        self.written_seq = 0
+        self.syncing_seq = 0  # what the fsync in flight covers (== synced_seq when idle)
+        self.synced_seq = 0
+        self.failed: BaseException | None = None
+        self._in_flight = False
+        self._sync_started = 0.0
+        self._idle_waiters: list[asyncio.Future] = []
+        # Statistics for /metrics.
+        self.fsyncs = 0
+        self.fsync_seconds = 0.0
+        self.records_written = 0
+
+    @property
+    def idle(self) -> bool:
+        return not self._in_flight and self.synced_seq == self.written_seq
+
+    def on_effects(self, effects: list) -> None:
+        for effect in effects:
+            if type(effect) is Persist:
+                self.write(effect)
+
+    def write(self, persist: Persist) -> None:
+        if self.failed is not None:
+            return  # the node is stopping; nothing written now could be acknowledged
+        try:
+            self._wal.write(persist)
+        except BaseException as error:
+            self._fail(error)
+            return
+        self.written_seq = persist.seq
+        self.records_written += 1
+        self._maybe_sync()
+
+    def _maybe_sync(self) -> None:
+        if self._in_flight or self.written_seq <= self.synced_seq or self.failed is not None:
+            return
+        self._in_flight = True
+        self.syncing_seq = self.written_seq
+        self._sync_started = self._clock()
+        self._run_sync(self._wal.sync, self._synced)
+
+    def _synced(self, error: BaseException | None) -> None:
+        self._in_flight = False
+        self.fsyncs += 1
+        self.fsync_seconds += self._clock() - self._sync_started
+        if error is not None:
+            self._fail(error)
+            return
+        self.synced_seq = self.syncing_seq
+        self._on_persisted(self.synced_seq)
+        self._maybe_sync()
+        if self.idle:
+            self._wake_idle_waiters()
+
+    def _fail(self, error: BaseException) -> None:
+        if self.failed is None:
+            self.failed = error
+            self._wake_idle_waiters()
+            self._on_failure(error)
+
+    def _wake_idle_waiters(self) -> None:
+        waiters, self._idle_waiters = self._idle_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def wait_idle(self) -> None:
+        """Until no fsync is in flight and everything written is durable (or failed)."""
+        if self.idle or self.failed is not None:
+            return
+        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._idle_waiters.append(waiter)
+        await waiter
