@@ -146,7 +146,7 @@ class Cluster:
             if kind is Send:
                 m = effect.message
                 if type(m) in _PROMISES:
-                    checker.check_promise(m, node.durable_hard_state, node.durable_log, core.log)
+                    checker.check_promise(m, node.durable_hard_state, node.durable_log, core.log, node.in_flight)
                 for delay in self.network.deliveries(m.source, m.dest):
                     self.schedule(delay, "deliver", m)
             elif kind is Persist:
@@ -155,8 +155,7 @@ class Cluster:
                 node.disk_free_at = start + self.rng.uniform(*self.disk_delay)
                 self.schedule(node.disk_free_at - self.now, "disk", node.id, node.epoch, effect.seq)
                 if effect.entries:
-                    checker.mirrors[node.id].replace_from(effect.entries)
-                    checker.check_new_entries(node.id, effect.entries[0].index)
+                    checker.replace_entries(node.id, effect.entries)
             elif kind is Apply:
                 checker.check_apply(node.id, effect.entries)
                 self.apply(node, effect.entries)

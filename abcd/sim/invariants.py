@@ -73,11 +73,17 @@ class SafetyChecker:
                         f"Log Matching: nodes {node_id} and {other_id} hold index {i} of term {mine.terms[i]} "
                         "but their logs differ before it"
                     )
-        # A committed prefix may never be rewritten.
-        if start <= self.max_committed:
-            top = min(mine.last_index, self.max_committed)
-            if top >= start and mine.hashes[top] != self.committed[top]:
-                raise InvariantViolation(f"node {node_id} overwrote committed entries from index {start}")
+
+    def replace_entries(self, node_id: int, entries) -> None:
+        """Mirror a Persist; a log that held committed entries may never lose them."""
+        mine = self.mirrors[node_id]
+        start = entries[0].index
+        top = min(mine.last_index, self.max_committed)
+        held_committed = top >= start and mine.hashes[top] == self.committed[top]
+        mine.replace_from(entries)
+        if held_committed and (mine.last_index < top or mine.hashes[top] != self.committed[top]):
+            raise InvariantViolation(f"node {node_id} overwrote committed entries from index {start}")
+        self.check_new_entries(node_id, start)
 
     def check_commit(self, node_id: int, commit_index: int) -> None:
         mirror = self.mirrors[node_id]
@@ -96,23 +102,31 @@ class SafetyChecker:
             self.committed[i] = mirror.hashes[i]
         self.max_committed = commit_index
 
-    def check_promise(self, m, hard_state, durable_log, log) -> None:
-        """Durability before speech (thesis §3.8): what a message promises is on disk."""
+    def check_promise(self, m, hard_state, durable_log, log, in_flight) -> None:
+        """Durability before speech (thesis §3.8): what a message promises is on disk.
+
+        A held message is released after later state changes may already be in
+        memory (a newer term, a truncated suffix) while still in flight to disk; it
+        was true when written, so it is only checked against what it could know.
+        """
         kind = type(m).__name__
         if kind == "AppendEntriesResponse":
             if m.success and m.match_index > 0:
                 i = m.match_index
-                if len(durable_log) < i or durable_log[i - 1].term != log.term_at(i):
+                rewriting = any(p.entries and p.entries[0].index <= i for p in in_flight)
+                if len(durable_log) < i or (not rewriting and durable_log[i - 1].term != log.term_at(i)):
                     raise InvariantViolation(
                         f"node {m.source} acknowledged entries up to {i} before they were durable"
                     )
-        elif kind == "RequestVoteResponse":
-            if m.vote_granted and not m.pre_vote and (
-                hard_state.current_term != m.term or hard_state.voted_for != m.dest
-            ):
-                raise InvariantViolation(f"node {m.source} granted its vote in term {m.term} before it was durable")
-        elif not m.pre_vote and (hard_state.current_term != m.term or hard_state.voted_for != m.source):
-            raise InvariantViolation(f"node {m.source} asked for votes in term {m.term} before its own vote was durable")
+            return
+        if m.pre_vote or (kind == "RequestVoteResponse" and not m.vote_granted):
+            return
+        candidate = m.dest if kind == "RequestVoteResponse" else m.source
+        if hard_state.current_term < m.term or (
+            hard_state.current_term == m.term and hard_state.voted_for != candidate
+        ):
+            what = "granted its vote" if kind == "RequestVoteResponse" else "asked for votes"
+            raise InvariantViolation(f"node {m.source} {what} in term {m.term} before that vote was durable")
 
     def check_apply(self, node_id: int, entries) -> None:
         """State Machine Safety: no two servers apply different entries at one index."""

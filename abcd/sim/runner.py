@@ -148,7 +148,7 @@ def run_seed(
         raise SimulationFailure(seed, nodes, steps, faults, str(violation)) from violation
     except LivenessFailure as failure:
         raise SimulationFailure(seed, nodes, steps, faults, str(failure)) from failure
-    workload.finish()
+    workload.finish(cluster.checker.applied)
     return RunResult(
         seed,
         nodes,

@@ -54,6 +54,7 @@ class Workload:
         self.refused = 0
         self.all_accepted: list[PendingWrite] = []
         self.leader_hint: int | None = None
+        self.limbo: list[PendingWrite] = []  # accepted, then the node crashed: outcome unknown
         self.running = True
         cluster.client = self
 
@@ -77,12 +78,12 @@ class Workload:
         if self.rng.random() < 0.6:
             value = f"v{tag}"
             if self.recorder is not None:
-                handle = self.recorder.invoke(client=tag, kind="put", key=key, value=value, time=self.cluster.now)
+                handle = self.recorder.invoke(client=tag, kind="put", key=key, value=value, at=self.cluster.now)
             self.writes[tag] = PendingWrite(handle, key, value, node, self.cluster.now)
             self.cluster.propose(node, tag, (f"{key}={value}".encode(),))
         else:
             if self.recorder is not None:
-                handle = self.recorder.invoke(client=tag, kind="get", key=key, time=self.cluster.now)
+                handle = self.recorder.invoke(client=tag, kind="get", key=key, at=self.cluster.now)
             self.reads[tag] = PendingRead(handle, key, node, self.cluster.now, self.max_acked_index)
             self.cluster.read_index(node, tag)
 
@@ -128,7 +129,7 @@ class Workload:
                 self.acked_writes += 1
                 self.max_acked_index = max(self.max_acked_index, entry.index)
                 if self.recorder is not None:
-                    self.recorder.ok(w.op, None, time=self.cluster.now)
+                    self.recorder.ok(w.op, None, at=self.cluster.now)
             elif self.recorder is not None:
                 self.recorder.fail(w.op)  # another leader's entry took its place: it never happened
         if self.waiting_reads:
@@ -140,7 +141,7 @@ class Workload:
             if r.node == node.id and node.last_applied >= r.read_index:
                 self.completed_reads += 1
                 if self.recorder is not None:
-                    self.recorder.ok(r.op, node.state.get(r.key), time=self.cluster.now)
+                    self.recorder.ok(r.op, node.state.get(r.key), at=self.cluster.now)
             else:
                 still.append(r)
         self.waiting_reads = still
@@ -148,19 +149,28 @@ class Workload:
     def on_crash(self, node) -> None:
         # Operations waiting on that node: writes' outcome is unknown, reads are lost.
         for key in [k for k in self.accepted if k[0] == node.id]:
-            w = self.accepted.pop(key)
-            if self.recorder is not None:
-                self.recorder.unknown(w.op)
+            self.limbo.append(self.accepted.pop(key))
         for r in [r for r in self.waiting_reads if r.node == node.id]:
             self.waiting_reads.remove(r)
             if self.recorder is not None:
                 self.recorder.fail(r.op)
 
-    def finish(self) -> None:
-        """Stop issuing; what is still pending has an unknown outcome."""
+    def finish(self, applied: dict) -> None:
+        """Stop issuing and settle what is pending.
+
+        A client would not know whether a write in limbo took effect; the simulator
+        does (`applied`: index -> (term, data) of every committed entry), and telling
+        the checker keeps its search small: a write that never committed is removed,
+        one that did stays "unknown" (it happened, at some time after invoke).
+        """
         self.running = False
         if self.recorder is not None:
-            for w in list(self.writes.values()) + list(self.accepted.values()):
-                self.recorder.unknown(w.op)
+            for w in self.limbo + list(self.accepted.values()):
+                if applied.get(w.index) == (w.term, f"{w.key}={w.value}".encode()):
+                    self.recorder.unknown(w.op)
+                else:
+                    self.recorder.fail(w.op)
+            for w in self.writes.values():
+                self.recorder.fail(w.op)
             for r in list(self.reads.values()) + self.waiting_reads:
                 self.recorder.fail(r.op)

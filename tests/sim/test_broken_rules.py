@@ -1,8 +1,7 @@
 """The checker can fail: cores that break one rule each are caught within a few seeds."""
-from abcd.raft.core import Options
 from abcd.sim.runner import SimulationFailure, run_seed
 
-from broken import CommitOldTerms, GrantEveryVote, SkipPersistGate
+from broken import GrantEveryVote, SkipPersistGate
 
 
 def first_failing_seed(core_factory, seeds, **kwargs):
@@ -27,20 +26,6 @@ def test_skipping_the_persist_gate_is_caught():
     assert "before" in message and "durable" in message
 
 
-def test_committing_old_terms_by_counting_is_caught():
-    """Figure 8 needs a rare interleaving: a leader whose older-term entry reached a
-    majority before its own no-op did, then crashes, and a candidate holding a
-    conflicting entry of a later term wins.  One entry per AppendEntries, five nodes
-    and frequent faults make it likely enough to find within a bounded search."""
-    seed, message = first_failing_seed(
-        CommitOldTerms,
-        range(1, 401),
-        nodes=5,
-        steps=2000,
-        options=Options(max_entries_per_message=1),
-        fault_interval=(50.0, 500.0),
-    )
-    assert seed is not None, "a core that commits entries of older terms by counting went unnoticed"
-    # Depending on the interleaving the damage shows as a committed entry rewritten, two
-    # state machines diverging, or a follower vouching for committed entries it lost.
-    assert any(word in message for word in ("committed", "State Machine Safety", "acknowledged"))
+# Committing an older term's entry by counting replicas (CommitOldTerms) needs the rare
+# interleaving of Figure 8; test_figure8.py stages it in the simulator and shows the
+# checker catching it, and the correct core staying safe.
