@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
+from operator import attrgetter
 from dataclasses import dataclass
 
 from .config import Configuration
@@ -345,7 +346,7 @@ class RaftCore(ElectionMixin, ReplicationMixin, ReadsMixin, MembershipMixin):
     def not_leader(self, tag: int) -> None:
         self.reply(tag, NotLeader(self.leader_id if self.leader_id != self.id else None))
 
-    def append_local(self, entries: list[Entry]) -> None:
+    def append_local(self, entries: list[Entry], *, may_hold_config: bool = True) -> None:
         """Append to our log and schedule it for persistence."""
         truncated = self.log.append(entries)
         if truncated is not None:
@@ -357,7 +358,7 @@ class RaftCore(ElectionMixin, ReplicationMixin, ReadsMixin, MembershipMixin):
         else:
             del pending[start - pending[0].index :]
             pending.extend(entries)
-        if truncated is not None or any(e.kind for e in entries):
+        if truncated is not None or (may_hold_config and any(map(_kind, entries))):
             self.rebuild_config()
 
     def handle_persisted(self, seq: int) -> None:
@@ -406,4 +407,5 @@ class RaftCore(ElectionMixin, ReplicationMixin, ReadsMixin, MembershipMixin):
         return effects
 
 
+_kind = attrgetter("kind")
 _MESSAGE_TYPES = (AppendEntriesRequest, AppendEntriesResponse, RequestVoteRequest, RequestVoteResponse, TimeoutNow)

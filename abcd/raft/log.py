@@ -6,7 +6,13 @@ Invariant: entries[i].index == snapshot_index + 1 + i (contiguous).
 """
 from __future__ import annotations
 
+from itertools import accumulate
+from bisect import bisect_right
+from operator import attrgetter
+
 from .messages import Entry
+
+_data = attrgetter("data")
 
 
 class RaftLog:
@@ -75,15 +81,13 @@ class RaftLog:
         end = min(hi - self.snapshot_index - 1, begin + max_count, len(self.entries))
         if begin >= end:
             return ()
+        chosen = self.entries[begin:end]
         if max_bytes <= 0:
-            return tuple(self.entries[begin:end])
-        size = 0
-        for pos in range(begin, end):
-            size += len(self.entries[pos].data)
-            if size > max_bytes and pos > begin:
-                end = pos
-                break
-        return tuple(self.entries[begin:end])
+            return tuple(chosen)
+        sizes = list(accumulate(map(len, map(_data, chosen))))
+        if sizes[-1] > max_bytes:
+            chosen = chosen[: max(1, bisect_right(sizes, max_bytes))]
+        return tuple(chosen)
 
     def first_index_of_term(self, index: int, floor: int) -> int:
         """The first index of the run of entries having the term of `index`, not below `floor`."""

@@ -9,6 +9,7 @@ wire codec without anyone mutating it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 # Entry kinds.  A NORMAL entry carries an opaque command for the state machine; the
 # leader's no-op at the start of its term is a NORMAL entry with empty data (§8).
@@ -17,8 +18,10 @@ ENTRY_NORMAL = 0
 ENTRY_CONFIG = 1
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(NamedTuple):
+    """One log entry.  The one type made per client command, so it is a NamedTuple:
+    as immutable as a frozen dataclass and about four times cheaper to build."""
+
     term: int
     index: int
     data: bytes = b""

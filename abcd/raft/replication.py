@@ -1,6 +1,8 @@
 """Log replication (§5.3), commitment (§5.4.2) and proposals."""
 from __future__ import annotations
 
+from itertools import count, repeat
+
 from .effects import Accepted, Rejected
 from .messages import AppendEntriesRequest, AppendEntriesResponse, Entry, Propose, TimeoutNow
 from .progress import PROBE, REPLICATE, Progress
@@ -28,8 +30,8 @@ class ReplicationMixin:
             return
         term = self.current_term
         first = self.log.last_index + 1
-        entries = [Entry(term, first + i, data) for i, data in enumerate(event.commands)]
-        self.append_local(entries)
+        entries = list(map(Entry, repeat(term), count(first), event.commands))
+        self.append_local(entries, may_hold_config=False)
         self.reply(event.tag, Accepted(term, first, entries[-1].index))
         self.broadcast_append()
 
