@@ -1,0 +1,117 @@
+"""The member table in config entries, planning changes, promoting caught-up learners."""
+import dataclasses
+
+import pytest
+
+from abcd.node.membership import ChangeError, MemberInfo, Membership, decode_context, encode_context
+from abcd.raft.config import Configuration, encode_config
+from abcd.raft.core import RaftCore
+from abcd.raft.effects import Persist
+from abcd.raft.messages import ENTRY_CONFIG, AppendEntriesResponse, Entry, HardState, Persisted, Tick
+
+
+def seeded_leader():
+    """A one-voter cluster, bootstrapped as the node does, driven to leadership."""
+    context = encode_context({1: MemberInfo("n1", "127.0.0.1:8080")}, next_id=2)
+    seed = Entry(1, 1, encode_config(Configuration(frozenset({1})), context), ENTRY_CONFIG)
+    core = RaftCore(1, hard_state=HardState(1, None), entries=[seed], seed=3)
+    for _ in range(100):
+        effects = core.step(Tick())
+        for effect in effects:
+            if type(effect) is Persist:
+                core.step(Persisted(effect.seq))
+        if core.is_leader() and core.commit_index == core.log.last_index:
+            return core
+    raise AssertionError("the single voter did not become leader")
+
+
+def persist_all(core, effects):
+    for effect in effects:
+        if type(effect) is Persist:
+            persist_all(core, core.step(Persisted(effect.seq)))
+
+
+def test_context_round_trip():
+    members = {1: MemberInfo("a", "h:1"), 3: MemberInfo("c", "h:3", promote=True)}
+    assert decode_context(encode_context(members, 7)) == (members, 7)
+
+
+def test_context_that_is_not_ours_is_refused():
+    with pytest.raises(ValueError, match="member table"):
+        decode_context('{"something": 1}')
+
+
+def test_the_table_follows_the_latest_config_entry_in_the_log():
+    core = seeded_leader()
+    membership = Membership(1)
+    assert membership.sync(core) is True
+    assert membership.members == {1: MemberInfo("n1", "127.0.0.1:8080")}
+    assert membership.sync(core) is False  # nothing changed
+    node_id, change = membership.plan_add(core, "127.0.0.1:8081", "n2", learner=True)
+    assert node_id == 2
+    persist_all(core, core.step(dataclasses.replace(change, tag=1)))
+    assert membership.sync(core) is True
+    assert membership.peers() == {2: "127.0.0.1:8081"}
+    assert core.config.learners == {2}
+    assert membership.describe(core)[1] == {
+        "id": 2, "name": "n2", "address": "127.0.0.1:8081", "voter": False, "leader": False
+    }
+
+
+def test_ids_are_never_reused_after_a_removal():
+    core = seeded_leader()
+    membership = Membership(1)
+    membership.sync(core)
+    _, change = membership.plan_add(core, "h:2", None, learner=True)
+    persist_all(core, core.step(dataclasses.replace(change, tag=1)))
+    membership.sync(core)
+    persist_all(core, core.step(dataclasses.replace(membership.plan_remove(core, 2), tag=2)))
+    membership.sync(core)
+    assert 2 not in membership.members
+    # The removal is not committed (node 2 never answered), but the table already shows it.
+    assert membership.next_id == 3
+
+
+def test_removing_the_last_voter_or_a_stranger_is_refused():
+    core = seeded_leader()
+    membership = Membership(1)
+    membership.sync(core)
+    with pytest.raises(ChangeError, match="last voter"):
+        membership.plan_remove(core, 1)
+    with pytest.raises(ChangeError) as error:
+        membership.plan_remove(core, 9)
+    assert error.value.status == 404
+
+
+def test_a_learner_is_promoted_only_once_caught_up_with_the_commit_index():
+    core = seeded_leader()
+    membership = Membership(1)
+    membership.sync(core)
+    _, change = membership.plan_add(core, "h:2", "n2", learner=True)
+    persist_all(core, core.step(dataclasses.replace(change, tag=1)))
+    membership.sync(core)
+    assert membership.learner_to_promote(core) is None  # match index 0
+    last = core.log.last_index
+    persist_all(core, core.step(AppendEntriesResponse(core.current_term, 2, 1, True, last)))
+    assert core.commit_index == last
+    assert membership.learner_to_promote(core) == 2
+    promote = membership.plan_promote(core, 2)
+    assert promote.voters == {1, 2} and promote.learners == frozenset()
+    assert decode_context(promote.context)[0][2].promote is False
+
+
+def test_a_member_added_as_voter_is_not_marked_for_promotion():
+    core = seeded_leader()
+    membership = Membership(1)
+    membership.sync(core)
+    _, change = membership.plan_add(core, "h:2", "n2", learner=False)
+    assert change.voters == {1, 2}
+    assert decode_context(change.context)[0][2].promote is False
+
+
+def test_seed_members_serve_until_the_log_has_a_configuration():
+    core = RaftCore(5, seed=1)  # just joined: empty log
+    seed = {1: MemberInfo("n1", "h:1"), 5: MemberInfo("me", "h:5")}
+    membership = Membership(5, seed)
+    membership.sync(core)
+    assert membership.peers() == {1: "h:1"}
