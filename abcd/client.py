@@ -481,7 +481,7 @@ class Client:
                         raise NotSupported(e.status, "not_supported", f"{base} does not support watch yet") from None
                     return e.status, {"error": e.message}, None
                 except aiohttp.ClientError as e:
-                    raise _Unreachable(f"{base}: {e or type(e).__name__}", maybe_sent=False) from None
+                    raise _Unreachable(f"cannot reach {base}: {_reason(e)}", maybe_sent=False) from None
 
             ws = await self._retrying(connect, write=False, what="watch")
             try:
@@ -552,7 +552,7 @@ class Client:
                 return None
             raise _Unreachable(f"{base} refused the session ({e.status} {e.message})", maybe_sent=False) from None
         except aiohttp.ClientError as e:
-            raise _Unreachable(f"cannot reach {base}: {e or type(e).__name__}", maybe_sent=False) from None
+            raise _Unreachable(f"cannot reach {base}: {_reason(e)}", maybe_sent=False) from None
         old = self._channels.pop(base, None)
         if old is not None:
             await old.aclose()
@@ -588,7 +588,7 @@ class Client:
                 retry_after = resp.headers.get("Retry-After")
                 location = resp.headers.get("Location")
         except aiohttp.ClientConnectorError as e:
-            raise _Unreachable(f"cannot reach {base}: {e.os_error or e}", maybe_sent=False) from None
+            raise _Unreachable(f"cannot reach {base}: {_reason(e)}", maybe_sent=False) from None
         except aiohttp.ConnectionTimeoutError:
             raise _Unreachable(f"cannot reach {base}: connect timed out", maybe_sent=False) from None
         except aiohttp.ClientError as e:
@@ -678,6 +678,14 @@ def _outcome(write: bool, maybe_applied: bool) -> str:
     if maybe_applied:
         return "; outcome unknown: the write may or may not have been applied"
     return "; the write was not applied"
+
+
+def _reason(e: Exception) -> str:
+    """A short description of a connection error."""
+    os_error = getattr(e, "os_error", None)
+    if isinstance(os_error, OSError) and os_error.strerror:
+        return os_error.strerror.lower()
+    return str(e) or type(e).__name__
 
 
 def _seconds(header: str | None) -> float | None:

@@ -250,9 +250,15 @@ class FakeNode:
                 queue.put_nowait(item)
         self.store.watchers.append(queue)
         sent = 0
+        closed = asyncio.ensure_future(ws.receive())  # done when the client goes away
         try:
             while True:
-                revision, event = await queue.get()
+                getter = asyncio.ensure_future(queue.get())
+                await asyncio.wait((getter, closed), return_when=asyncio.FIRST_COMPLETED)
+                if not getter.done():
+                    getter.cancel()
+                    break
+                revision, event = getter.result()
                 if not match(event["kv"]["key"]):
                     continue
                 await ws.send_bytes(orjson.dumps({"events": [event], "revision": revision}))
@@ -261,6 +267,7 @@ class FakeNode:
                     request.transport.close()  # abnormal end: the client must resume
                     break
         finally:
+            closed.cancel()
             self.store.watchers.remove(queue)
         return ws
 
@@ -413,7 +420,13 @@ class ThreadedCluster:
         return self.cluster
 
     def __exit__(self, *exc) -> None:
-        asyncio.run_coroutine_threadsafe(self.cluster.stop(), self.loop).result(10)
+        async def stop():
+            await self.cluster.stop()
+            rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in rest:
+                t.cancel()
+            await asyncio.gather(*rest, return_exceptions=True)
+        asyncio.run_coroutine_threadsafe(stop(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
         self.loop.close()

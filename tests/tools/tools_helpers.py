@@ -1,0 +1,70 @@
+"""Helpers for the command-line tool tests: running a tool as a user would."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+# The fake cluster lives with the client tests.
+if str(REPO / "tests" / "client") not in sys.path:
+    sys.path.insert(0, str(REPO / "tests" / "client"))
+
+
+def run_tool(script: str, *args: str, stdin: str | None = None, cwd: Path | None = None,
+             timeout: float = 30) -> subprocess.CompletedProcess:
+    """Run `python tools/<script> args…` from outside the repository and without
+    PYTHONPATH: the script itself must find the package."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return subprocess.run(
+        [sys.executable, str(REPO / "tools" / script), *args],
+        input=stdin, capture_output=True, text=True, timeout=timeout, cwd=cwd or REPO.parent, env=env,
+    )
+
+
+class LineReader:
+    """Lines of a running process's output, read in a thread so a test can wait for
+    the next one with a deadline instead of blocking forever."""
+
+    def __init__(self, stream) -> None:
+        import queue
+        import threading
+
+        self._lines: queue.Queue = queue.Queue()
+        self._empty = queue.Empty
+
+        def pump() -> None:
+            for line in stream:
+                self._lines.put(line.rstrip("\n"))
+            self._lines.put(None)  # end of output
+
+        threading.Thread(target=pump, daemon=True).start()
+
+    def next(self, timeout: float) -> str:
+        try:
+            line = self._lines.get(timeout=timeout)
+        except self._empty:
+            raise AssertionError(f"no output line within {timeout}s") from None
+        if line is None:
+            raise AssertionError("the process ended its output")
+        return line
+
+
+def run_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    """`abcd.cli.main(args)` in this process (much faster than a subprocess), with its
+    stdin, stdout and stderr captured like run_tool's."""
+    import contextlib
+    import io
+
+    from abcd.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved_stdin = sys.stdin
+    sys.stdin = io.StringIO(stdin)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(list(args))
+    finally:
+        sys.stdin = saved_stdin
+    return subprocess.CompletedProcess(["abcdctl", *args], code, out.getvalue(), err.getvalue())
