@@ -12,11 +12,18 @@ if str(REPO / "tests" / "client") not in sys.path:
     sys.path.insert(0, str(REPO / "tests" / "client"))
 
 
+def tool_env() -> dict:
+    """The environment tools run in: no PYTHONPATH, and UTC so printed times are fixed."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["TZ"] = "UTC"
+    return env
+
+
 def run_tool(script: str, *args: str, stdin: str | None = None, cwd: Path | None = None,
              timeout: float = 30) -> subprocess.CompletedProcess:
     """Run `python tools/<script> args…` from outside the repository and without
     PYTHONPATH: the script itself must find the package."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env = tool_env()
     return subprocess.run(
         [sys.executable, str(REPO / "tools" / script), *args],
         input=stdin, capture_output=True, text=True, timeout=timeout, cwd=cwd or REPO.parent, env=env,
@@ -68,3 +75,14 @@ def run_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
     finally:
         sys.stdin = saved_stdin
     return subprocess.CompletedProcess(["abcdctl", *args], code, out.getvalue(), err.getvalue())
+
+
+def load_tool(name: str):
+    """Import tools/<name>.py as a module (tools/ is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"abcd_tool_{name}", REPO / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while building
+    spec.loader.exec_module(module)
+    return module
