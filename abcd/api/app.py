@@ -15,7 +15,7 @@ from aiohttp import web
 from ..kv import MAX_VALUE_BYTES
 from ..net import RAFT_PATH
 from . import cluster, kv
-from .jsonio import BadInput, error_response
+from .jsonio import NODE, WEBSOCKETS, BadInput, error_response
 from .session import handle_session
 
 # A value may be 1 MiB of UTF-8, which JSON escaping can grow; larger bodies get 413.
@@ -45,8 +45,8 @@ async def errors_as_json(request: web.Request, handler):
 
 def create_app(node) -> web.Application:
     app = web.Application(middlewares=[errors_as_json], client_max_size=MAX_BODY_BYTES)
-    app["node"] = node
-    app["websockets"] = set()
+    app[NODE] = node
+    app[WEBSOCKETS] = set()
     app.router.add_get(RAFT_PATH, node.transport.handle_inbound)
     app.router.add_get("/v1/session", handle_session)
     kv.add_routes(app)
@@ -56,7 +56,7 @@ def create_app(node) -> web.Application:
 
 
 async def _close_websockets(app: web.Application) -> None:
-    for ws in list(app["websockets"]):
+    for ws in list(app[WEBSOCKETS]):
         await ws.close(code=1001, message=b"node shutting down")
 
 
@@ -66,11 +66,11 @@ class Server:
     def __init__(self, node, sock: socket.socket) -> None:
         self._app = create_app(node)
         self._sock = sock
-        self._runner = web.AppRunner(self._app, handle_signals=False, access_log=None)
+        self._runner = web.AppRunner(self._app, handle_signals=False, access_log=None, shutdown_timeout=2.0)
 
     async def start(self) -> None:
         await self._runner.setup()
-        site = web.SockSite(self._runner, self._sock, shutdown_timeout=2.0)
+        site = web.SockSite(self._runner, self._sock)
         await site.start()
 
     async def stop(self) -> None:

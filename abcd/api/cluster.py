@@ -15,46 +15,46 @@ from aiohttp import web
 from ..node import cluster_ops
 from ..node.metrics import CONTENT_TYPE, render
 from ..node.responses import ok
-from .jsonio import BadInput, error_response, is_forwarded, json_response, read_json
+from .jsonio import NODE, WEBSOCKETS, BadInput, error_response, is_forwarded, json_response, read_json
 
 STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
 
 
 async def members(request: web.Request) -> web.Response:
-    node = request.app["node"]
+    node = request.app[NODE]
     return json_response(ok({"members": node.membership.describe(node.core)}))
 
 
 async def add_member(request: web.Request) -> web.Response:
-    node = request.app["node"]
+    node = request.app[NODE]
     body = await read_json(request)
     return json_response(await cluster_ops.add_member(node, body, forwarded=is_forwarded(request)))
 
 
 async def remove_member(request: web.Request) -> web.Response:
-    node = request.app["node"]
+    node = request.app[NODE]
     response = await cluster_ops.remove_member(node, request.match_info["id"], forwarded=is_forwarded(request))
     return json_response(response)
 
 
 async def promote_member(request: web.Request) -> web.Response:
-    node = request.app["node"]
+    node = request.app[NODE]
     response = await cluster_ops.promote_member(node, request.match_info["id"], forwarded=is_forwarded(request))
     return json_response(response)
 
 
 async def transfer_leader(request: web.Request) -> web.Response:
-    node = request.app["node"]
+    node = request.app[NODE]
     body = await read_json(request)
     return json_response(await cluster_ops.transfer_leadership(node, body, forwarded=is_forwarded(request)))
 
 
 async def status(request: web.Request) -> web.Response:
-    return json_response(ok(request.app["node"].status()))
+    return json_response(ok(request.app[NODE].status()))
 
 
 async def healthz(request: web.Request) -> web.Response:
-    node = request.app["node"]
+    node = request.app[NODE]
     if node.healthy():
         return json_response(ok({"health": "ok", "leader": node.core.leader_id}))
     core = node.core
@@ -66,16 +66,16 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = render(request.app["node"].metrics)
+    body = render(request.app[NODE].metrics)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
 async def events(request: web.Request) -> web.WebSocketResponse:
     """The node's event stream: frames are JSON lists of events (see docs/api.md)."""
-    node = request.app["node"]
+    node = request.app[NODE]
     ws = web.WebSocketResponse(heartbeat=30.0, compress=False)
     await ws.prepare(request)
-    sockets: set = request.app["websockets"]
+    sockets: set = request.app[WEBSOCKETS]
     sockets.add(ws)
     subscription = node.hub.subscribe()
 
@@ -113,7 +113,7 @@ def _faults_disabled() -> web.Response:
 
 
 async def set_faults(request: web.Request) -> web.Response:
-    node = request.app["node"]
+    node = request.app[NODE]
     if node.faults is None:
         return _faults_disabled()
     body = await read_json(request)
@@ -126,7 +126,7 @@ async def set_faults(request: web.Request) -> web.Response:
 
 
 async def heal_faults(request: web.Request) -> web.Response:
-    node = request.app["node"]
+    node = request.app[NODE]
     if node.faults is None:
         return _faults_disabled()
     node.faults.heal()
@@ -143,7 +143,7 @@ async def index(request: web.Request) -> web.StreamResponse:
     page = os.path.join(STATIC_DIR, "index.html")
     if os.path.exists(page):
         return web.FileResponse(page)
-    node = request.app["node"]
+    node = request.app[NODE]
     text = (
         f"abcd node {node.config.name} (id {node.node_id}) of cluster {node.cluster_id}\n"
         "API: /v1/kv, /v1/txn, /v1/session, /v1/members, /v1/status, /healthz, /metrics, /v1/events\n"

@@ -10,6 +10,10 @@ from ..node.responses import Response
 
 JSON = "application/json"
 
+# The app's state: the node it serves, and the open client websockets (closed at shutdown).
+NODE: web.AppKey = web.AppKey("node", object)
+WEBSOCKETS: web.AppKey = web.AppKey("websockets", set)
+
 
 def json_response(response: Response) -> web.Response:
     headers = {"Retry-After": str(response.retry_after)} if response.retry_after is not None else None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .jsonio import BadInput, error_response, json_response, query_bool, query_int, read_json, read_object
+from .jsonio import NODE, BadInput, error_response, json_response, query_bool, query_int, read_json, read_object
 
 REQUEST_ID_HEADER = "X-Request-Id"
 
@@ -21,7 +21,7 @@ def _with_request_id(request: web.Request, op: dict) -> dict:
 
 
 async def _submit(request: web.Request, op: dict) -> web.Response:
-    node = request.app["node"]
+    node = request.app[NODE]
     return json_response(await node.submit(op))
 
 

@@ -21,6 +21,7 @@ import orjson
 from aiohttp import web
 
 from ..net.transport import close_reason
+from .jsonio import NODE, WEBSOCKETS
 
 MAX_FRAME_BYTES = 64 * 1024 * 1024
 CLOSE_INVALID_JSON = 1007
@@ -57,11 +58,11 @@ class _Replies:
 
 
 async def handle_session(request: web.Request) -> web.WebSocketResponse:
-    node = request.app["node"]
+    node = request.app[NODE]
     forwarded = request.query.get("forwarded") == "1"
     ws = web.WebSocketResponse(max_msg_size=MAX_FRAME_BYTES, compress=False, heartbeat=30.0)
     await ws.prepare(request)
-    sockets: set = request.app["websockets"]
+    sockets: set = request.app[WEBSOCKETS]
     sockets.add(ws)
     replies = _Replies(ws)
     writer = asyncio.get_running_loop().create_task(replies.run())

@@ -53,15 +53,34 @@ async def _on_leader(node: "Node", forwarded: bool, method: str, path: str, body
         await node.wait_for(lambda: node.core.leader_id is not None, remaining)
 
 
-def _propose_change(node: "Node", plan: Callable[[], Any], on_planned: Callable[[Any], None] | None = None):
-    """Push a config change planned at step time; a future gets the Response once applied."""
+async def _propose_change(node: "Node", plan: Callable[[], Any]) -> Response:
+    """Propose a config change planned at step time; its Response once applied.
+
+    The core takes one change at a time (and none before a new leader's first entry
+    commits); a change refused for that reason waits for the pending one to commit
+    and tries again, until the request's deadline, so concurrent joins serialize
+    instead of failing.
+    """
+    deadline = node.loop.time() + node.config.request_timeout
+    while True:
+        response = await _propose_once(node, plan, deadline)
+        if response.body.get("code") != "config_change_in_progress" or node.stopping:
+            return response
+        remaining = deadline - node.loop.time()
+        if remaining <= 0:
+            return response
+        core = node.core
+        await node.wait_for(lambda: core.pending_config_index <= core.commit_index or not core.is_leader(), remaining)
+
+
+def _propose_once(node: "Node", plan: Callable[[], Any], deadline: float) -> asyncio.Future:
     future = node.loop.create_future()
 
     def answer(response: Response) -> None:
         if not future.done():
             future.set_result(response)
 
-    waiter = Waiter(answer, node.loop.time() + node.config.request_timeout, is_write=True)
+    waiter = Waiter(answer, deadline, is_write=True)
     node.requests.track(waiter)
 
     def make_event(tag: int):
@@ -77,8 +96,6 @@ def _propose_change(node: "Node", plan: Callable[[], Any], on_planned: Callable[
         if change is None:
             waiter.resolve(responses.ok({}))
             return None
-        if on_planned is not None:
-            on_planned(change)
         return dataclasses.replace(change, tag=tag)
 
     def on_reply(result) -> None:
@@ -87,7 +104,10 @@ def _propose_change(node: "Node", plan: Callable[[], Any], on_planned: Callable[
         elif type(result) is NotLeader:
             waiter.resolve(responses.no_leader("leadership changed before the change was proposed"))
         elif type(result) is Rejected:
-            waiter.resolve(responses.unavailable("config_change_in_progress", result.reason))
+            if "already in progress" in result.reason:
+                waiter.resolve(responses.unavailable("config_change_in_progress", result.reason))
+            else:
+                waiter.resolve(responses.bad_request(f"configuration change refused: {result.reason}"))
         elif result is None:
             waiter.resolve(responses.shutting_down())
 
@@ -192,7 +212,7 @@ def maybe_promote(node: "Node") -> None:
             return None
         return node.membership.plan_promote(node.core, learner)
 
-    future = _propose_change(node, plan)
+    future = asyncio.ensure_future(_propose_change(node, plan))
 
     def done(f: asyncio.Future) -> None:
         node.promoting = False
