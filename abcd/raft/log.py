@@ -51,6 +51,8 @@ class RaftLog:
         return self.term_at(index) == term
 
     def entry(self, index: int) -> Entry:
+        if not self.snapshot_index < index <= self.last_index:
+            raise IndexError(f"no entry {index}: log spans ({self.snapshot_index}, {self.last_index}]")
         return self.entries[index - self.snapshot_index - 1]
 
     def is_up_to_date(self, last_log_term: int, last_log_index: int) -> bool:
@@ -77,6 +79,8 @@ class RaftLog:
 
     def slice(self, lo: int, hi: int, max_count: int, max_bytes: int) -> tuple[Entry, ...]:
         """Entries [lo, hi) capped by count and total data size (always at least one)."""
+        if lo <= self.snapshot_index:
+            raise ValueError(f"cannot slice from {lo}: entries up to {self.snapshot_index} are compacted")
         begin = lo - self.snapshot_index - 1
         end = min(hi - self.snapshot_index - 1, begin + max_count, len(self.entries))
         if begin >= end:

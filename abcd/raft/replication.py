@@ -113,6 +113,8 @@ class ReplicationMixin:
             if pr.state == PROBE:
                 pr.become_replicate()
             if self.maybe_commit():
+                if self.role != LEADER:
+                    return  # the commit removed us from the configuration: we stepped down
                 self.broadcast_commit()
             # Keep the pipe full: stream whatever this follower still lacks.
             while self.send_append(m.source, allow_empty=False):

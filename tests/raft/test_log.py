@@ -118,7 +118,6 @@ def test_compact_to_a_snapshot_the_log_does_not_match_empties_it():
     assert (log.snapshot_index, log.last_index, log.last_term, log.entries) == (5, 5, 3, [])
 
 
-@pytest.mark.xfail(strict=True, reason="RaftLog.slice below first_index wraps around (negative list index)")
 def test_slice_below_the_first_index_is_refused():
     """A compacted prefix cannot be sliced; silently returning entries from the *end*
     of the log would send the wrong entries."""
@@ -127,7 +126,6 @@ def test_slice_below_the_first_index_is_refused():
         log.slice(3, 11, 100, 0)
 
 
-@pytest.mark.xfail(strict=True, reason="RaftLog.entry outside the log returns a wrong entry (negative list index)")
 def test_entry_outside_the_log_is_refused():
     log = RaftLog(0, 0, log_of(1, 1, 2))
     with pytest.raises((ValueError, IndexError)):

@@ -91,18 +91,14 @@ class RandomRun:
             self.do("deliver")
 
     def change_membership(self) -> None:
-        """A random single-server change proposed to a current leader.
-
-        The leader itself is never removed: see the xfail test
-        test_removed_leader_steps_down_once_its_removal_commits.
-        """
+        """A random single-server change proposed to a current leader (which may remove itself)."""
         rng = self.rng
         leaders = [n for n in self.sc.nodes.values() if n.core is not None and n.core.is_leader()]
         if not leaders:
             return
         leader = rng.choice(leaders)
         voters, learners = set(leader.core.config.voters), set(leader.core.config.learners)
-        others = sorted(voters - {leader.id})
+        others = sorted(voters)
         r = rng.random()
         if r < 0.3 and self.next_new_node <= 7:
             self.do(f"add {self.next_new_node}")

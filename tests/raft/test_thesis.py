@@ -368,12 +368,6 @@ def test_removed_leader_does_not_count_itself_in_majorities():
     assert core.role == LEADER and core.commit_index == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=KeyError,
-    reason="core bug: handle_append_entries_response keeps streaming to the peer after "
-    "maybe_commit() made the removed leader step down and clear its progress (KeyError)",
-)
 def test_removed_leader_steps_down_once_its_removal_commits():
     """§4.2.2: "the leader steps down ... once the Cnew entry is committed"."""
     core = settled_leader(voters=(1, 2, 3))
