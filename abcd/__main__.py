@@ -151,7 +151,7 @@ async def run_node(args: argparse.Namespace, settings: dict) -> int:
     try:
         meta = load_meta(data_dir)
         if meta is not None:
-            if config.join and args.port is not None and args.join:
+            if args.join:
                 logger.info("{} already holds node {}; resuming it and ignoring --join", data_dir, meta["node_id"])
         elif config.join:
             logger.info("joining the cluster through {}", ", ".join(config.join))

@@ -200,12 +200,22 @@ def test_bootstrap_join_replicate_forward_and_restart(cluster):
     assert code == 413 and huge["code"] == "too_large"
     assert call(first.port, "POST", "/v1/txn", raw=b"[1,2")[0] == 400
 
-    # Restart a node with the same data dir: same identity, data still there.
-    before = third.status()
-    assert third.stop() == 0, third.output()
-    code, later = call(first.port, "PUT", "/v1/kv/while-down", {"value": "x"})
-    assert code == 200
-    restarted = cluster.restart(third, ["--join", "127.0.0.1:1"])  # --join is ignored on a restart
+    # Leadership transfer, asked of a follower (forwarded to the leader).
+    target = next(n for n in (first, second, third) if n.status()["role"] != "leader" and n is not follower)
+    target_id = target.status()["id"]
+    code, moved = call(follower.port, "POST", "/v1/leader/transfer", {"to": target_id})
+    assert code == 200 and moved == {"leader": target_id}, moved
+    wait_for(lambda: target.status()["role"] == "leader", "the transferee to lead")
+
+    # Restart a follower with the same data dir: same identity, data still there,
+    # and what was written while it was down reaches it.
+    down = next(n for n in (first, second, third) if n.status()["role"] != "leader")
+    live = [n for n in (first, second, third) if n is not down]
+    before = down.status()
+    assert down.stop() == 0, down.output()
+    code, later = call(live[0].port, "PUT", "/v1/kv/while-down", {"value": "x"})
+    assert code == 200, later
+    restarted = cluster.restart(down, ["--join", "127.0.0.1:1"])  # --join is ignored on a restart
     restarted.wait_healthy()
     after = restarted.status()
     assert after["id"] == before["id"] and after["cluster_id"] == cluster_id
@@ -215,7 +225,7 @@ def test_bootstrap_join_replicate_forward_and_restart(cluster):
     )
     code, got = call(restarted.port, "GET", "/v1/kv/greeting?serializable=true")
     assert code == 200 and got["kv"]["value"] == "hello"
-    for node in (first, second, restarted):
+    for node in (*live, restarted):
         assert node.stop() == 0, node.output()
 
 
