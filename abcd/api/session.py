@@ -82,9 +82,10 @@ async def handle_session(request: web.Request) -> web.WebSocketResponse:
                     message=close_reason(f"a frame must be a JSON list of request objects, got {what}"),
                 )
                 break
-            for item in items:
-                request_id = item.get("id")
-                node.handle(item, lambda response, rid=request_id: replies.answer(rid, response), forwarded=forwarded)
+            node.handle_many(
+                [(item, lambda response, rid=item.get("id"): replies.answer(rid, response)) for item in items],
+                forwarded=forwarded,
+            )
     except Exception:
         loguru.logger.exception("session handler failed")
     finally:

@@ -266,29 +266,49 @@ class Node:
 
     def handle(self, request: object, callback: Callable[[Response], None], *, forwarded: bool = False) -> None:
         """Handle one client request; `callback(response)` is called exactly once."""
+        self.handle_many([(request, callback)], forwarded=forwarded)
+
+    def handle_many(self, requests: list[tuple[object, Callable[[Response], None]]], *, forwarded: bool = False) -> None:
+        """Handle the requests of one client frame together: one pipeline item for all.
+
+        Each callback is called exactly once, with its request's Response.
+        """
+        items = []
+        for request, callback in requests:
+            item = self._prepare(request, callback, forwarded)
+            if item is not None:
+                items.append(item)
+        if not items:
+            return
+        if self.core.is_leader():
+            self.pipeline.push_requests(items)
+        else:
+            for item in items:
+                self._dispatch(item)
+
+    def _prepare(self, request: object, callback: Callable[[Response], None], forwarded: bool):
+        """The pipeline item for a request, or None if it was answered at once."""
         try:
             op = validate_request(request)
         except KVError as e:
             callback(responses.from_kv_error(e))
-            return
+            return None
         if self.stopping:
             callback(responses.shutting_down())
-            return
+            return None
         kind = op["op"]
         if kind in UNSUPPORTED_OPS:
             callback(responses.error(501, "not_implemented", f"{kind}: leases are not implemented yet"))
-            return
+            return None
         write = is_write(op)
         if not write and op.get("serializable"):
             callback(self._serve_read(op))
-            return
+            return None
         waiter = Waiter(callback, self.loop.time() + self.config.request_timeout, is_write=write)
         self.requests.track(waiter)
         if write:
-            item = ClientWrite(orjson.dumps(op), op, waiter, forwarded)
-        else:
-            item = ClientRead(op, waiter, forwarded)
-        self._dispatch(item)
+            return ClientWrite(orjson.dumps(op), op, waiter, forwarded)
+        return ClientRead(op, waiter, forwarded)
 
     def _dispatch(self, item: ClientWrite | ClientRead, park_deadline: float | None = None) -> None:
         if item.waiter.done:
