@@ -126,12 +126,12 @@ class Node:
         self.pipeline.start(
             self.scheduler,
             [
-                self.wal_sink.on_effects,
-                self.outbound.on_effects,
-                self.requests.on_effects,
-                self.applier.on_effects,
-                self.trace_log.on_effects,
-                self._after_step,
+                self._guard(self.wal_sink.on_effects),
+                self._guard(self.outbound.on_effects),
+                self._guard(self.requests.on_effects),
+                self._guard(self.applier.on_effects),
+                self._guard(self.trace_log.on_effects, fatal=False),
+                self._guard(self._after_step),
             ],
             on_tick=self._on_tick,
             on_error=self._fatal,
@@ -146,6 +146,22 @@ class Node:
             self.node_id, self.cluster_id, config.advertise, recovered.first_index, recovered.last_index,
             recovered.hard_state.current_term,
         )
+
+    def _guard(self, sink: Callable[[list], None], *, fatal: bool = True) -> Callable[[list], None]:
+        """A sink that cannot break the fan-out: an exception in it is logged and, unless
+        the sink is only about logging, stops the node (its state can no longer be trusted;
+        a restart recovers from the WAL)."""
+
+        def guarded(effects: list) -> None:
+            try:
+                sink(effects)
+            except Exception as error:
+                if fatal:
+                    self._fatal(error)
+                else:
+                    self.logger.opt(exception=error).error("{} failed", getattr(sink, "__qualname__", sink))
+
+        return guarded
 
     def _outbound_deliver(self):
         if self.faults is None:

@@ -212,3 +212,21 @@ def test_a_stopping_node_answers_503(tmp_path):
         assert status == 503 and answer["code"] == "shutting_down"
 
     run_with_node(tmp_path, body)
+
+
+def test_a_failed_fsync_stops_the_node_and_answers_what_waits(tmp_path):
+    async def body(n):
+        import asyncio
+
+        def broken_sync():
+            raise OSError(5, "Input/output error")
+
+        n.node.wal.sync = broken_sync
+        status, answer = await n.call("PUT", "/v1/kv/a", json={"value": "x"})
+        assert status == 503 and answer["code"] == "shutting_down"
+        await asyncio.wait_for(n.node.stopped.wait(), 5)
+        assert isinstance(n.node.failed, OSError)
+        status, health = await n.call("GET", "/healthz")
+        assert status == 503
+
+    run_with_node(tmp_path, body)
