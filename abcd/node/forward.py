@@ -7,21 +7,22 @@ connection is opened with `?forwarded=1`: a node never forwards a forwarded requ
 again, so two nodes that each believe the other leads cannot bounce a request
 between them forever (the second answers 503 instead).
 
-If the link fails, requests not yet sent are answered 503 (retry); requests already
-sent have an unknown outcome: writes get 504, which says so.
+If the link fails, requests not yet sent go back to the node (`on_unsent`), which
+holds them until a leader is known again (a dead leader is usually replaced within an
+election timeout); requests already sent have an unknown outcome: writes get 504,
+which says so.
 """
 from __future__ import annotations
 
 import asyncio
 import itertools
-from typing import Any
+from typing import Any, Callable
 
 import aiohttp
 import loguru
 import orjson
 
 from . import responses
-from .requests import Waiter
 from .responses import Response
 
 SESSION_PATH = "/v1/session"
@@ -29,16 +30,25 @@ FORWARDED_QUERY = "forwarded=1"
 FORWARDED_HEADER = "X-Abcd-Forwarded"
 
 
-class LeaderLink:
-    """One kept-open session to one leader address."""
+OnUnsent = Callable[[list], None]
 
-    def __init__(self, session: aiohttp.ClientSession, address: str, *, logger=loguru.logger) -> None:
+
+class LeaderLink:
+    """One kept-open session to one leader address.
+
+    Items are the node's ClientWrite/ClientRead: `.request` is sent, `.waiter` answered.
+    """
+
+    def __init__(
+        self, session: aiohttp.ClientSession, address: str, on_unsent: OnUnsent, *, logger=loguru.logger
+    ) -> None:
         self.address = address
         self._session = session
+        self._on_unsent = on_unsent
         self._logger = logger
         self._ids = itertools.count(1)
-        self._queued: list[tuple[int, dict, Waiter]] = []
-        self._in_flight: dict[int, Waiter] = {}
+        self._queued: list[tuple[int, Any]] = []
+        self._in_flight: dict[int, Any] = {}
         self._wakeup = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"leader-link-{address}")
         self.closed = False
@@ -47,11 +57,11 @@ class LeaderLink:
     def busy(self) -> bool:
         return bool(self._queued or self._in_flight)
 
-    def send(self, request: dict, waiter: Waiter) -> None:
+    def send(self, item: Any) -> None:
         if self.closed:
-            waiter.resolve(responses.no_leader(f"the link to the leader at {self.address} is closed"))
+            self._on_unsent([item])
             return
-        self._queued.append((next(self._ids), request, waiter))
+        self._queued.append((next(self._ids), item))
         self._wakeup.set()
 
     async def _run(self) -> None:
@@ -69,11 +79,11 @@ class LeaderLink:
                             continue
                         batch, self._queued = self._queued, []
                         frame = []
-                        for request_id, request, waiter in batch:
-                            if waiter.done:
+                        for request_id, item in batch:
+                            if item.waiter.done:
                                 continue
-                            self._in_flight[request_id] = waiter
-                            frame.append({**request, "id": request_id})
+                            self._in_flight[request_id] = item
+                            frame.append({**item.request, "id": request_id})
                         if frame:
                             await ws.send_bytes(orjson.dumps(frame))
                 finally:
@@ -97,18 +107,19 @@ class LeaderLink:
             for answer in answers if isinstance(answers, list) else ():
                 if not isinstance(answer, dict):
                     continue
-                waiter = self._in_flight.pop(answer.get("id"), None)
-                if waiter is not None:
+                item = self._in_flight.pop(answer.get("id"), None)
+                if item is not None:
                     status = answer.get("status", 502)
                     retry = responses.RETRY_AFTER_SECONDS if status == 503 else None
-                    waiter.resolve(Response(status, answer.get("body"), retry))
+                    item.waiter.resolve(Response(status, answer.get("body"), retry))
 
     def _close(self) -> None:
         self.closed = True
-        for _, _, waiter in self._queued:
-            waiter.resolve(responses.no_leader(f"cannot reach the leader at {self.address}"))
-        self._queued = []
-        for waiter in self._in_flight.values():
+        unsent, self._queued = [item for _, item in self._queued if not item.waiter.done], []
+        if unsent:
+            self._on_unsent(unsent)
+        for item in self._in_flight.values():
+            waiter = item.waiter
             if waiter.is_write:
                 waiter.resolve(
                     responses.error(
@@ -130,7 +141,8 @@ class LeaderLink:
 class Forwarder:
     """Links to leaders by address; a link no longer needed is closed once idle."""
 
-    def __init__(self, *, logger=loguru.logger, request_timeout: float = 10.0) -> None:
+    def __init__(self, on_unsent: OnUnsent, *, logger=loguru.logger, request_timeout: float = 10.0) -> None:
+        self._on_unsent = on_unsent
         self._logger = logger
         self._links: dict[str, LeaderLink] = {}
         self._session: aiohttp.ClientSession | None = None
@@ -143,16 +155,16 @@ class Forwarder:
             self._session = aiohttp.ClientSession(timeout=timeout)
         return self._session
 
-    def forward(self, address: str, request: dict, waiter: Waiter) -> None:
+    def forward(self, address: str, item: Any) -> None:
         link = self._links.get(address)
         if link is None or link.closed:
-            link = self._links[address] = LeaderLink(self._client(), address, logger=self._logger)
+            link = self._links[address] = LeaderLink(self._client(), address, self._on_unsent, logger=self._logger)
         for other, old in list(self._links.items()):
             if other != address and not old.busy:
                 del self._links[other]
                 asyncio.get_running_loop().create_task(old.close())
         self.forwarded += 1
-        link.send(request, waiter)
+        link.send(item)
 
     async def call(self, address: str, method: str, path: str, body: Any = None) -> Response:
         """Forward one HTTP call (membership changes) to the leader at `address`."""

@@ -76,6 +76,7 @@ class Node:
         self.promoting = False  # a learner's promotion is under way (cluster_ops.maybe_promote)
         self.failed: BaseException | None = None
         self.stopped = asyncio.Event()
+        # Requests waiting for a (reachable) leader: (retry at, item).
         self._parked: list[tuple[float, ClientWrite | ClientRead]] = []
         self._state_waiters: list[tuple[Callable[[], bool], asyncio.Future]] = []
         self._fsync_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="abcd-fsync")
@@ -114,7 +115,7 @@ class Node:
             on_frame=self.pipeline.on_frame,
             logger=self.logger,
         )
-        self.forwarder = Forwarder(logger=self.logger)
+        self.forwarder = Forwarder(self._unsent, logger=self.logger)
         self.scheduler = AsyncIOScheduler(loop)
         self.wal_sink = WALSink(
             self.wal, executor_sync_runner(loop, self._fsync_executor), self.pipeline.persisted, self._fatal
@@ -209,9 +210,7 @@ class Node:
     def _after_step(self, effects: list) -> None:
         self._sync_membership()
         if self._parked and self.core.leader_id is not None:
-            parked, self._parked = self._parked, []
-            for deadline, item in parked:
-                self._dispatch(item, park_deadline=deadline)
+            self._retry_parked()
         if self._state_waiters:
             waiting = []
             for predicate, future in self._state_waiters:
@@ -238,12 +237,17 @@ class Node:
         self.requests.expire(now)
         if self._parked:
             keep = []
-            for deadline, item in self._parked:
-                if deadline <= now:
-                    item.waiter.resolve(responses.no_leader())
-                else:
-                    keep.append((deadline, item))
+            for parked in self._parked:
+                item = parked[1]
+                if item.give_up_at <= now:
+                    leader = self.core.leader_id
+                    detail = f"node {leader} leads but cannot be reached" if leader is not None else ""
+                    item.waiter.resolve(responses.no_leader(detail))
+                elif not item.waiter.done:
+                    keep.append(parked)
             self._parked = keep
+            if self.core.leader_id is not None:
+                self._retry_parked()
         maybe_promote(self)
 
     def _count_trace(self, trace: Trace) -> None:
@@ -326,7 +330,7 @@ class Node:
             return ClientWrite(orjson.dumps(op), op, waiter, forwarded)
         return ClientRead(op, waiter, forwarded)
 
-    def _dispatch(self, item: ClientWrite | ClientRead, park_deadline: float | None = None) -> None:
+    def _dispatch(self, item: ClientWrite | ClientRead) -> None:
         if item.waiter.done:
             return
         core = self.core
@@ -335,7 +339,7 @@ class Node:
             return
         leader = core.leader_id
         if leader is None:
-            self._park(item, park_deadline)
+            self._park(item)
         elif item.forwarded:
             item.waiter.resolve(
                 responses.no_leader(f"node {self.node_id} is not the leader (node {leader} is)")
@@ -343,15 +347,31 @@ class Node:
         else:
             address = self.membership.address_of(leader)
             if address is None:
-                self._park(item, park_deadline)
+                self._park(item)
             else:
-                self.forwarder.forward(address, item.request, item.waiter)
+                self.forwarder.forward(address, item)
 
-    def _park(self, item: ClientWrite | ClientRead, deadline: float | None = None) -> None:
-        """Hold a request until a leader is known (answered 503 after two election timeouts)."""
-        if deadline is None:
-            deadline = self.loop.time() + self._park_seconds
-        self._parked.append((deadline, item))
+    def _park(self, item: ClientWrite | ClientRead, retry_at: float = 0.0) -> None:
+        """Hold a request until a leader is known; 503 if none is within two election timeouts."""
+        if not item.give_up_at:
+            item.give_up_at = self.loop.time() + self._park_seconds
+        self._parked.append((retry_at, item))
+
+    def _retry_parked(self) -> None:
+        now = self.loop.time()
+        parked, self._parked = self._parked, []
+        for retry_at, item in parked:
+            if retry_at > now:
+                self._parked.append((retry_at, item))
+            else:
+                self._dispatch(item)
+
+    def _unsent(self, items: list) -> None:
+        """The link to the leader failed before these were sent: retry after a heartbeat,
+        by when the node may know a new leader."""
+        retry_at = self.loop.time() + self.config.tick_seconds
+        for item in items:
+            self._park(item, retry_at=retry_at)
 
     def _on_not_leader(self, items: list, leader_id: int | None) -> None:
         """The core refused requests it got as leader: it has just lost leadership."""

@@ -60,6 +60,8 @@ class ClientWrite:
     request: dict
     waiter: Waiter
     forwarded: bool = False
+    # When the node stops waiting for a leader for it (set when first parked).
+    give_up_at: float = 0.0
 
 
 @dataclass(slots=True, eq=False)
@@ -67,6 +69,7 @@ class ClientRead:
     request: dict
     waiter: Waiter
     forwarded: bool = False
+    give_up_at: float = 0.0
 
 
 @dataclass(slots=True, eq=False)

@@ -243,3 +243,29 @@ def test_a_single_node_restarts_with_its_data(cluster):
     assert code == 200 and len(listing["kvs"]) == 20
     assert again.status()["term"] > 2  # a new election after the restart
     assert again.stop() == 0
+
+
+def test_leader_killed_a_write_through_a_follower_waits_for_the_new_leader(cluster):
+    first = cluster.start()
+    first.wait_healthy()
+    others = [cluster.start(join=first.port), cluster.start(join=first.port)]
+    for node in others:
+        node.wait_healthy()
+    wait_for(lambda: voters(first) == [1, 2, 3], "three voters")
+    assert call(others[0].port, "PUT", "/v1/kv/before", {"value": "1"})[0] == 200
+    first.kill()  # kill -9: no goodbye
+    # The follower still believes in the dead leader; it holds the write until the
+    # survivors elect a new one (well within two election timeouts), then forwards it.
+    code, put = call(others[0].port, "PUT", "/v1/kv/during", {"value": "2"})
+    assert code == 200, put
+    new_leader = others[0].status()["leader"]
+    assert new_leader in (2, 3)
+    code, got = call(others[1].port, "GET", "/v1/kv/during")
+    assert code == 200 and got["kv"]["value"] == "2"
+    # The old leader comes back as a follower and catches up.
+    back = cluster.restart(first)
+    back.wait_healthy()
+    wait_for(lambda: call(back.port, "GET", "/v1/kv/during?serializable=true")[0] == 200, "the old leader to catch up")
+    assert back.status()["role"] == "follower"
+    for node in (*others, back):
+        assert node.stop() == 0, node.output()
