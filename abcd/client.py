@@ -216,10 +216,19 @@ class _Channel:
                 continue
             batch, self._unsent = self._unsent, []
             try:
-                await self.ws.send_frame(orjson.dumps(batch), aiohttp.WSMsgType.TEXT)
+                await self._send(orjson.dumps(batch))
             except (aiohttp.ClientError, ConnectionError, RuntimeError) as e:
                 self._close(f"sending to {self.base} failed: {e or type(e).__name__}")
                 return
+
+    async def _send(self, data: bytes) -> None:
+        # send_frame (aiohttp >= 3.11) writes orjson's bytes as a text frame without a
+        # decode/encode round trip.
+        send_frame = getattr(self.ws, "send_frame", None)
+        if send_frame is not None:
+            await send_frame(data, aiohttp.WSMsgType.TEXT)
+        else:
+            await self.ws.send_str(data.decode())
 
     async def _read_loop(self) -> None:
         reason = f"{self.base} closed the session"

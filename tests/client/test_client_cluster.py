@@ -1,8 +1,11 @@
 """Cluster calls (status, members, leader transfer), leases and watch."""
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from client_helpers import client_for, with_cluster
+from fake_cluster import free_port
 
 from abcd.client import Client, NotFound, NotSupported, Unavailable
 
@@ -104,12 +107,9 @@ def test_watch_on_a_node_without_watch_is_not_supported():
 
 
 def test_watch_with_no_endpoint_up_is_unavailable():
-    from fake_cluster import free_port
-
     async def main():
         async with Client([f"127.0.0.1:{free_port()}"], timeout=0.2) as c:
             with pytest.raises(Unavailable):
                 async for _frame in c.watch("w"):
                     pass
-    import asyncio
     asyncio.run(main())

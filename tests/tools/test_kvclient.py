@@ -11,7 +11,7 @@ import sys
 
 import pytest
 from fake_cluster import free_port
-from tools_helpers import REPO, LineReader, run_cli, run_tool
+from tools_helpers import REPO, LineReader, run_cli, tool_env
 
 
 def kv(threaded, *args, stdin="", timeout="3"):
@@ -142,7 +142,8 @@ def test_watch_prints_events_as_they_happen(threaded):
     ok(kv(threaded, "put", "w", "first"))
     proc = subprocess.Popen(
         [sys.executable, str(REPO / "tools" / "kvclient.py"), "--endpoints", threaded.cluster.nodes[0].endpoint,
-         "watch", "w", "--rev", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+         "watch", "w", "--rev", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=tool_env(), cwd=REPO.parent)
     try:
         lines = LineReader(proc.stdout)
         assert lines.next(10) == "PUT    w = first  (revision 2)"
@@ -237,7 +238,7 @@ def test_every_command_as_a_subprocess(threaded):
         (("get", "missing"), None, 1, ""),
         (("get",), None, 2, ""),
     ]
-    env = {k: v for k, v in __import__("os").environ.items() if k != "PYTHONPATH"}
+    env = tool_env()
     procs = []
     for args, stdin, _code, _out in cases:
         proc = subprocess.Popen([sys.executable, str(REPO / "tools" / "kvclient.py"), "--endpoints", endpoint, *args],
