@@ -130,7 +130,11 @@ async def run_node(args: argparse.Namespace, settings: dict) -> int:
     data_dir = settings["data_dir"] or os.path.join("abcd-data", name)
     advertise_host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
     advertise = args.advertise or f"{advertise_host}:{port}"
-    logs.configure_logging(node_name=name, data_dir=data_dir, level=args.log_level, json_stderr=args.log_json)
+    try:
+        logs.configure_logging(node_name=name, data_dir=data_dir, level=args.log_level, json_stderr=args.log_json)
+    except ValueError as e:
+        print(f"abcd: error: --log-level {args.log_level}: {e}", file=sys.stderr)
+        return 2
     try:
         config = NodeConfig(
             name=name,

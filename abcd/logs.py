@@ -59,8 +59,14 @@ def configure_logging(
     level: str = "INFO",
     json_stderr: bool = False,
 ) -> None:
-    """Replace loguru's handlers with the node's (stderr, and node.log in `data_dir`)."""
+    """Replace loguru's handlers with the node's (stderr, and node.log in `data_dir`).
+
+    `level` is the terminal's; node.log always keeps INFO and up (DEBUG too when asked),
+    so a node run quietly still leaves its story on disk.
+    """
     level = level.upper()
+    logger.level(level)  # ValueError for an unknown level name, before anything changes
+    file_level = "DEBUG" if level in ("TRACE", "DEBUG") else "INFO"
     logger.remove()
     logger.configure(extra={"node": node_name}, patcher=_patch)
     if json_stderr:
@@ -71,7 +77,7 @@ def configure_logging(
         os.makedirs(data_dir, exist_ok=True)
         logger.add(
             os.path.join(data_dir, LOG_FILENAME),
-            level=level,
+            level=file_level,
             serialize=True,
             rotation=ROTATION,
             retention=RETENTION,

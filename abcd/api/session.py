@@ -48,9 +48,8 @@ class _Replies:
             while True:
                 if not self._pending:
                     self._wakeup.clear()
+                    # The answers completing in one turn are all queued before this wakes.
                     await self._wakeup.wait()
-                # Let the answers completing in this turn join the frame.
-                await asyncio.sleep(0)
                 batch, self._pending = self._pending, []
                 await self._ws.send_frame(orjson.dumps(batch), aiohttp.WSMsgType.TEXT)
         except (ConnectionError, RuntimeError, asyncio.CancelledError):
