@@ -198,17 +198,18 @@ async def promote_member(node: "Node", raw_id: str, *, forwarded: bool) -> Respo
 
 def maybe_promote(node: "Node") -> None:
     """On the leader's ticks: promote one caught-up learner that joined to become a voter."""
+    previous_commit, node.commit_at_last_tick = node.commit_at_last_tick, node.core.commit_index
     if node.stopping or not node.core.is_leader() or node.promoting:
         return
-    learner = node.membership.learner_to_promote(node.core)
+    learner = node.membership.learner_to_promote(node.core, previous_commit)
     if learner is None:
         return
     node.promoting = True
     node.logger.bind(event="PromoteLearner").info("node {} has caught up; promoting it to voter", learner)
 
     def plan():
-        # Still a caught-up learner at step time?
-        if node.membership.learner_to_promote(node.core) != learner:
+        # Still a learner to promote at step time?
+        if learner not in node.core.config.learners:
             return None
         return node.membership.plan_promote(node.core, learner)
 

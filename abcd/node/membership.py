@@ -160,18 +160,28 @@ class Membership:
             members[node_id] = MemberInfo(info.name, info.address, promote=False)
         return self._change(set(config.voters) | {node_id}, set(config.learners) - {node_id}, members, self.next_id)
 
-    def learner_to_promote(self, core) -> int | None:
-        """A learner marked for promotion whose log has caught up with the commit index.
+    def learner_to_promote(self, core, caught_up_index: int | None = None) -> int | None:
+        """A learner marked for promotion whose log has caught up.
 
-        The leader checks this on its ticks; promoting only caught-up learners keeps
-        a new voter from stalling commits while it downloads the log.
+        Caught up means its match index has reached `caught_up_index` (by default the
+        commit index).  The leader checks this on its ticks and passes the commit index
+        of its previous tick, so that a learner counts as caught up once it trails by
+        less than one heartbeat of writes, even under a load that never pauses.
+        Promoting only caught-up learners keeps a new voter from stalling commits while
+        it downloads the log.
         """
         if not core.is_leader() or core.pending_config_index > core.commit_index:
             return None
+        target = core.commit_index
+        if caught_up_index is not None and caught_up_index > 0:
+            target = min(caught_up_index, target)
+        # A learner that never acknowledged anything has not caught up with anything:
+        # promoting a dead node could cost the cluster its quorum.
+        target = max(target, 1)
         for node_id in sorted(core.config.learners):
             info = self.members.get(node_id)
             progress = core.progress.get(node_id)
-            if info and info.promote and progress is not None and progress.match_index >= core.commit_index:
+            if info and info.promote and progress is not None and progress.match_index >= target:
                 return node_id
         return None
 

@@ -74,6 +74,7 @@ class Node:
         self.faults = Faults(seed=None) if config.enable_faults else None
         self.stopping = False
         self.promoting = False  # a learner's promotion is under way (cluster_ops.maybe_promote)
+        self.commit_at_last_tick = 0  # for deciding when a learner has caught up
         self.failed: BaseException | None = None
         self.stopped = asyncio.Event()
         # Requests waiting for a (reachable) leader: (retry at, item).

@@ -2,7 +2,7 @@
 import aiohttp
 import orjson
 
-from node_harness import run_with_node
+from node_harness import run_with_node, wait_until
 
 
 def test_put_get_range_delete_txn(tmp_path):
@@ -165,6 +165,11 @@ def test_members_add_a_learner_remove_it_and_events_stream_the_config_change(tmp
             # Adding the same address again is answered with the same member (a retried join).
             status, again = await n.call("POST", "/v1/members", json={"address": "127.0.0.1:9"})
             assert status == 200 and again["member"]["id"] == 2
+            # A learner that never answered is never promoted (that would cost the quorum).
+            core = n.node.core
+            ticks = core.tick_count
+            await wait_until(lambda: core.tick_count >= ticks + 5, "five leader ticks")
+            assert core.config.voters == {1} and core.config.learners == {2}
             seen = []
             while not any(e.get("event") == "ConfigChange" for e in seen):
                 seen.extend(await events.receive_json(timeout=5))
@@ -228,5 +233,23 @@ def test_a_failed_fsync_stops_the_node_and_answers_what_waits(tmp_path):
         assert isinstance(n.node.failed, OSError)
         status, health = await n.call("GET", "/healthz")
         assert status == 503
+
+    run_with_node(tmp_path, body)
+
+
+def test_keys_are_percent_decoded_from_the_path(tmp_path):
+    async def body(n):
+        from urllib.parse import quote
+
+        import yarl
+
+        key = "dir/sub key?ü%"
+        url = yarl.URL(n.base + "/v1/kv/" + quote(key, safe=""), encoded=True)
+        async with n.http.put(url, json={"value": "v"}) as reply:
+            assert reply.status == 200
+        status, listing = await n.call("GET", "/v1/kv?prefix=dir/")
+        assert [kv["key"] for kv in listing["kvs"]] == [key]
+        async with n.http.get(url) as reply:
+            assert reply.status == 200 and (await reply.json())["kv"]["key"] == key
 
     run_with_node(tmp_path, body)

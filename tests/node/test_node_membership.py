@@ -91,10 +91,16 @@ def test_a_learner_is_promoted_only_once_caught_up_with_the_commit_index():
     persist_all(core, core.step(dataclasses.replace(change, tag=1)))
     membership.sync(core)
     assert membership.learner_to_promote(core) is None  # match index 0
+    assert membership.learner_to_promote(core, caught_up_index=1) is None
+    # No commit index seen yet (0) must not make a silent learner look caught up.
+    assert membership.learner_to_promote(core, caught_up_index=0) is None
     last = core.log.last_index
     persist_all(core, core.step(AppendEntriesResponse(core.current_term, 2, 1, True, last)))
     assert core.commit_index == last
     assert membership.learner_to_promote(core) == 2
+    # Trailing the commit index, but past where it stood a tick ago: caught up too.
+    assert membership.learner_to_promote(core, caught_up_index=last - 1) == 2
+    assert membership.learner_to_promote(core, caught_up_index=last + 5) == 2  # never beyond the commit index
     promote = membership.plan_promote(core, 2)
     assert promote.voters == {1, 2} and promote.learners == frozenset()
     assert decode_context(promote.context)[0][2].promote is False
