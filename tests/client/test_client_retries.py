@@ -90,7 +90,7 @@ def test_every_endpoint_down_raises_unavailable_with_a_known_outcome_after_the_t
     assert not isinstance(error, Timeout)
     assert error.outcome_unknown is False and "was not applied" in str(error)
     assert "cannot reach" in str(error) and error.status == 503
-    assert 0.4 <= elapsed < 2.0
+    assert 0.4 <= elapsed < 4.0  # gave up at the timeout, not much later
 
 
 def test_a_cluster_refusing_with_503_gives_unavailable_not_applied():
@@ -130,16 +130,16 @@ def test_a_slow_node_times_out_writes_with_unknown_outcome_and_reads_without(ses
             elapsed = time.monotonic() - start
         assert write.value.outcome_unknown is True and "outcome unknown" in str(write.value)
         assert read.value.outcome_unknown is False and read.value.status == 504
-        assert 0.6 <= elapsed < 2.0
+        assert 0.6 <= elapsed < 4.0  # never waited for the node's 5 s
     with_cluster(1, body)
 
 
 def test_a_timed_out_session_request_leaves_the_session_usable():
     async def body(cluster):
         node = cluster.nodes[0]
-        async with client_for(cluster, timeout=0.3) as c:
+        async with client_for(cluster, timeout=0.5) as c:
             await c.put("a", "1")
-            node.behaviour.delay = 0.6
+            node.behaviour.delay = 1.0
             with pytest.raises(Timeout):
                 await c.get("a")
             node.behaviour.delay = 0.0
