@@ -9,8 +9,9 @@ between them forever (the second answers 503 instead).
 
 If the link fails, requests not yet sent go back to the node (`on_unsent`), which
 holds them until a leader is known again (a dead leader is usually replaced within an
-election timeout); requests already sent have an unknown outcome: writes get 504,
-which says so.
+election timeout), and so do requests the other side answered 503 (not applied: it
+is no longer the leader).  Requests already sent when the link broke have an unknown
+outcome: writes get 504, which says so.
 """
 from __future__ import annotations
 
@@ -104,14 +105,23 @@ class LeaderLink:
             except orjson.JSONDecodeError:
                 self._logger.warning("the leader at {} sent an invalid session frame", self.address)
                 return
+            retry_later = []
             for answer in answers if isinstance(answers, list) else ():
                 if not isinstance(answer, dict):
                     continue
                 item = self._in_flight.pop(answer.get("id"), None)
-                if item is not None:
-                    status = answer.get("status", 502)
-                    retry = responses.RETRY_AFTER_SECONDS if status == 503 else None
-                    item.waiter.resolve(Response(status, answer.get("body"), retry))
+                if item is None:
+                    continue
+                status = answer.get("status", 502)
+                if status == 503:
+                    # Every 503 means "not applied" (the node we reached is no longer
+                    # the leader, or lost the entry to a new one): safe to try again
+                    # once this node knows the new leader.
+                    retry_later.append(item)
+                else:
+                    item.waiter.resolve(Response(status, answer.get("body")))
+            if retry_later:
+                self._on_unsent(retry_later)
 
     def _close(self) -> None:
         self.closed = True

@@ -368,8 +368,9 @@ class Node:
                 self._dispatch(item)
 
     def _unsent(self, items: list) -> None:
-        """The link to the leader failed before these were sent: retry after a heartbeat,
-        by when the node may know a new leader."""
+        """The leader could not take these (the link failed before they were sent, or it
+        answered 503: not applied): retry after a heartbeat, by when this node may know
+        the new leader, until two election timeouts have passed."""
         retry_at = self.loop.time() + self.config.tick_seconds
         for item in items:
             self._park(item, retry_at=retry_at)
