@@ -23,6 +23,7 @@ Theory of operation
   call began.  Then it raises `Unavailable` (or `Timeout` when the last attempt got no
   answer), saying whether a write's outcome is unknown: it is known (not applied) only
   when no attempt could have reached a node, or every node refused it with `503`.
+  A node's `Retry-After` is honoured once every endpoint has been tried (`Backoff`).
   A `307`/`308` redirect is followed and its target becomes the preferred endpoint.
 
 Every call returns the API's JSON body (interface.md) as a dict.
@@ -93,7 +94,7 @@ class NotFound(ClientError):
 
 
 class NotSupported(ClientError):
-    """The node does not offer this call (404/405/501 on its endpoint)."""
+    """The node does not offer this call yet (501, or no such websocket endpoint)."""
 
 
 class Unavailable(ClientError):
@@ -139,6 +140,8 @@ def error_for(status: int, body: dict) -> ClientError:
         return Unavailable(message, outcome_unknown=False, code=code, body=body)
     if status == 504:
         return Timeout(message, code=code, body=body)
+    if status == 501:
+        return NotSupported(status, code, message, body)
     return ClientError(status, code, message, body)
 
 
@@ -633,7 +636,7 @@ class Client:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
         maybe_applied = False  # some attempt of this write may have been applied
-        delay = BACKOFF_INITIAL
+        backoff = Backoff()
         attempts = 0
         last = ""
         last_was_timeout = False
@@ -674,11 +677,34 @@ class Client:
                 last = f"{base} answered {status}: {body.get('error', '')}"
                 last_was_timeout = status == 504
             self._rotate(base)
-            pause = delay * (0.5 + random.random() / 2)
-            if retry_after is not None:
-                pause = max(pause, min(retry_after, BACKOFF_MAX))
-            delay = min(delay * 2, BACKOFF_MAX)
+            pause = backoff.pause(retry_after, len(self._endpoints))
             await asyncio.sleep(max(0.0, min(pause, deadline - loop.time())))
+
+
+class Backoff:
+    """Pauses between the attempts of one call: exponential with jitter, from
+    BACKOFF_INITIAL up to BACKOFF_MAX.
+
+    A node's Retry-After speaks for that node only (it knows no leader yet); another
+    member may well know one.  So it is honoured once a whole round of endpoints has
+    failed, not before the next endpoint is tried.
+    """
+
+    def __init__(self) -> None:
+        self.delay = BACKOFF_INITIAL
+        self.failures = 0
+        self.retry_after: float | None = None  # the longest asked for in this round
+
+    def pause(self, retry_after: float | None, endpoints: int) -> float:
+        self.failures += 1
+        if retry_after is not None:
+            self.retry_after = max(self.retry_after or 0.0, retry_after)
+        pause = self.delay * (0.5 + random.random() / 2)
+        self.delay = min(self.delay * 2, BACKOFF_MAX)
+        if self.failures % max(1, endpoints) == 0 and self.retry_after is not None:
+            pause = max(pause, min(self.retry_after, BACKOFF_MAX))
+            self.retry_after = None
+        return pause
 
 
 def _outcome(write: bool, maybe_applied: bool) -> str:

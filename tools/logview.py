@@ -177,12 +177,24 @@ class Formatter:
     def __init__(self, with_date: bool = False) -> None:
         self.with_date = with_date
         self.widths = {"node": 9, "term": 3, "role": 9, "event": 18}
+        self.fitted = False
 
-    def line(self, r: Record) -> str:
+    def fit(self, records: list[Record]) -> "Formatter":
+        """Widen the columns for all of `records` at once, so that they line up."""
+        for r in records:
+            self._cells(r)
+        self.fitted = True
+        return self
+
+    def _cells(self, r: Record) -> dict[str, str]:
         term = f"t{r.term}" if r.term is not None else "-"
         cells = {"node": r.node, "term": term, "role": r.role or "-", "event": r.event or "-"}
         for name, value in cells.items():
             self.widths[name] = max(self.widths[name], len(value))
+        return cells
+
+    def line(self, r: Record) -> str:
+        cells = self._cells(r)
         text = r.message
         if r.level and r.level not in _QUIET_LEVELS:
             text = f"{r.level} {text}"
@@ -200,7 +212,8 @@ def stamp(timestamp: float, with_date: bool = False) -> str:
 
 def summary(records: list[Record]) -> str:
     """Elections (BecomeLeader) in time order, then per node: records, terms, last role
-    and commit progress (the commit_index values its records carry)."""
+    and commit progress (the commit_index values its records carry, e.g. the
+    AdvanceCommitIndex records a node writes at DEBUG)."""
     lines = ["Elections (BecomeLeader):"]
     elections = [r for r in records if r.event == "BecomeLeader"]
     for r in elections:
@@ -211,7 +224,7 @@ def summary(records: list[Record]) -> str:
     for node in sorted({r.node for r in records}):
         mine = [r for r in records if r.node == node]
         terms = [r.term for r in mine if r.term is not None]
-        commits = [r.extra["commit_index"] for r in mine if isinstance(r.extra.get("commit_index"), int)]
+        commits = [c for c in map(_commit_index, mine) if c is not None]
         roles = [r.role for r in mine if r.role]
         rows.append((
             node,
@@ -226,6 +239,19 @@ def summary(records: list[Record]) -> str:
     lines += ["", "Nodes:"]
     lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
     return "\n".join(lines)
+
+
+_COMMIT_IN_TEXT = re.compile(r"\bcommit_index=(\d+)")
+
+
+def _commit_index(r: Record) -> int | None:
+    """The commit index a record reports: a `commit_index` field, or `commit_index=N`
+    in its message (the node writes a trace's fields into the message)."""
+    value = r.extra.get("commit_index")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    m = _COMMIT_IN_TEXT.search(r.message)
+    return int(m.group(1)) if m else None
 
 
 def _show(value: object) -> str:
@@ -411,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(summary(records))
             else:
                 days = {datetime.fromtimestamp(r.timestamp).date() for r in (records[:1] + records[-1:])}
-                fmt = Formatter(with_date=len(days) > 1)
+                fmt = Formatter(with_date=len(days) > 1).fit(records)
                 for r in records:
                     print(fmt.line(r))
     except KeyboardInterrupt:
@@ -439,7 +465,10 @@ def follow(args, live: list[Path], rotated: list[Path], filters: Filters, reader
                 tailers.setdefault(Path(p), Tailer(Path(p)))
         for path, tailer in tailers.items():
             batch += reader.records(path, tailer.poll())
-        for r in _sorted([r for r in batch if filters.match(r)]):
+        records = _sorted([r for r in batch if filters.match(r)])
+        if not fmt.fitted:  # align the history; later, columns grow only if they must
+            fmt.fit(records)
+        for r in records:
             print(fmt.line(r), flush=True)
         time.sleep(args.interval)
 

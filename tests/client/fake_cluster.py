@@ -157,6 +157,7 @@ class Behaviour:
     watch: bool = True  # serve /v1/watch (else 501)
     redirect_to: str | None = None  # answer HTTP calls with 307 to this base URL
     drop_watch_after: int = 0  # close each watch stream abnormally after this many frames
+    leases: bool = True  # serve the lease calls (else 501, as a node without leases)
 
 
 @dataclass
@@ -382,6 +383,8 @@ class FakeCluster:
                 return error(404, "member_not_found", f"member {body.get('to')} not found")
             self.leader_id = body["to"]
             return 200, {"leader": self.leader_id}
+        if parts[:2] == ["v1", "lease"] and not node.behaviour.leases:
+            return error(501, "not_implemented", "leases are not implemented yet")
         if path == "/v1/lease" and m == "POST":
             if not isinstance(body.get("ttl"), int) or body["ttl"] < 1:
                 return error(400, "bad_request", "ttl must be a positive integer")

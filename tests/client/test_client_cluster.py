@@ -61,6 +61,17 @@ def test_lease_grant_keepalive_revoke_and_keys_going_with_the_lease():
     with_cluster(1, body)
 
 
+def test_a_call_the_node_does_not_implement_raises_not_supported():
+    async def body(cluster):
+        cluster.nodes[0].behaviour.leases = False
+        async with client_for(cluster) as c:
+            with pytest.raises(NotSupported) as info:
+                await c.lease_grant(10)
+        assert (info.value.status, info.value.code) == (501, "not_implemented")
+        assert len(cluster.nodes[0].http) == 1  # not retried: the answer is final
+    with_cluster(1, body)
+
+
 def test_watch_streams_events_of_a_key():
     async def body(cluster):
         async with client_for(cluster) as c:

@@ -8,7 +8,7 @@ import pytest
 from client_helpers import client_for, request_ids, wait_until, with_cluster
 from fake_cluster import free_port
 
-from abcd.client import Client, Timeout, Unavailable
+from abcd.client import BACKOFF_INITIAL, BACKOFF_MAX, Backoff, Client, Timeout, Unavailable
 
 
 @pytest.mark.parametrize("session", [True, False], ids=["session", "http"])
@@ -147,3 +147,23 @@ def test_a_timed_out_session_request_leaves_the_session_usable():
             await wait_until(lambda: node.frames_answered == len(node.frames), what="the slow frame")
             assert (await c.get("a"))["kv"]["value"] == "1"
     with_cluster(1, body)
+
+
+def test_backoff_grows_exponentially_with_jitter_up_to_the_maximum():
+    backoff = Backoff()
+    pauses = [backoff.pause(None, endpoints=1) for _ in range(12)]
+    for n, pause in enumerate(pauses):
+        nominal = min(BACKOFF_INITIAL * 2**n, BACKOFF_MAX)
+        assert nominal / 2 <= pause <= nominal
+
+
+def test_retry_after_waits_only_once_every_endpoint_was_tried():
+    backoff = Backoff()
+    # Three endpoints; the first says "Retry-After: 1": the next two are tried at once.
+    assert backoff.pause(1.0, endpoints=3) <= BACKOFF_INITIAL
+    assert backoff.pause(None, endpoints=3) <= 2 * BACKOFF_INITIAL
+    # The round is over: now the node's wish counts (capped at BACKOFF_MAX).
+    assert backoff.pause(None, endpoints=3) == min(1.0, BACKOFF_MAX)
+    assert backoff.pause(None, endpoints=3) <= 8 * BACKOFF_INITIAL  # and it was used up
+    # With a single endpoint there is nobody else to ask.
+    assert Backoff().pause(0.5, endpoints=1) == 0.5

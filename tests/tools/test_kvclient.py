@@ -154,6 +154,12 @@ def test_watch_prints_events_as_they_happen(threaded):
         proc.wait(10)
 
 
+def test_a_command_the_cluster_does_not_implement_says_not_supported_yet(threaded):
+    threaded.cluster.nodes[0].behaviour.leases = False
+    result = kv(threaded, "lease", "grant", "10")
+    assert result.returncode == 2 and "lease: not supported yet by this cluster" in result.stderr
+
+
 def test_watch_on_a_cluster_without_watch_says_not_supported_yet(threaded):
     threaded.cluster.nodes[0].behaviour.watch = False
     result = kv(threaded, "watch", "w")

@@ -165,6 +165,28 @@ def test_summary_lists_elections_and_commit_progress_per_node(cluster_logs):
     ]
 
 
+def test_columns_fit_the_widest_value_so_every_line_lines_up(tmp_path):
+    log = write(tmp_path / "n" / "node.log",
+                rec(T, "", node="n1", term=1, role="follower", event="Timeout"),
+                rec(T + 1, "", node="n1", term=1, role="pre_candidate", event="BecomePreCandidate"),
+                rec(T + 2, "", node="a-much-longer-node-name", term=12, role="leader", event="X"))
+    lines = view(tmp_path, str(log)).stdout.splitlines()
+    assert lines == [
+        "22:13:20.000  n1                       t1   follower       Timeout",
+        "22:13:21.000  n1                       t1   pre_candidate  BecomePreCandidate",
+        "22:13:22.000  a-much-longer-node-name  t12  leader         X",
+    ]
+
+
+def test_the_summary_reads_commit_indexes_written_into_messages(tmp_path):
+    # The node writes a trace's fields into the message: "commit_index=5".
+    log = write(tmp_path / "n" / "node.log",
+                rec(T, "commit_index=5", node="n1", term=2, role="leader", event="AdvanceCommitIndex"),
+                rec(T + 1, "commit_index=12", node="n1", term=2, role="leader", event="AdvanceCommitIndex"))
+    table = view(tmp_path, "--summary", str(log)).stdout.splitlines()
+    assert table[-1].split() == ["n1", "2", "2", "leader", "5", "->", "12", "2", "22:13:21"]
+
+
 def test_the_summary_honours_filters(cluster_logs):
     result = view(cluster_logs, "--summary", "--term", "3")
     assert result.stdout.splitlines()[1:3] == ["  22:13:25.000  t3  node-8083", ""]
