@@ -1,0 +1,195 @@
+"""Command line of `tools/bench.py` → a validated, frozen BenchOptions.
+
+Every check happens here, before anything is started, so a typo costs no cluster
+start-up and the message names the option that was wrong.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+
+OPS = ("put", "get", "get-serializable", "mix")
+MAX_KEY_BYTES = 1024  # interface.md: 413 above these
+MAX_VALUE_BYTES = 1024 * 1024
+
+
+class OptionsError(ValueError):
+    """Bad command line; the message says which option and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class BenchOptions:
+    target: str  # "abcd" | "etcd"
+    client: str  # "session" | "http" (abcd); "gateway" | "native" (etcd)
+    endpoints: tuple[str, ...]  # empty: start a local abcd cluster
+    nodes: int
+    concurrency: tuple[int, ...]
+    duration: float
+    warmup: float
+    reps: int
+    op: str
+    read_ratio: float
+    keys: int
+    key_size: int
+    value_size: int
+    procs: int
+    conns: int | None  # None: the client's default (see drivers/etcd_native)
+    spread: bool
+    etcdbench: str | None
+    label: str
+    json_path: str | None
+    plot_path: str | None
+    compare: tuple[str, ...]
+    keep_data: bool
+
+    @property
+    def reads(self) -> bool:
+        return self.op != "put"
+
+    def workload_config(self) -> dict:
+        """What must match for repetitions from separate runs to be pooled."""
+        return {"op": self.op, "read_ratio": self.read_ratio if self.op == "mix" else None, "keys": self.keys,
+                "key_size": self.key_size, "value_size": self.value_size,
+                "nodes": None if self.endpoints else self.nodes}
+
+    def config(self) -> dict:
+        """What the results were measured with, for the JSON file."""
+        return {
+            "target": self.target, "client": self.client, "endpoints": list(self.endpoints),
+            "nodes": None if self.endpoints else self.nodes, "concurrency": list(self.concurrency),
+            "duration_s": self.duration, "warmup_s": self.warmup, "reps": self.reps, "op": self.op,
+            "read_ratio": self.read_ratio if self.op == "mix" else None, "keys": self.keys,
+            "key_size": self.key_size, "value_size": self.value_size, "procs": self.procs,
+            "conns": self.conns, "spread": self.spread,
+        }
+
+
+def default_label(target: str, client: str, op: str) -> str:
+    """e.g. "abcd session", "etcd native get-serializable": series of different ops never merge."""
+    return f"{target} {client}" if op == "put" else f"{target} {client} {op}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="bench.py",
+        description="Load-test abcd (a fresh local cluster, or running endpoints) or etcd, "
+        "and report throughput, latency percentiles and CPU per process.",
+        epilog="Example: bench.py --nodes 3 --concurrency 1,16,64,256 --duration 10 --reps 3 --json abcd.json; "
+        "bench.py --compare abcd.json etcd.json --plot perf.png",
+    )
+    p.add_argument("--target", choices=("abcd", "etcd"), default="abcd", help="system under test (default abcd)")
+    p.add_argument("--endpoints", metavar="H:P[,H:P...]",
+                   help="use running members instead of starting a local abcd cluster (required for etcd)")
+    p.add_argument("--nodes", type=int, default=3, help="members of the local abcd cluster: 1, 3 or 5 (default 3)")
+    p.add_argument("--http", action="store_true",
+                   help="abcd: one plain HTTP request per operation instead of the pipelined /v1/session channel")
+    p.add_argument("--etcdbench", metavar="PATH",
+                   help="etcd: run this etcdbench binary (native Go gRPC client) instead of the JSON gateway")
+    p.add_argument("--concurrency", default="1,16,64,256", metavar="C[,C...]",
+                   help="requests in flight, one result row each (default 1,16,64,256)")
+    p.add_argument("--duration", type=float, default=10.0, help="seconds measured per row and repetition (default 10)")
+    p.add_argument("--warmup", type=float, default=2.0, help="seconds of load before measuring (default 2)")
+    p.add_argument("--reps", type=int, default=3, help="repetitions; figures are medians over them (default 3)")
+    p.add_argument("--op", choices=OPS, default="put",
+                   help="put, linearizable get, serializable get, or a mix of puts and linearizable gets")
+    p.add_argument("--read-ratio", type=float, default=0.5, help="--op mix: fraction of gets (default 0.5)")
+    p.add_argument("--keys", type=int, default=10000, help="size of the keyspace (default 10000)")
+    p.add_argument("--key-size", type=int, default=16, help="bytes per key (default 16)")
+    p.add_argument("--value-size", type=int, default=100, help="bytes per value (default 100)")
+    p.add_argument("--procs", type=int, default=1, help="client processes generating the load (default 1)")
+    p.add_argument("--conns", type=int,
+                   help="client connections in total (session: default one per process; etcdbench: default min(C, 16)); "
+                   "plain HTTP and the gateway use one connection per request in flight")
+    p.add_argument("--spread", action="store_true",
+                   help="spread connections over all members (default: all to the leader)")
+    p.add_argument("--label", help='name of this series in tables and plots (default e.g. "abcd session")')
+    p.add_argument("--json", dest="json_path", metavar="FILE", help="write all results (every repetition) to FILE")
+    p.add_argument("--plot", dest="plot_path", metavar="FILE.png", help="draw throughput and p99 against concurrency")
+    p.add_argument("--compare", nargs="+", metavar="FILE.json",
+                   help="run nothing: merge these result files into one table (and --plot)")
+    p.add_argument("--keep-data", action="store_true", help="keep the local cluster's data directories")
+    return p
+
+
+def parse_concurrency(text: str) -> tuple[int, ...]:
+    levels = []
+    for part in text.split(","):
+        part = part.strip()
+        try:
+            level = int(part)
+        except ValueError:
+            raise OptionsError(f"--concurrency: {part!r} is not a whole number (expected e.g. 1,16,64)") from None
+        if level < 1:
+            raise OptionsError(f"--concurrency: {level} must be at least 1")
+        levels.append(level)
+    if len(set(levels)) != len(levels):
+        raise OptionsError(f"--concurrency: {text!r} repeats a level")
+    return tuple(levels)
+
+
+def parse_endpoints(text: str | None) -> tuple[str, ...]:
+    if text is None:
+        return ()
+    endpoints = tuple(e.strip() for e in text.split(",") if e.strip())
+    if not endpoints:
+        raise OptionsError("--endpoints: no endpoint given")
+    for e in endpoints:
+        host, sep, port = e.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise OptionsError(f"--endpoints: {e!r} is not HOST:PORT")
+    return endpoints
+
+
+def parse_options(argv: list[str]) -> BenchOptions:
+    """Parse and validate; raises OptionsError (argparse's own errors exit with 2)."""
+    a = build_parser().parse_args(argv)
+    _check_ranges(a)
+    endpoints = parse_endpoints(a.endpoints)
+    if a.target == "etcd":
+        if not endpoints and not a.compare:
+            raise OptionsError("--target etcd needs --endpoints (only abcd clusters are started by this tool)")
+        if a.http:
+            raise OptionsError("--http is for abcd; etcd is reached through its JSON gateway or --etcdbench")
+        if a.etcdbench and a.op == "mix":
+            raise OptionsError("--etcdbench supports --op put, get and get-serializable, not mix")
+        if a.etcdbench and not os.access(a.etcdbench, os.X_OK):
+            raise OptionsError(f"--etcdbench: {a.etcdbench} is not an executable file")
+        client = "native" if a.etcdbench else "gateway"
+    else:
+        if a.etcdbench:
+            raise OptionsError("--etcdbench is for --target etcd")
+        client = "http" if a.http else "session"
+    digits = len(str(a.keys - 1))
+    if a.key_size < digits:
+        raise OptionsError(f"--key-size {a.key_size} is too short for --keys {a.keys} (keys need {digits} digits)")
+    plot = a.plot_path
+    if plot and not plot.lower().endswith(".png"):
+        raise OptionsError(f"--plot: {plot} should end in .png")
+    return BenchOptions(
+        target=a.target, client=client, endpoints=endpoints, nodes=a.nodes,
+        concurrency=parse_concurrency(a.concurrency), duration=a.duration, warmup=a.warmup, reps=a.reps,
+        op=a.op, read_ratio=a.read_ratio, keys=a.keys, key_size=a.key_size, value_size=a.value_size,
+        procs=a.procs, conns=a.conns, spread=a.spread, etcdbench=a.etcdbench,
+        label=a.label or default_label(a.target, client, a.op), json_path=a.json_path, plot_path=plot,
+        compare=tuple(a.compare or ()), keep_data=a.keep_data,
+    )
+
+
+def _check_ranges(a: argparse.Namespace) -> None:
+    checks = [
+        (a.nodes in (1, 3, 5), f"--nodes must be 1, 3 or 5, got {a.nodes}"),
+        (a.duration > 0, f"--duration must be positive, got {a.duration}"),
+        (a.warmup >= 0, f"--warmup must not be negative, got {a.warmup}"),
+        (a.reps >= 1, f"--reps must be at least 1, got {a.reps}"),
+        (0 <= a.read_ratio <= 1, f"--read-ratio must be between 0 and 1, got {a.read_ratio}"),
+        (a.keys >= 1, f"--keys must be at least 1, got {a.keys}"),
+        (1 <= a.key_size <= MAX_KEY_BYTES, f"--key-size must be between 1 and {MAX_KEY_BYTES}, got {a.key_size}"),
+        (0 <= a.value_size <= MAX_VALUE_BYTES,
+         f"--value-size must be between 0 and {MAX_VALUE_BYTES}, got {a.value_size}"),
+        (a.procs >= 1, f"--procs must be at least 1, got {a.procs}"),
+        (a.conns is None or a.conns >= 1, f"--conns must be at least 1, got {a.conns}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise OptionsError(message)
