@@ -14,7 +14,7 @@ from aiohttp import web
 
 from ..kv import MAX_VALUE_BYTES
 from ..net import RAFT_PATH
-from . import cluster, kv
+from . import cluster, kv, watch
 from .jsonio import NODE, WEBSOCKETS, BadInput, error_response
 from .session import handle_session
 
@@ -51,6 +51,7 @@ def create_app(node) -> web.Application:
     app.router.add_get("/v1/session", handle_session)
     kv.add_routes(app)
     cluster.add_routes(app)
+    watch.add_routes(app)
     app.on_shutdown.append(_close_websockets)
     return app
 

@@ -135,8 +135,7 @@ async def heal_faults(request: web.Request) -> web.Response:
 
 
 async def not_implemented(request: web.Request) -> web.Response:
-    what = "watch" if request.path.startswith("/v1/watch") else "leases"
-    return error_response(501, "not_implemented", f"{what} is not implemented yet in this version of abcd")
+    return error_response(501, "not_implemented", "leases are not implemented yet in this version of abcd")
 
 
 async def index(request: web.Request) -> web.StreamResponse:
@@ -164,7 +163,6 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/v1/events", events)
     r.add_post("/v1/admin/faults", set_faults)
     r.add_delete("/v1/admin/faults", heal_faults)
-    r.add_route("*", "/v1/watch", not_implemented)
     r.add_route("*", "/v1/lease", not_implemented)
     r.add_route("*", "/v1/lease/{tail:.*}", not_implemented)
     r.add_get("/", index)

@@ -57,7 +57,8 @@ def test_bad_input_gets_the_contracts_errors_and_the_node_keeps_serving(tmp_path
             (("DELETE", "/v1/members/xyz"), {}, 400, "bad_request", "integer"),
             (("POST", "/v1/leader/transfer"), {"json": {"to": "2"}}, 400, "bad_request", "to"),
             (("POST", "/v1/admin/faults"), {"json": {}}, 403, "forbidden", "--enable-faults"),
-            (("GET", "/v1/watch?key=a"), {}, 501, "not_implemented", "watch"),
+            (("GET", "/v1/watch?key=a&prefix=b"), {}, 400, "bad_request", "exactly one"),
+            (("GET", "/v1/watch?key=a&start_revision=x"), {}, 400, "bad_request", "start_revision"),
             (("POST", "/v1/lease"), {"json": {"ttl": 5}}, 501, "not_implemented", "lease"),
         ]
         for (method, path), kwargs, status, code, text in cases:

@@ -1,0 +1,140 @@
+"""`GET /v1/watch?key=K` or `?prefix=P`, `&start_revision=N`: a websocket of changes.
+
+Each server frame is `{"events": [{"type": "put"/"delete", "kv", "prev_kv"}], "revision"}`:
+the changes one revision made to the watched keys, in revision order.  With
+`start_revision`, the stream begins with the history from that revision on (the
+store keeps the last 10,000 revisions or more); without it, with the next change.
+
+History and live changes join without a gap or a duplicate: the history is read
+and the store listener registered in the same loop turn, before the first await,
+and the applier runs on the loop too.
+
+The watch follows what the answering node has applied: a follower's stream may lag
+the leader's by a heartbeat, never skip or reorder a revision.  A watcher that falls
+behind by more than `MAX_QUEUED` revisions is closed with 1001 and a reason naming
+the revision to resume from (the client resumes with start_revision); so is every
+watch when the node shuts down.  Bad parameters and a compacted start revision are
+refused before the upgrade, as plain HTTP errors (400).
+"""
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+import aiohttp
+import orjson
+from aiohttp import web
+
+from ..kv import KVError
+from ..net.transport import close_reason
+from .jsonio import NODE, WEBSOCKETS, BadInput, error_response, query_int
+
+MAX_QUEUED = 10_000
+CLOSE_GOING_AWAY = 1001
+
+
+class Watcher:
+    def __init__(self, key: str | None, prefix: str | None) -> None:
+        self.key = key
+        self.prefix = prefix
+        self.queue: deque[tuple[int, list[dict]]] = deque()
+        self.wakeup = asyncio.Event()
+        self.overflowed_at: int | None = None  # the first revision that did not fit
+
+    def matches(self, event: dict) -> bool:
+        name = event["kv"]["key"]
+        if self.key is not None:
+            return name == self.key
+        return name.startswith(self.prefix)
+
+    def on_commit(self, revision: int, events: list) -> None:
+        """The store's listener: called for every applied revision that changed something."""
+        if self.overflowed_at is not None:
+            return
+        mine = [event for event in events if self.matches(event)]
+        if not mine:
+            return
+        if len(self.queue) >= MAX_QUEUED:
+            self.overflowed_at = revision
+        else:
+            self.queue.append((revision, mine))
+        self.wakeup.set()
+
+    def add_history(self, history: list[tuple[int, dict]]) -> None:
+        for revision, event in history:
+            if self.queue and self.queue[-1][0] == revision:
+                self.queue[-1][1].append(event)
+            else:
+                self.queue.append((revision, [event]))
+
+
+def _parse(request: web.Request) -> tuple[str | None, str | None, int]:
+    query = request.query
+    unknown = sorted(set(query) - {"key", "prefix", "start_revision"})
+    if unknown:
+        raise BadInput(f"unknown query parameter {unknown[0]!r}; expected key or prefix, and start_revision")
+    key, prefix = query.get("key"), query.get("prefix")
+    if (key is None) == (prefix is None):
+        raise BadInput("watch needs exactly one of ?key=K or ?prefix=P")
+    if key == "":
+        raise BadInput("key must be a non-empty string")
+    return key, prefix, query_int(request, "start_revision") or 0
+
+
+async def handle_watch(request: web.Request) -> web.StreamResponse:
+    node = request.app[NODE]
+    key, prefix, start_revision = _parse(request)
+    watcher = Watcher(key, prefix)
+    store = node.store
+    if start_revision:
+        try:
+            watcher.add_history(store.events_since(start_revision, key=key, prefix=prefix))
+        except KVError as e:
+            return error_response(e.status, e.code, e.message)
+    store.add_listener(watcher.on_commit)  # same turn as the history: no gap
+    try:
+        ws = web.WebSocketResponse(heartbeat=30.0, compress=False)
+        await ws.prepare(request)
+        sockets: set = request.app[WEBSOCKETS]
+        sockets.add(ws)
+        try:
+            await _stream(ws, watcher)
+        finally:
+            sockets.discard(ws)
+        return ws
+    finally:
+        store.remove_listener(watcher.on_commit)
+
+
+async def _stream(ws: web.WebSocketResponse, watcher: Watcher) -> None:
+    async def drain_incoming() -> None:
+        async for _ in ws:  # clients send nothing; this notices the close
+            pass
+
+    reader = asyncio.get_running_loop().create_task(drain_incoming())
+    try:
+        while not ws.closed:
+            while watcher.queue:
+                revision, events = watcher.queue.popleft()
+                await ws.send_frame(orjson.dumps({"events": events, "revision": revision}), aiohttp.WSMsgType.TEXT)
+            if watcher.overflowed_at is not None:
+                reason = f"watcher fell behind; resume with start_revision={watcher.overflowed_at}"
+                await ws.close(code=CLOSE_GOING_AWAY, message=close_reason(reason))
+                return
+            watcher.wakeup.clear()
+            waiting = asyncio.ensure_future(watcher.wakeup.wait())
+            await asyncio.wait({waiting, reader}, return_when=asyncio.FIRST_COMPLETED)
+            if not waiting.done():
+                waiting.cancel()
+                return  # the client went away
+    except (ConnectionError, RuntimeError):
+        pass
+    finally:
+        reader.cancel()
+        if not ws.closed:
+            await ws.close()
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/v1/watch", handle_watch)
+
+
