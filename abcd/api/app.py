@@ -14,7 +14,7 @@ from aiohttp import web
 
 from ..kv import MAX_VALUE_BYTES
 from ..net import RAFT_PATH
-from . import cluster, kv, watch
+from . import cluster, kv, lease, watch
 from .jsonio import NODE, WEBSOCKETS, BadInput, error_response
 from .session import handle_session
 
@@ -52,6 +52,7 @@ def create_app(node) -> web.Application:
     kv.add_routes(app)
     cluster.add_routes(app)
     watch.add_routes(app)
+    lease.add_routes(app)
     app.on_shutdown.append(_close_websockets)
     return app
 

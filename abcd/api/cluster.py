@@ -134,10 +134,6 @@ async def heal_faults(request: web.Request) -> web.Response:
     return json_response(ok(node.faults.to_json()))
 
 
-async def not_implemented(request: web.Request) -> web.Response:
-    return error_response(501, "not_implemented", "leases are not implemented yet in this version of abcd")
-
-
 async def index(request: web.Request) -> web.StreamResponse:
     page = os.path.join(STATIC_DIR, "index.html")
     if os.path.exists(page):
@@ -163,8 +159,6 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/v1/events", events)
     r.add_post("/v1/admin/faults", set_faults)
     r.add_delete("/v1/admin/faults", heal_faults)
-    r.add_route("*", "/v1/lease", not_implemented)
-    r.add_route("*", "/v1/lease/{tail:.*}", not_implemented)
     r.add_get("/", index)
     if os.path.isdir(STATIC_DIR):
         r.add_static("/static/", STATIC_DIR)

@@ -13,7 +13,7 @@ from .jsonio import NODE, BadInput, error_response, json_response, query_bool, q
 REQUEST_ID_HEADER = "X-Request-Id"
 
 
-def _with_request_id(request: web.Request, op: dict) -> dict:
+def with_request_id(request: web.Request, op: dict) -> dict:
     request_id = request.headers.get(REQUEST_ID_HEADER)
     if request_id is not None:
         op["request_id"] = request_id
@@ -28,7 +28,7 @@ async def _submit(request: web.Request, op: dict) -> web.Response:
 async def put(request: web.Request) -> web.Response:
     body = read_object(await read_json(request), {"value", "lease", "request_id"}, "the PUT body")
     op = {**body, "op": "put", "key": request.match_info["key"]}
-    return await _submit(request, _with_request_id(request, op))
+    return await _submit(request, with_request_id(request, op))
 
 
 async def get(request: web.Request) -> web.Response:
@@ -62,12 +62,12 @@ async def delete(request: web.Request) -> web.Response:
     prefix = query_bool(request, "prefix")
     if prefix is not None:
         op["prefix"] = prefix
-    return await _submit(request, _with_request_id(request, op))
+    return await _submit(request, with_request_id(request, op))
 
 
 async def txn(request: web.Request) -> web.Response:
     body = read_object(await read_json(request), {"compare", "success", "failure", "request_id"}, "the txn body")
-    return await _submit(request, _with_request_id(request, {**body, "op": "txn"}))
+    return await _submit(request, with_request_id(request, {**body, "op": "txn"}))
 
 
 async def empty_key(request: web.Request) -> web.Response:

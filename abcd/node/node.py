@@ -44,6 +44,7 @@ from .cluster_ops import maybe_promote
 from .config import NodeConfig
 from .events import EventHub
 from .forward import Forwarder
+from .leases import LeaseTimers
 from .membership import Membership, members_from_json
 from .metrics import make_registry
 from .outbound import Outbound
@@ -53,7 +54,6 @@ from .responses import Response
 from .tracelog import TraceLog
 from .wal_sink import WALSink, executor_sync_runner
 
-UNSUPPORTED_OPS = {"lease_grant", "lease_revoke", "lease_keepalive"}
 
 
 @dataclass
@@ -124,6 +124,7 @@ class Node:
         self.outbound = Outbound(self._outbound_deliver())
         self.trace_log = TraceLog(self.logger, self.hub, node_id=self.node_id, on_trace=self._count_trace)
         self.metrics = make_registry(self)
+        self.leases = LeaseTimers(retry_seconds=config.election_timeout_ms / 1000.0)
         self._sync_membership()
         self.pipeline.start(
             self.scheduler,
@@ -250,6 +251,20 @@ class Node:
             if self.core.leader_id is not None:
                 self._retry_parked()
         maybe_promote(self)
+        self._expire_leases(now)
+
+    def _expire_leases(self, now: float) -> None:
+        core = self.core
+        expired = self.leases.on_tick(self.store.leases(), now, leading=core.is_leader(), term=core.current_term)
+        if not expired:
+            return
+        items = []
+        for lease_id in expired:
+            self.logger.bind(event="LeaseExpire").info("lease {} expired; proposing its end", lease_id)
+            op = {"op": "lease_expire", "lease": lease_id}
+            waiter = Waiter(lambda response: None, now + self.config.request_timeout)
+            items.append(ClientWrite(orjson.dumps(op), op, waiter, forwarded=True))
+        self.pipeline.push_requests(items)
 
     def _count_trace(self, trace: Trace) -> None:
         if trace.name == "BecomeCandidate":
@@ -317,10 +332,6 @@ class Node:
         if self.stopping:
             callback(responses.shutting_down())
             return None
-        kind = op["op"]
-        if kind in UNSUPPORTED_OPS:
-            callback(responses.error(501, "not_implemented", f"{kind}: leases are not implemented yet"))
-            return None
         write = is_write(op)
         if not write and op.get("serializable"):
             callback(self._serve_read(op))
@@ -382,9 +393,13 @@ class Node:
 
     def _serve_read(self, op: dict) -> Response:
         try:
-            return responses.ok(self.store.read(op))
+            body = self.store.read(op)
         except KVError as e:
             return responses.from_kv_error(e)
+        if op["op"] == "lease_keepalive":
+            # Served by the leader (never serializable): its clock is the one that counts.
+            self.leases.keepalive(body["id"], body["ttl"], self.loop.time())
+        return responses.ok(body)
 
     # ------------------------------------------------------------------ state
 

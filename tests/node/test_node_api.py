@@ -59,7 +59,9 @@ def test_bad_input_gets_the_contracts_errors_and_the_node_keeps_serving(tmp_path
             (("POST", "/v1/admin/faults"), {"json": {}}, 403, "forbidden", "--enable-faults"),
             (("GET", "/v1/watch?key=a&prefix=b"), {}, 400, "bad_request", "exactly one"),
             (("GET", "/v1/watch?key=a&start_revision=x"), {}, 400, "bad_request", "start_revision"),
-            (("POST", "/v1/lease"), {"json": {"ttl": 5}}, 501, "not_implemented", "lease"),
+            (("POST", "/v1/lease"), {"json": {"ttl": 0}}, 400, "bad_request", "ttl must be at least 1"),
+            (("POST", "/v1/lease/abc/keepalive"), {}, 400, "bad_request", "lease id"),
+            (("DELETE", "/v1/lease/77"), {}, 404, "lease_not_found", "77"),
         ]
         for (method, path), kwargs, status, code, text in cases:
             got_status, got = await n.call(method, path, **kwargs)
