@@ -70,17 +70,18 @@ def test_summary_converts_to_ms_and_divides_by_the_window():
 def test_median_over_reps_takes_each_figure_and_each_process_on_its_own():
     reps = [
         {"ops_per_s": 100, "p50_ms": 1.0, "p90_ms": None, "p99_ms": 9.0, "max_ms": 20, "errors": 0, "leader": "n1",
-         "cpu": {"client": {"client1": 10}, "servers": {"n1": 50, "n2": 20}, "machine_busy": 40}},
+         "cpu": {"client": {"client1": 10}, "servers": {"n1": 50, "n2": 20}, "machine_busy": 40, "others_busy": 5}},
         {"ops_per_s": 300, "p50_ms": 3.0, "p90_ms": None, "p99_ms": 5.0, "max_ms": 10, "errors": 2, "leader": "n1",
-         "cpu": {"client": {"client1": 30}, "servers": {"n1": 70, "n2": 40}, "machine_busy": 60}},
+         "cpu": {"client": {"client1": 30}, "servers": {"n1": 70, "n2": 40}, "machine_busy": 60, "others_busy": 1}},
         {"ops_per_s": 200, "p50_ms": 2.0, "p90_ms": None, "p99_ms": 7.0, "max_ms": 30, "errors": 1, "leader": "n2",
-         "cpu": {"client": {"client1": 20}, "servers": {"n1": 60, "n2": 30, "n3": 5}, "machine_busy": 50}},
+         "cpu": {"client": {"client1": 20}, "servers": {"n1": 60, "n2": 30, "n3": 5}, "machine_busy": 50, "others_busy": 9}},
     ]
     m = median_over_reps(reps)
     assert (m["ops_per_s"], m["p50_ms"], m["p99_ms"], m["max_ms"], m["errors"]) == (200, 2.0, 7.0, 20, 1)
     assert m["p90_ms"] is None  # unknown in every rep stays unknown
     assert m["cpu"]["servers"] == {"n1": 60, "n2": 30, "n3": 5}
     assert m["cpu"]["client"] == {"client1": 20} and m["cpu"]["machine_busy"] == 50
+    assert m["cpu"]["others_busy"] == 5
     assert m["leader"] == "n1"  # the leader most reps saw
 
 
@@ -221,7 +222,7 @@ def _rep(ops, p99, leader="n1"):
     return {"ops": ops, "ops_per_s": ops, "p50_ms": 1.0, "p90_ms": None, "p99_ms": p99, "max_ms": 9.0,
             "errors": 0, "leader": leader, "client_bound": False,
             "cpu": {"client": {"client1": 12.0}, "servers": {"n1": 80.0, "n2": 30.0, "n3": 31.0},
-                    "machine_busy": 70.0}}
+                    "machine_busy": 70.0, "others_busy": 3.0}}
 
 
 def _result_file(path, label, reps_by_c, op="put"):
@@ -262,6 +263,7 @@ def test_table_is_aligned_and_marks_the_leader(tmp_path):
     assert second.index("45,678") + len("45,678") == first.index("1,234") + len("1,234")
     assert "80 / 30 31" in first  # leader first, then followers
     assert " – " in first  # p90 unknown
+    assert first.endswith("70 (3)")  # machine busy, of which others
     assert set(rule.replace(" ", "")) == {"-"}
 
 
@@ -408,6 +410,7 @@ def test_short_run_writes_results_and_leaves_no_node_behind(tmp_path):
         assert 0 < rep["p50_ms"] <= rep["p90_ms"] <= rep["p99_ms"] <= rep["max_ms"]
         assert set(rep["cpu"]["servers"]) == {"n1", "n2", "n3"} and set(rep["cpu"]["client"]) == {"client1"}
         assert row["median"]["ops_per_s"] == rep["ops_per_s"]
+        assert 0 <= rep["cpu"]["others_busy"] <= rep["cpu"]["machine_busy"] <= 100
     assert len(series["members"]) == 3 and sum(m["leader"] for m in series["members"]) == 1
     assert "abcd session" in result.stdout and "p99 ms" in result.stdout
     assert not [m["pid"] for m in series["members"] if _alive(m["pid"])]

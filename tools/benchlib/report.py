@@ -7,7 +7,8 @@ JSON layout (format "abcd-bench/1"):
                  "rows": [{"concurrency", "median": {...}, "reps": [{...}, ...]}]}]}
 A rep holds ops, ops_per_s, p50_ms, p90_ms (null for etcdbench), p99_ms, max_ms,
 errors, error_kinds, leader, client_bound, and cpu = {"client": {name: %},
-"servers": {name: %}, "machine_busy": %}; CPU % is of one core, machine % of all.
+"servers": {name: %}, "machine_busy": %, "others_busy": %}; CPU % is of one core,
+machine % of all cores, others_busy = machine % minus what the listed processes used.
 """
 from __future__ import annotations
 
@@ -121,7 +122,7 @@ def load_series(paths: Iterable[str]) -> list[dict]:
 
 
 COLUMNS = ("system / client", "c", "ops/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "errors",
-           "client CPU%", "server CPU% (leader / followers)", "machine%")
+           "client CPU%", "server CPU% (leader / followers)", "machine% (others)")
 
 
 def table(series: list[dict]) -> str:
@@ -140,7 +141,7 @@ def table(series: list[dict]) -> str:
             lines.append([
                 s["label"], str(row["concurrency"]), _num(m["ops_per_s"], 0), _num(m["p50_ms"], 2),
                 _num(m["p90_ms"], 2), _num(m["p99_ms"], 2), _num(m["max_ms"], 1), _num(m["errors"], 0),
-                client, _servers(m["cpu"]["servers"], m.get("leader")), _num(m["cpu"]["machine_busy"], 0),
+                client, _servers(m["cpu"]["servers"], m.get("leader")), _machine(m["cpu"]),
             ])
     widths = [max(len(line[i]) for line in lines) for i in range(len(COLUMNS))]
     text = []
@@ -150,8 +151,8 @@ def table(series: list[dict]) -> str:
         if n == 0:
             text.append("  ".join("-" * w for w in widths))
     reps = sorted({len(row["reps"]) for s in series for row in s["rows"]})
-    text.append(f"medians over {'/'.join(map(str, reps))} repetitions; CPU % of one core, machine % of all "
-                f"{os.cpu_count()} cores")
+    text.append(f"medians over {'/'.join(map(str, reps))} repetitions; CPU % of one core; machine % of all "
+                f"{os.cpu_count()} cores, (others) = the part not used by the processes above")
     text.extend(sorted(notes))
     return "\n".join(text)
 
@@ -160,6 +161,11 @@ def _num(value, digits: int) -> str:
     if value is None:
         return "–"
     return f"{value:,.{digits}f}"
+
+
+def _machine(cpu: dict) -> str:
+    busy, others = cpu.get("machine_busy"), cpu.get("others_busy")
+    return _num(busy, 0) if others is None else f"{_num(busy, 0)} ({others:.0f})"
 
 
 def _client_cpu(client: dict) -> str:

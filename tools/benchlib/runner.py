@@ -8,6 +8,7 @@ then measure for --duration seconds while sampling the CPU of every process invo
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from typing import Callable
 
@@ -164,11 +165,16 @@ class Benchmark:
         processes = cpu["processes"]
         client = {k: v for k, v in processes.items() if not k.startswith("server:")}
         servers = {k[len("server:"):]: v for k, v in processes.items() if k.startswith("server:")}
+        ours = sum(v for v in processes.values() if v is not None) / (os.cpu_count() or 1)
+        busy = cpu["machine_busy"]
+        # What the rest of the machine was doing meanwhile: a noisy neighbour shows here.
+        others = None if busy is None else round(max(0.0, busy - ours), 1)
         return {
             "errors": n_errors, "error_kinds": kinds, "error_samples": samples[:5],
             "leader": target.leader.name,
             "client_bound": any(v is not None and v >= CLIENT_BOUND_PERCENT for v in client.values()),
-            "cpu": {"client": client, "servers": servers, "machine_busy": cpu["machine_busy"]},
+            "cpu": {"client": client, "servers": servers, "machine_busy": busy,
+                    "others_busy": others},
         }
 
     def _wait_until(self, when: float, what: str, phase: str, since: float) -> None:

@@ -64,7 +64,8 @@ def median_over_reps(reps: Sequence[Mapping]) -> dict:
         group: _median_by_key([r.get("cpu", {}).get(group, {}) for r in reps])
         for group in ("client", "servers")
     }
-    out["cpu"]["machine_busy"] = median_or_none(r.get("cpu", {}).get("machine_busy") for r in reps)
+    for figure in ("machine_busy", "others_busy"):
+        out["cpu"][figure] = median_or_none(r.get("cpu", {}).get(figure) for r in reps)
     leaders = [r.get("leader") for r in reps if r.get("leader")]
     out["leader"] = max(set(leaders), key=leaders.count) if leaders else None
     return out
