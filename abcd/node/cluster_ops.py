@@ -38,7 +38,7 @@ def _leader_or_forward(node: "Node", forwarded: bool) -> tuple[bool, str | None]
 
 async def _on_leader(node: "Node", forwarded: bool, method: str, path: str, body: Any) -> Response | None:
     """None if this node is the leader; else the leader's answer (or 503)."""
-    deadline = node.loop.time() + 2 * node.config.election_timeout_ms / 1000.0
+    deadline = node.loop.time() + node.park_seconds
     while True:
         leader, address = _leader_or_forward(node, forwarded)
         if leader:
@@ -243,7 +243,7 @@ async def transfer_leadership(node: "Node", body: Any, *, forwarded: bool) -> Re
     if type(result) is NotLeader or result is None:
         return responses.no_leader("leadership changed during the transfer")
     # Accepted: the transfer is under way; it completes when `to` wins its election.
-    timeout = 2 * node.config.election_timeout_ms / 1000.0
+    timeout = node.park_seconds
     done = await node.wait_for(lambda: node.core.leader_id == to, timeout)
     if not done:
         return responses.error(

@@ -4,16 +4,16 @@ Theory of operation
 -------------------
 `start()` recovers the WAL, builds the core from it, and starts the pipeline
 (pipeline.py) with its sinks in this order: WAL sink (write, group-commit fsync,
-Persisted back into the events), outbound (one transport.send per peer per batch),
-replies (core answers -> waiting requests), applier (committed entries -> KVStore ->
-waiting requests), trace log, and `_after_step` (member table and transport peers
-follow the log's configuration; parked requests find the new leader).
+Persisted back into the events), member table (transport peers follow the log's
+configuration), outbound (one transport.send per peer per batch), replies (core
+answers -> waiting requests), applier (committed entries -> KVStore -> waiting
+requests), trace log, and `_after_step` (parked requests find the new leader).
 
 Client requests enter through `submit`: they are validated, then either
 * served at once (serializable reads, invalid requests),
 * pushed into the pipeline (writes and linearizable reads, on the leader),
 * forwarded to the leader (on a follower; forward.py), or
-* parked until a leader is known, for up to two election timeouts; then 503.
+* parked until a leader is known, for up to four election timeouts; then 503.
 A request answers exactly once (requests.Waiter): with the result, 503 (retry),
 or 504 after `request_timeout` (a write's outcome is then unknown).
 
@@ -81,7 +81,10 @@ class Node:
         self._parked: list[tuple[float, ClientWrite | ClientRead]] = []
         self._state_waiters: list[tuple[Callable[[], bool], asyncio.Future]] = []
         self._fsync_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="abcd-fsync")
-        self._park_seconds = 2 * config.election_timeout_ms / 1000.0
+        # How long a request waits for a leader: an election takes up to two election
+        # timeouts (the randomized timeout) plus its rounds, and a split vote another;
+        # but a request never sent must get its 503 before the sweep answers 504.
+        self.park_seconds = min(4 * config.election_timeout_ms / 1000.0, 0.8 * config.request_timeout)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -130,6 +133,8 @@ class Node:
             self.scheduler,
             [
                 self._guard(self.wal_sink.on_effects),
+                # Before outbound: a member added by this step must be reachable by its messages.
+                self._guard(lambda effects: self._sync_membership()),
                 self._guard(self.outbound.on_effects),
                 self._guard(self.requests.on_effects),
                 self._guard(self.applier.on_effects),
@@ -210,7 +215,6 @@ class Node:
     # ------------------------------------------------------------------ after each step
 
     def _after_step(self, effects: list) -> None:
-        self._sync_membership()
         if self._parked and self.core.leader_id is not None:
             self._retry_parked()
         if self._state_waiters:
@@ -364,9 +368,9 @@ class Node:
                 self.forwarder.forward(address, item)
 
     def _park(self, item: ClientWrite | ClientRead, retry_at: float = 0.0) -> None:
-        """Hold a request until a leader is known; 503 if none is within two election timeouts."""
+        """Hold a request until a leader is known; 503 if none is within `_park_seconds`."""
         if not item.give_up_at:
-            item.give_up_at = self.loop.time() + self._park_seconds
+            item.give_up_at = self.loop.time() + self.park_seconds
         self._parked.append((retry_at, item))
 
     def _retry_parked(self) -> None:
@@ -381,7 +385,7 @@ class Node:
     def _unsent(self, items: list) -> None:
         """The leader could not take these (the link failed before they were sent, or it
         answered 503: not applied): retry after a heartbeat, by when this node may know
-        the new leader, until two election timeouts have passed."""
+        the new leader, until `park_seconds` after it first waited."""
         retry_at = self.loop.time() + self.config.tick_seconds
         for item in items:
             self._park(item, retry_at=retry_at)
