@@ -51,7 +51,7 @@ from .outbound import Outbound
 from .pipeline import Pipeline
 from .requests import ClientRead, ClientWrite, PendingRequests, Waiter
 from .responses import Response
-from .tracelog import TraceLog
+from .tracelog import TraceLog, log_records_to_hub
 from .wal_sink import WALSink, executor_sync_runner
 
 
@@ -126,6 +126,7 @@ class Node:
         )
         self.outbound = Outbound(self._outbound_deliver())
         self.trace_log = TraceLog(self.logger, self.hub, node_id=self.node_id, on_trace=self._count_trace)
+        self._hub_sink = loguru.logger.add(log_records_to_hub(self.hub, config.name), level="INFO", format="{message}")
         self.metrics = make_registry(self)
         self.leases = LeaseTimers(retry_seconds=config.election_timeout_ms / 1000.0)
         self._sync_membership()
@@ -203,6 +204,7 @@ class Node:
         await self.transport.close()
         await self.forwarder.close()
         self._fsync_executor.shutdown(wait=True)
+        loguru.logger.remove(self._hub_sink)
         self.stopped.set()
 
     def _fatal(self, error: BaseException) -> None:

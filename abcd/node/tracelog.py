@@ -67,7 +67,7 @@ class TraceLog:
         fields = trace.fields
         level = LEVELS.get(trace.name, "DEBUG")
         if level != "DEBUG" or self._debug:
-            self._logger.bind(term=fields.get("term"), role=fields.get("role"), event=trace.name).log(
+            self._logger.bind(term=fields.get("term"), role=fields.get("role"), event=trace.name, trace=True).log(
                 level, "{}", format_fields(fields)
             )
         if self._hub.active:
@@ -90,3 +90,29 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, (list, tuple, set, frozenset)):
         return [_jsonable(v) for v in value]
     return repr(value)
+
+
+def log_records_to_hub(hub: EventHub, node_name: str):
+    """A loguru sink that publishes this node's log records (INFO and up) on the hub.
+
+    Records made from traces are skipped: the hub has them already, as traces.
+    """
+
+    def sink(message) -> None:
+        record = message.record
+        extra = record["extra"]
+        if not hub.active or extra.get("trace") or extra.get("node") != node_name:
+            return
+        hub.publish(
+            {
+                "type": "log",
+                "time": record["time"].timestamp(),
+                "level": record["level"].name,
+                "event": extra.get("event", "log"),
+                "term": extra.get("term"),
+                "role": extra.get("role"),
+                "message": record["message"],
+            }
+        )
+
+    return sink

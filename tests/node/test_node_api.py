@@ -203,8 +203,16 @@ def test_concurrent_member_additions_are_serialized_not_refused(tmp_path):
 
 def test_faults_endpoint_with_enable_faults(tmp_path):
     async def body(n):
-        status, faults = await n.call("POST", "/v1/admin/faults", json={"partition": [2], "drop_rate": 0.5})
-        assert status == 200 and faults["partition"] == [2] and faults["drop_rate"] == 0.5
+        async with n.http.ws_connect(n.base.replace("http", "ws") + "/v1/events") as events:
+            await events.receive_json(timeout=5)  # the status snapshot
+            status, faults = await n.call("POST", "/v1/admin/faults", json={"partition": [2], "drop_rate": 0.5})
+            assert status == 200 and faults["partition"] == [2] and faults["drop_rate"] == 0.5
+            # The node's log records reach the event stream too.
+            seen = []
+            while not any(e["type"] == "log" and e["event"] == "Faults" for e in seen):
+                seen.extend(await events.receive_json(timeout=5))
+            record = next(e for e in seen if e["type"] == "log")
+            assert record["level"] == "WARNING" and "partition" in record["message"]
         status, bad = await n.call("POST", "/v1/admin/faults", json={"drop_rate": 2})
         assert status == 400 and "drop_rate" in bad["error"]
         status, healed = await n.call("DELETE", "/v1/admin/faults")
