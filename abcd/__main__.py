@@ -116,6 +116,7 @@ async def run_node(args: argparse.Namespace, settings: dict) -> int:
 
     from . import logs
     from .api.app import Server, bind_socket
+    from .node.cluster_ops import hand_off_leadership
     from .node.config import NodeConfig
     from .node.identity import IdentityError, bootstrap, join, load_meta
     from .node.node import Node
@@ -185,6 +186,8 @@ async def run_node(args: argparse.Namespace, settings: dict) -> int:
         loop.add_signal_handler(sig, stop.set)
     stopped = asyncio.ensure_future(node.stopped.wait())
     await asyncio.wait({asyncio.ensure_future(stop.wait()), stopped}, return_when=asyncio.FIRST_COMPLETED)
+    if node.failed is None:
+        await hand_off_leadership(node)
     await node.stop()
     await server.stop()
     if node.failed is not None:

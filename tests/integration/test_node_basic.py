@@ -269,3 +269,22 @@ def test_leader_killed_a_write_through_a_follower_waits_for_the_new_leader(clust
     assert back.status()["role"] == "follower"
     for node in (*others, back):
         assert node.stop() == 0, node.output()
+
+
+def test_a_leader_stopped_cleanly_hands_over_leadership_first(cluster):
+    first = cluster.start()
+    first.wait_healthy()
+    others = [cluster.start(join=first.port), cluster.start(join=first.port)]
+    for node in others:
+        node.wait_healthy()
+    wait_for(lambda: voters(first) == [1, 2, 3], "three voters")
+    term = first.status()["term"]
+    assert first.stop() == 0
+    # The hand-off happened before the old leader exited: a survivor leads already,
+    # in the very next term (a TimeoutNow election, no timeout and no split vote).
+    status = wait_for(lambda: (s := others[0].status()) and s["leader"] in (2, 3) and s, "a survivor to lead")
+    assert status["term"] == term + 1
+    assert "handing leadership to node" in first.output()
+    assert call(others[1].port, "PUT", "/v1/kv/k", {"value": "v"})[0] == 200
+    for node in others:
+        assert node.stop() == 0
