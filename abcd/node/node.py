@@ -54,6 +54,10 @@ from .responses import Response
 from .tracelog import TraceLog, log_records_to_hub
 from .wal_sink import WALSink, executor_sync_runner
 
+# Requests in flight at once, node-wide; more are refused with 503 rather than let
+# memory grow without bound (Rx has no backpressure; clients do: they wait).
+MAX_PENDING_REQUESTS = 100_000
+
 
 
 @dataclass
@@ -337,6 +341,9 @@ class Node:
             return None
         if self.stopping:
             callback(responses.shutting_down())
+            return None
+        if self.requests.tracked >= MAX_PENDING_REQUESTS:
+            callback(responses.unavailable("overloaded", f"{MAX_PENDING_REQUESTS} requests are in flight; retry shortly"))
             return None
         write = is_write(op)
         if not write and op.get("serializable"):

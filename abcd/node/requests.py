@@ -262,5 +262,10 @@ class PendingRequests:
             call.on_reply(None)
 
     @property
+    def tracked(self) -> int:
+        """Requests tracked for their deadline (answered ones leave at the next expire)."""
+        return len(self._deadlines)
+
+    @property
     def waiting(self) -> int:
         return sum(1 for w in self._deadlines if not w.done)

@@ -264,3 +264,16 @@ def test_keys_are_percent_decoded_from_the_path(tmp_path):
             assert reply.status == 200 and (await reply.json())["kv"]["key"] == key
 
     run_with_node(tmp_path, body)
+
+
+def test_past_the_in_flight_limit_requests_are_refused_with_503(tmp_path, monkeypatch):
+    from abcd.node import node as node_module
+
+    async def body(n):
+        monkeypatch.setattr(node_module, "MAX_PENDING_REQUESTS", 0)
+        status, answer = await n.call("PUT", "/v1/kv/a", json={"value": "x"})
+        assert status == 503 and answer["code"] == "overloaded"
+        monkeypatch.setattr(node_module, "MAX_PENDING_REQUESTS", 100_000)
+        assert (await n.call("PUT", "/v1/kv/a", json={"value": "x"}))[0] == 200
+
+    run_with_node(tmp_path, body)
