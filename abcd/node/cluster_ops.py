@@ -87,7 +87,7 @@ def _propose_once(node: "Node", plan: Callable[[], Any], deadline: float) -> asy
         if not node.core.is_leader():
             waiter.resolve(responses.no_leader("leadership changed before the change was proposed"))
             return None
-        node.membership.sync(node.core)
+        node.sync_membership()
         try:
             change = plan()
         except ChangeError as e:

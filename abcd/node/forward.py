@@ -10,8 +10,8 @@ between them forever (the second answers 503 instead).
 If the link fails, requests not yet sent go back to the node (`on_unsent`), which
 holds them until a leader is known again (a dead leader is usually replaced within an
 election timeout), and so do requests the other side answered 503 (not applied: it
-is no longer the leader).  Requests already sent when the link broke have an unknown
-outcome: writes get 504, which says so.
+is no longer the leader), and reads in flight.  Writes already sent when the link
+broke have an unknown outcome: they get 504, which says so.
 """
 from __future__ import annotations
 
@@ -126,12 +126,11 @@ class LeaderLink:
     def _close(self) -> None:
         self.closed = True
         unsent, self._queued = [item for _, item in self._queued if not item.waiter.done], []
-        if unsent:
-            self._on_unsent(unsent)
+        # A read can always be asked again; a write already sent may have been applied.
+        retry = unsent + [item for item in self._in_flight.values() if not item.waiter.is_write]
         for item in self._in_flight.values():
-            waiter = item.waiter
-            if waiter.is_write:
-                waiter.resolve(
+            if item.waiter.is_write:
+                item.waiter.resolve(
                     responses.error(
                         504,
                         "timeout",
@@ -139,9 +138,9 @@ class LeaderLink:
                         "the outcome is unknown (retry with the same X-Request-Id to apply it at most once)",
                     )
                 )
-            else:
-                waiter.resolve(responses.no_leader(f"the connection to the leader at {self.address} broke"))
         self._in_flight = {}
+        if retry:
+            self._on_unsent(retry)
 
     async def close(self) -> None:
         self._task.cancel()

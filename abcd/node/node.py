@@ -234,6 +234,10 @@ class Node:
                     waiting.append((predicate, future))
             self._state_waiters = waiting
 
+    def sync_membership(self) -> bool:
+        """Member table and transport peers follow the log's latest configuration."""
+        return self._sync_membership()
+
     def _sync_membership(self) -> bool:
         if not self.membership.sync(self.core):
             return False
@@ -241,7 +245,12 @@ class Node:
         for node_id in set(self.transport.peers) - set(peers):
             self.transport.remove_peer(node_id)
         for node_id, address in peers.items():
-            self.transport.set_peer(node_id, address)
+            try:
+                self.transport.set_peer(node_id, address)
+            except ValueError as e:
+                # A bad address in the log must not stop the node (it would again at
+                # every restart, replaying the same log): that member stays unreachable.
+                self.logger.error("member {} has an unusable address {!r}: {}", node_id, address, e)
         return True
 
     def _on_tick(self, _tick) -> None:
