@@ -6,6 +6,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from ..node.forward import FORWARDED_HEADER
 from ..node.responses import Response
 
 JSON = "application/json"
@@ -75,6 +76,5 @@ def query_int(request: web.Request, name: str) -> int | None:
 
 
 def is_forwarded(request: web.Request) -> bool:
-    from ..node.forward import FORWARDED_HEADER
-
+    """A call another member passed on to this one (never passed on again)."""
     return request.headers.get(FORWARDED_HEADER) == "1"
