@@ -170,7 +170,11 @@ async def run_node(args: argparse.Namespace, settings: dict) -> int:
         return 1
 
     node = Node(config, meta)
-    logs.set_state_provider(lambda: (node.core.current_term, node.core.role))
+    def state() -> tuple[int, str]:
+        core = getattr(node, "core", None)  # None while the node is still recovering its log
+        return (core.current_term, core.role) if core is not None else (0, "recovering")
+
+    logs.set_state_provider(state)
     await node.start()
     server = Server(node, sock)
     await server.start()

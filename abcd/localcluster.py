@@ -1,0 +1,224 @@
+"""A cluster of real node processes on this machine, for chaos runs, benchmarks and tests.
+
+Each node is `python -m abcd PORT --data-dir DIR ...` in its own process, on
+127.0.0.1.  The first node bootstraps the cluster; the others join through it.
+Everything here talks to the nodes the way a user would: through the command line
+and the HTTP API.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ClusterError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http(port: int, method: str, path: str, body=None, *, raw: bytes | None = None, headers=None, timeout=5.0):
+    """(status, parsed JSON body) of one HTTP call; HTTP error statuses are returned, not raised."""
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as reply:
+            return reply.status, json.loads(reply.read() or b"null")
+    except urllib.error.HTTPError as e:
+        payload = e.read()
+        try:
+            return e.code, json.loads(payload)
+        except ValueError:
+            return e.code, payload.decode("utf-8", "replace")
+
+
+def wait_for(predicate, what: str, timeout: float = 20.0, interval: float = 0.05):
+    """Poll `predicate` until it returns something true; raise ClusterError at the deadline."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+            if last:
+                return last
+        except OSError as error:  # not listening yet, connection reset...
+            last = error
+        time.sleep(interval)
+    raise ClusterError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+
+
+class NodeProcess:
+    def __init__(self, port: int, data_dir: str, args: list[str]) -> None:
+        self.port = port
+        self.data_dir = data_dir
+        self.args = args
+        self.proc: subprocess.Popen | None = None
+        self.output_path = data_dir + ".out"
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, join: str | None = None) -> "NodeProcess":
+        env = dict(os.environ)
+        if (REPO_ROOT / "abcd" / "__init__.py").exists():
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+        cmd = [sys.executable, "-m", "abcd", str(self.port), "--data-dir", self.data_dir, *self.args]
+        if join:
+            cmd += ["--join", join]
+        with open(self.output_path, "ab") as out:
+            self.proc = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def status(self) -> dict | None:
+        try:
+            code, body = http(self.port, "GET", "/v1/status", timeout=2)
+        except OSError:
+            return None
+        return body if code == 200 else None
+
+    def healthy(self) -> bool:
+        try:
+            return http(self.port, "GET", "/healthz", timeout=2)[0] == 200
+        except OSError:
+            return False
+
+    def signal(self, signum: int) -> None:
+        if self.running:
+            self.proc.send_signal(signum)
+
+    def kill(self) -> None:
+        """kill -9: no flush, no goodbye."""
+        if self.running:
+            self.proc.kill()
+        if self.proc is not None:
+            self.proc.wait()
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """SIGTERM (flush, fsync, exit 0), SIGKILL if it does not stop in time."""
+        if self.proc is None:
+            return None
+        if self.running:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def output(self, tail: int = 4000) -> str:
+        try:
+            return Path(self.output_path).read_bytes().decode("utf-8", "replace")[-tail:]
+        except OSError:
+            return ""
+
+
+class LocalCluster:
+    """`with LocalCluster(root, nodes=3) as c:` starts the nodes; leaving kills them all."""
+
+    def __init__(self, root: str, nodes: int = 3, *, args: list[str] | None = None, ready_timeout: float = 60.0):
+        self.root = root
+        self.size = nodes
+        self.args = list(args or [])
+        self.ready_timeout = ready_timeout
+        self.nodes: list[NodeProcess] = []
+
+    def __enter__(self) -> "LocalCluster":
+        try:
+            self.start()
+        except BaseException:
+            self.kill_all()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.kill_all()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def new_node(self, join: str | None = None, args: list[str] | None = None) -> NodeProcess:
+        port = free_port()
+        node = NodeProcess(port, os.path.join(self.root, f"node-{port}"), self.args + list(args or []))
+        self.nodes.append(node)
+        return node.start(join)
+
+    def start(self) -> None:
+        first = self.new_node()
+        self.wait_node(first, NodeProcess.healthy, "the first node to bootstrap")
+        for _ in range(self.size - 1):
+            self.new_node(join=first.address)
+        self.wait_ready()
+
+    def restart(self, node: NodeProcess) -> NodeProcess:
+        """The same port and data dir in a new process (it resumes its identity and log)."""
+        node.stop()
+        return node.start()
+
+    def kill_all(self) -> None:
+        for node in self.nodes:
+            node.kill()
+
+    def stop_all(self) -> list[int | None]:
+        return [node.stop() for node in self.nodes]
+
+    # ------------------------------------------------------------------ observing
+
+    @property
+    def endpoints(self) -> list[str]:
+        return [n.address for n in self.nodes if n.running]
+
+    def wait_node(self, node: NodeProcess, check, what: str, timeout: float | None = None) -> None:
+        def ok():
+            if not node.running:
+                raise ClusterError(f"node {node.port} exited with {node.proc.returncode}:\n{node.output()}")
+            return check(node)
+
+        wait_for(ok, what, timeout or self.ready_timeout)
+
+    def agreed_leader(self) -> NodeProcess | None:
+        """The leader every running node names, once all members are voters and applied."""
+        running = [n for n in self.nodes if n.running]
+        statuses = [n.status() for n in running]
+        if not running or any(s is None for s in statuses):
+            return None
+        leaders = {s["leader"] for s in statuses}
+        if len(leaders) != 1 or None in leaders:
+            return None
+        members = statuses[0]["members"]
+        if len(members) != len(running) or not all(m["voter"] for m in members):
+            return None
+        for node, s in zip(running, statuses):
+            if s["role"] == "leader":
+                return node
+        return None
+
+    def wait_ready(self, timeout: float | None = None) -> NodeProcess:
+        return wait_for(self.agreed_leader, "every node to be a voter and agree on a leader", timeout or self.ready_timeout)
+
+    def leader(self) -> NodeProcess | None:
+        for node in self.nodes:
+            if node.running:
+                s = node.status()
+                if s and s["role"] == "leader":
+                    return node
+        return None
