@@ -42,16 +42,19 @@ class Writers:
         while self.running:
             seq += 1
             key, value = f"chaos/{w}/{seq}", f"v{seq}"
+            invoked = time.monotonic()
             try:
                 await client.put(key, value)
             except ClientError:
                 self.failures += 1
                 continue
             self.acked[key] = value
-            self.ack_times.append(time.monotonic())
+            self.ack_times.append((invoked, time.monotonic()))
 
     def first_ack_after(self, t: float) -> float | None:
-        later = [a for a in self.ack_times if a > t]
+        """The first acknowledgement of a write *sent* after t (an answer already on
+        its way from the old leader when it died does not count)."""
+        later = [acked for invoked, acked in self.ack_times if invoked > t]
         return min(later) if later else None
 
 

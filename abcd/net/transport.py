@@ -119,6 +119,7 @@ class PeerTransport:
         token: str | None,
         address: str,
         on_frame: Callable[[int, list[Message]], None],
+        on_peer_lost: Callable[[int], None] | None = None,
         outbox_limit: int = 4096,
         logger: Any = loguru.logger,
         session: aiohttp.ClientSession | None = None,
@@ -139,6 +140,9 @@ class PeerTransport:
         self.address = address
         self._token = token
         self._on_frame = on_frame
+        # Told when the last connection a peer dialed to us breaks: a crashed process
+        # resets its sockets at once, long before a missed heartbeat would tell.
+        self._on_peer_lost = on_peer_lost
         self._outbox_limit = outbox_limit
         self._logger = logger
         self._session = session
@@ -426,6 +430,11 @@ class PeerTransport:
                         self._logger.exception("on_frame failed for a frame from node {}", peer_id)
         finally:
             counters.connections -= 1
+            if counters.connections == 0 and not self._closed and self._on_peer_lost is not None:
+                try:
+                    self._on_peer_lost(peer_id)
+                except Exception:
+                    self._logger.exception("on_peer_lost failed for node {}", peer_id)
 
     def _check_routing(self, messages: list[Message], peer_id: int) -> None:
         for position, message in enumerate(messages):

@@ -37,6 +37,7 @@ from ..kv import KVError, KVStore, is_write, validate_request
 from ..net import Faults, PeerTransport, faults_outbound
 from ..raft.core import Options, RaftCore
 from ..raft.effects import Trace
+from ..raft.messages import PeerUnreachable
 from ..storage import WAL
 from . import responses
 from .applier import Applier
@@ -121,6 +122,7 @@ class Node:
             token=config.cluster_token,
             address=config.advertise,
             on_frame=self.pipeline.on_frame,
+            on_peer_lost=lambda peer: self.pipeline.push_requests([PeerUnreachable(peer)]),
             logger=self.logger,
         )
         self.forwarder = Forwarder(self._unsent, logger=self.logger)

@@ -43,6 +43,7 @@ from .messages import (
     Entry,
     HardState,
     Message,
+    PeerUnreachable,
     Persisted,
     Propose,
     ProposeConfig,
@@ -57,6 +58,7 @@ from .messages import (
 )
 from .reads import ReadsMixin
 from .replication import ReplicationMixin
+from .progress import REPLICATE
 from .roles import FOLLOWER, LEADER
 
 
@@ -192,6 +194,8 @@ class RaftCore(ElectionMixin, ReplicationMixin, ReadsMixin, MembershipMixin):
             self.handle_propose_config(event)
         elif kind is TransferLeadership:
             self.handle_transfer_leadership(event)
+        elif kind is PeerUnreachable:
+            self.handle_peer_unreachable(event.peer)
         elif kind in _MESSAGE_TYPES:
             self._receive(event)
         else:
@@ -280,6 +284,23 @@ class RaftCore(ElectionMixin, ReplicationMixin, ReadsMixin, MembershipMixin):
         if self.role == LEADER and self.heartbeat_elapsed >= self.options.heartbeat_ticks:
             self.heartbeat_elapsed = 0
             self.broadcast_heartbeat()
+
+    def handle_peer_unreachable(self, peer: int) -> None:
+        if self.role == LEADER:
+            pr = self.progress.get(peer)
+            if pr is not None and pr.state == REPLICATE:
+                pr.become_probe()  # what was in flight is lost: start again from what matches
+            return
+        if peer != self.leader_id or not self.promotable():
+            return
+        # Our leader's connection broke, most likely because its process died.  Forget
+        # its lease and campaign after a short randomized wait instead of a whole
+        # election timeout.  This cannot hurt a live leader: followers that still hear
+        # it refuse our pre-vote, and its next heartbeat resets our timer anyway.
+        self.trace("LeaderUnreachable", leader=peer)
+        self.leader_id = None
+        soon = 1 + self.rng.randrange(max(1, self.options.election_ticks // 2))
+        self.election_elapsed = max(self.election_elapsed, self.randomized_election_timeout - soon)
 
     def check_quorum_active(self) -> bool:
         active = {self.id}

@@ -150,6 +150,14 @@ class TransferLeadership:
 
 
 @dataclass(frozen=True, slots=True)
+class PeerUnreachable:
+    """The shell saw the connection from `peer` break (a crashed process resets its
+    sockets at once).  A hint only: Raft stays correct whether or not it is true."""
+
+    peer: int
+
+
+@dataclass(frozen=True, slots=True)
 class Persisted:
     """The storage acknowledges every Persist effect with seq <= this one."""
 
@@ -163,7 +171,9 @@ class Receive:
     message: Message
 
 
-Event = Tick | Propose | ProposeConfig | ReadIndex | TransferLeadership | Persisted | Receive | Message
+Event = (
+    Tick | Propose | ProposeConfig | ReadIndex | TransferLeadership | Persisted | PeerUnreachable | Receive | Message
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from ..raft.core import Options, RaftCore
 from ..raft.effects import Accepted, Apply, NotLeader, Persist, ReadReady, Rejected, Reply, Send, Trace
-from ..raft.messages import AppendEntriesResponse, Entry, HardState, RequestVoteRequest, RequestVoteResponse, Persisted, Propose, ReadIndex, Tick
+from ..raft.messages import AppendEntriesResponse, Entry, HardState, PeerUnreachable, RequestVoteRequest, RequestVoteResponse, Persisted, Propose, ReadIndex, Tick
 from .invariants import InvariantViolation, LogMirror, SafetyChecker
 from .network import Network, NetworkFaults
 
@@ -128,6 +128,11 @@ class Cluster:
             write_durable(node, node.in_flight.pop(0))
         self.step(node, Persisted(seq))
 
+    def _on_unreachable(self, node_id: int, peer: int) -> None:
+        node = self.nodes[node_id]
+        if node.up:
+            self.step(node, PeerUnreachable(peer))
+
     def _on_call(self, fn, *args) -> None:
         fn(*args)
 
@@ -195,6 +200,10 @@ class Cluster:
             write_durable(node, p)
         node.in_flight = []
         self.checker.mirrors[node_id].reset(node.durable_log)
+        # A dead process's sockets reset: peers that had a connection from it notice.
+        for peer in self.ids:
+            if peer != node_id and (node_id, peer) not in self.network.cut:
+                self.schedule(self.rng.uniform(0.1, 2.0), "unreachable", peer, node_id)
         if self.tracer is not None:
             self.tracer(self.now, node_id, Trace("Crash", {"kept_writes": keep}))
         if self.client is not None:
