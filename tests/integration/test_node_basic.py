@@ -5,56 +5,21 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 
 import aiohttp
 import pytest
+
+from abcd.localcluster import free_port
+from abcd.localcluster import http as call
+from abcd.localcluster import wait_for
 
 pytestmark = pytest.mark.integration
 
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FAST = ["--heartbeat-ms", "20", "--election-timeout-ms", "200"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def call(port: int, method: str, path: str, body=None, *, raw: bytes | None = None, headers=None, timeout=10.0):
-    """(status, parsed JSON body) of one HTTP call; never raises for an HTTP error status."""
-    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as reply:
-            return reply.status, json.loads(reply.read() or b"null")
-    except urllib.error.HTTPError as e:
-        payload = e.read()
-        try:
-            return e.code, json.loads(payload)
-        except ValueError:
-            return e.code, payload.decode("utf-8", "replace")
-
-
-def wait_for(predicate, what: str, timeout: float = 20.0, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = predicate()
-            if last:
-                return last
-        except OSError as e:  # not listening yet, connection reset...
-            last = e
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
 
 
 class NodeProcess:
