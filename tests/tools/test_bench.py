@@ -83,6 +83,9 @@ def test_median_over_reps_takes_each_figure_and_each_process_on_its_own():
     assert m["cpu"]["client"] == {"client1": 20} and m["cpu"]["machine_busy"] == 50
     assert m["cpu"]["others_busy"] == 5
     assert m["leader"] == "n1"  # the leader most reps saw
+    # By role, each rep against its own leader (n2 led the third): leaders 50, 70, 30;
+    # busiest followers 20, 40, 60; second busiest only in the third rep, 5.
+    assert m["cpu"]["by_role"] == {"leader": 50, "followers": [40, 5]}
 
 
 def test_median_of_an_even_count_and_of_nothing():
@@ -261,7 +264,7 @@ def test_table_is_aligned_and_marks_the_leader(tmp_path):
     header, rule, first, second = lines[:4]
     assert header.index("ops/s") + len("ops/s") == first.index("1,234") + len("1,234")
     assert second.index("45,678") + len("45,678") == first.index("1,234") + len("1,234")
-    assert "80 / 30 31" in first  # leader first, then followers
+    assert "80 / 31 30" in first  # leader first, then followers, busiest first
     assert " – " in first  # p90 unknown
     assert first.endswith("70 (3)")  # machine busy, of which others
     assert set(rule.replace(" ", "")) == {"-"}

@@ -141,7 +141,7 @@ def table(series: list[dict]) -> str:
             lines.append([
                 s["label"], str(row["concurrency"]), _num(m["ops_per_s"], 0), _num(m["p50_ms"], 2),
                 _num(m["p90_ms"], 2), _num(m["p99_ms"], 2), _num(m["max_ms"], 1), _num(m["errors"], 0),
-                client, _servers(m["cpu"]["servers"], m.get("leader")), _machine(m["cpu"]),
+                client, _servers(m["cpu"]), _machine(m["cpu"]),
             ])
     widths = [max(len(line[i]) for line in lines) for i in range(len(COLUMNS))]
     text = []
@@ -176,11 +176,9 @@ def _client_cpu(client: dict) -> str:
     return total if len(known) == 1 else f"{total} ({len(known)} procs)"
 
 
-def _servers(servers: dict, leader: str | None) -> str:
-    if not servers:
-        return "–"
-    lead = servers.get(leader) if leader else None
-    followers = [f"{v:.0f}" if v is not None else "–" for k, v in servers.items() if k != leader]
-    if leader in servers:
-        return f"{_num(lead, 0)} / {' '.join(followers)}"
-    return " ".join(followers)
+def _servers(cpu: dict) -> str:
+    roles = cpu.get("by_role") or {}
+    followers = " ".join(_num(v, 0) for v in roles.get("followers", []))
+    if roles.get("leader") is None:
+        return followers or "–"
+    return f"{_num(roles['leader'], 0)} / {followers}".rstrip()

@@ -68,7 +68,26 @@ def median_over_reps(reps: Sequence[Mapping]) -> dict:
         out["cpu"][figure] = median_or_none(r.get("cpu", {}).get(figure) for r in reps)
     leaders = [r.get("leader") for r in reps if r.get("leader")]
     out["leader"] = max(set(leaders), key=leaders.count) if leaders else None
+    out["cpu"]["by_role"] = _median_by_role(reps)
     return out
+
+
+def _median_by_role(reps: Sequence[Mapping]) -> dict:
+    """Server CPU by role: {"leader": %, "followers": [% of the busiest, ...]}.
+
+    Per-name medians mislead when the leader differs between repetitions (a restarted
+    cluster elects whoever it likes), so each rep's leader is compared with the other
+    reps' leaders, and followers by rank.
+    """
+    leader_cpu, ranked = [], []
+    for r in reps:
+        servers = r.get("cpu", {}).get("servers", {})
+        leader = r.get("leader")
+        leader_cpu.append(servers.get(leader) if leader in servers else None)
+        ranked.append(sorted((v for k, v in servers.items() if k != leader and v is not None), reverse=True))
+    width = max((len(f) for f in ranked), default=0)
+    return {"leader": median_or_none(leader_cpu),
+            "followers": [median_or_none(f[i] if i < len(f) else None for f in ranked) for i in range(width)]}
 
 
 def _median_by_key(dicts: Sequence[Mapping[str, float]]) -> dict:
