@@ -33,7 +33,11 @@ LEVELS = {
     "ReplicationStalled": "INFO",
     "GrantVote": "INFO",
     "RejectVote": "INFO",
+    "LeaderUnreachable": "INFO",
 }
+# Commits happen once per batch: at INFO, one record a second at most shows the log
+# moving without costing a record per batch.
+COMMIT_LOG_INTERVAL = 1.0
 
 
 def format_fields(fields: dict[str, Any]) -> str:
@@ -56,6 +60,7 @@ class TraceLog:
         self._on_trace = on_trace
         self._clock = clock
         self._debug = logs.level_enabled("DEBUG")
+        self._last_commit_log = 0.0
 
     def on_effects(self, effects: Sequence) -> None:
         for effect in effects:
@@ -66,6 +71,11 @@ class TraceLog:
         self._on_trace(trace)
         fields = trace.fields
         level = LEVELS.get(trace.name, "DEBUG")
+        if trace.name == "AdvanceCommitIndex" and not self._debug:
+            now = self._clock()
+            if now - self._last_commit_log >= COMMIT_LOG_INTERVAL:
+                self._last_commit_log = now
+                level = "INFO"
         if level != "DEBUG" or self._debug:
             self._logger.bind(term=fields.get("term"), role=fields.get("role"), event=trace.name, trace=True).log(
                 level, "{}", format_fields(fields)

@@ -1,0 +1,36 @@
+"""The log stream: role changes at INFO; commits at INFO at most once a second."""
+from abcd.node.events import EventHub
+from abcd.node.tracelog import TraceLog
+from abcd.raft.effects import Trace
+
+
+class Recorder:
+    def __init__(self):
+        self.records = []
+
+    def bind(self, **extra):
+        recorder = self
+
+        class Bound:
+            def log(self, level, fmt, *args):
+                recorder.records.append((level, extra["event"]))
+
+        return Bound()
+
+
+def commit(index):
+    return Trace("AdvanceCommitIndex", {"term": 2, "role": "leader", "commit_index": index})
+
+
+def test_commits_reach_info_once_a_second_and_elections_always():
+    now = [100.0]
+    logger = Recorder()
+    log = TraceLog(logger, EventHub(), node_id=1, clock=lambda: now[0])
+    log.on_effects([Trace("BecomeLeader", {"term": 2, "role": "leader"}), commit(1), commit(2), commit(3)])
+    now[0] += 1.5
+    log.on_effects([commit(4), commit(5)])
+    assert logger.records == [
+        ("INFO", "BecomeLeader"),
+        ("INFO", "AdvanceCommitIndex"),
+        ("INFO", "AdvanceCommitIndex"),
+    ]
