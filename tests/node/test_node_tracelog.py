@@ -26,6 +26,7 @@ def test_commits_reach_info_once_a_second_and_elections_always():
     now = [100.0]
     logger = Recorder()
     log = TraceLog(logger, EventHub(), node_id=1, clock=lambda: now[0])
+    log._debug = False  # as with the default INFO level
     log.on_effects([Trace("BecomeLeader", {"term": 2, "role": "leader"}), commit(1), commit(2), commit(3)])
     now[0] += 1.5
     log.on_effects([commit(4), commit(5)])
