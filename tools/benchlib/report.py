@@ -151,7 +151,8 @@ def table(series: list[dict]) -> str:
         if n == 0:
             text.append("  ".join("-" * w for w in widths))
     reps = sorted({len(row["reps"]) for s in series for row in s["rows"]})
-    text.append(f"medians over {'/'.join(map(str, reps))} repetitions; CPU % of one core; machine % of all "
+    over = "one repetition" if reps == [1] else f"medians over {'/'.join(map(str, reps))} repetitions"
+    text.append(f"{over}; CPU % of one core; machine % of all "
                 f"{os.cpu_count()} cores, (others) = the part not used by the processes above")
     text.extend(sorted(notes))
     return "\n".join(text)

@@ -100,9 +100,9 @@ class Benchmark:
     def _preload(self, target: Target) -> None:
         opts = self.opts
         self.progress.update(f"{opts.label}: writing {opts.keys} keys for the reads")
-        value = Workload(workload_spec(opts), seed=0).values[0]
+        workload = Workload(workload_spec(opts), seed=0)
         api = "abcd" if target.system == "abcd" else "etcd"
-        asyncio.run(preload(api, target.leader.address, Workload(workload_spec(opts), 0).all_keys(), value))
+        asyncio.run(preload(api, target.leader.address, workload.all_keys(), workload.values[0]))
 
     def _endpoint_for(self, target: Target) -> Callable[[int], str]:
         if not self.opts.spread:
