@@ -79,7 +79,7 @@ def main(argv: list[str]) -> int:
                 print(f"abcd demo: node on port {port} did not become healthy; stopping", file=sys.stderr)
                 return 1
         print(f"abcd demo: {args.nodes} nodes on ports {ports[0]}-{ports[-1]}, data in {os.path.abspath('abcd-data')}")
-        print(f"  dashboard  http://{first}/")
+        print(f"  node info  http://{first}/")
         print(f"  status     curl http://{first}/v1/status")
         print(f"  put / get  curl -X PUT -d '{{\"value\": \"x\"}}' http://{first}/v1/kv/a ; curl http://{first}/v1/kv/a")
         print("  Ctrl-C stops the cluster")
