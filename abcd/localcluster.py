@@ -62,10 +62,11 @@ def wait_for(predicate, what: str, timeout: float = 20.0, interval: float = 0.05
 
 
 class NodeProcess:
-    def __init__(self, port: int, data_dir: str, args: list[str]) -> None:
+    def __init__(self, port: int, data_dir: str, args: list[str], preexec=None) -> None:
         self.port = port
         self.data_dir = data_dir
         self.args = args
+        self.preexec = preexec  # run in the child before exec (it has its own session already)
         self.proc: subprocess.Popen | None = None
         self.output_path = data_dir + ".out"
 
@@ -82,7 +83,13 @@ class NodeProcess:
             cmd += ["--join", join]
         with open(self.output_path, "ab") as out:
             self.proc = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,  # a terminal's Ctrl-C reaches the caller, which stops nodes in order
+                preexec_fn=self.preexec,
             )
         return self
 
@@ -136,11 +143,14 @@ class NodeProcess:
 class LocalCluster:
     """`with LocalCluster(root, nodes=3) as c:` starts the nodes; leaving kills them all."""
 
-    def __init__(self, root: str, nodes: int = 3, *, args: list[str] | None = None, ready_timeout: float = 60.0):
+    def __init__(
+        self, root: str, nodes: int = 3, *, args: list[str] | None = None, ready_timeout: float = 60.0, preexec=None
+    ):
         self.root = root
         self.size = nodes
         self.args = list(args or [])
         self.ready_timeout = ready_timeout
+        self.preexec = preexec
         self.nodes: list[NodeProcess] = []
 
     def __enter__(self) -> "LocalCluster":
@@ -158,7 +168,10 @@ class LocalCluster:
 
     def new_node(self, join: str | None = None, args: list[str] | None = None) -> NodeProcess:
         port = free_port()
-        node = NodeProcess(port, os.path.join(self.root, f"node-{port}"), self.args + list(args or []))
+        name = f"n{len(self.nodes) + 1}"  # short names read better in merged logs and reports
+        node = NodeProcess(
+            port, os.path.join(self.root, name), ["--name", name, *self.args, *(args or [])], self.preexec
+        )
         self.nodes.append(node)
         return node.start(join)
 
@@ -178,8 +191,12 @@ class LocalCluster:
         for node in self.nodes:
             node.kill()
 
-    def stop_all(self) -> list[int | None]:
-        return [node.stop() for node in self.nodes]
+    def stop_all(self, grace: float = 10.0) -> list[int | None]:
+        """SIGTERM every node at once (each flushes and exits), SIGKILL what outlives `grace`."""
+        for node in self.nodes:
+            node.signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        return [node.stop(max(0.1, deadline - time.monotonic())) for node in self.nodes]
 
     # ------------------------------------------------------------------ observing
 

@@ -12,14 +12,10 @@ period) and asks the kernel for SIGTERM should this tool die without cleaning up
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +23,10 @@ from pathlib import Path
 from .procstat import pids_listening_on, signal_me_when_parent_dies
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+if str(REPO_ROOT) not in sys.path and (REPO_ROOT / "abcd" / "__init__.py").exists():
+    sys.path.insert(0, str(REPO_ROOT))
+
+from abcd import localcluster  # noqa: E402
 READY_TIMEOUT_S = 60.0
 STOP_GRACE_S = 10.0
 
@@ -66,35 +66,22 @@ def http_json(method: str, url: str, body: dict | None = None, timeout: float = 
         return json.loads(reply.read())
 
 
-def free_ports(count: int) -> list[int]:
-    """Ports free right now (all held open together, so they are distinct)."""
-    sockets = []
-    try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
 def _die_with_parent() -> None:
-    """In the child before exec: own session, and SIGTERM if this tool dies."""
-    os.setsid()
+    """In the child before exec: SIGTERM if this tool dies without cleaning up."""
     signal_me_when_parent_dies(signal.SIGTERM)
 
 
 class LocalCluster:
+    """A fresh cluster of `python -m abcd` processes (abcd.localcluster), described as a Target."""
+
     def __init__(self, nodes: int, keep_data: bool = False) -> None:
         self.nodes = nodes
         self.keep_data = keep_data
         self.base_dir = tempfile.mkdtemp(prefix="abcd-bench-")
-        self.ports = free_ports(nodes)
-        self.names = [f"n{i + 1}" for i in range(nodes)]
-        self.procs: list[subprocess.Popen] = []
-        self._stderr = []
+        self._cluster = localcluster.LocalCluster(
+            self.base_dir, nodes, args=["--log-level", "WARNING"], ready_timeout=READY_TIMEOUT_S,
+            preexec=_die_with_parent,
+        )
 
     def __enter__(self) -> "LocalCluster":
         return self
@@ -102,96 +89,23 @@ class LocalCluster:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def _spawn(self, i: int, join: str | None) -> None:
-        cmd = [sys.executable, "-m", "abcd", str(self.ports[i]), "--name", self.names[i],
-               "--data-dir", os.path.join(self.base_dir, self.names[i]), "--log-level", "WARNING"]
-        if join:
-            cmd += ["--join", join]
-        env = dict(os.environ)
-        if (REPO_ROOT / "abcd" / "__init__.py").exists():
-            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-        stderr = open(os.path.join(self.base_dir, f"{self.names[i]}.stderr"), "wb")
-        self._stderr.append(stderr)
-        self.procs.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                           stderr=stderr, env=env, cwd=self.base_dir,
-                                           preexec_fn=_die_with_parent))
-
-    def start(self, timeout: float = READY_TIMEOUT_S) -> Target:
-        deadline = time.monotonic() + timeout
-        first = f"127.0.0.1:{self.ports[0]}"
-        self._spawn(0, None)
-        self._wait(deadline, lambda: self._healthy(first), f"node {self.names[0]} to bootstrap")
-        for i in range(1, self.nodes):
-            self._spawn(i, first)
-        self._wait(deadline, self._all_voters_agree_on_leader, f"all {self.nodes} members to be voters with one leader")
+    def start(self) -> Target:
+        try:
+            self._cluster.start()
+        except localcluster.ClusterError as error:
+            raise ClusterError(str(error)) from None
         return self.target()
 
     def target(self) -> Target:
-        described = describe_abcd([f"127.0.0.1:{p}" for p in self.ports], find_pids=False)
-        pid_by_address = {f"127.0.0.1:{port}": proc.pid for port, proc in zip(self.ports, self.procs)}
+        running = self._cluster.endpoints
+        described = describe_abcd(running, find_pids=False)
+        pid_by_address = {n.address: n.proc.pid for n in self._cluster.nodes if n.running}
         return Target("abcd", tuple(Member(m.name, m.address, m.leader, pid_by_address.get(m.address))
                                     for m in described.members))
 
-    def _healthy(self, address: str) -> bool:
-        try:
-            http_json("GET", f"http://{address}/healthz")
-            return True
-        except (OSError, ValueError):
-            return False
-
-    def _all_voters_agree_on_leader(self) -> bool:
-        try:
-            members = http_json("GET", f"http://127.0.0.1:{self.ports[0]}/v1/members")["members"]
-            if len(members) != self.nodes or not all(m["voter"] for m in members):
-                return False
-            leaders = [m["id"] for m in members if m["leader"]]
-            if len(leaders) != 1:
-                return False
-            for port in self.ports:
-                if http_json("GET", f"http://127.0.0.1:{port}/v1/status").get("leader") != leaders[0]:
-                    return False
-            return True
-        except (OSError, ValueError, KeyError, TypeError):
-            return False
-
-    def _wait(self, deadline: float, condition, what: str) -> None:
-        while time.monotonic() < deadline:
-            for name, proc in zip(self.names, self.procs):
-                if proc.poll() is not None:
-                    raise ClusterError(f"node {name} exited with code {proc.returncode} while waiting for {what}"
-                                       f"{self._stderr_tail(name)}")
-            if condition():
-                return
-            time.sleep(0.1)
-        state = ""
-        try:
-            state = f"; members: {http_json('GET', f'http://127.0.0.1:{self.ports[0]}/v1/members')['members']}"
-        except (OSError, ValueError, KeyError):
-            pass
-        raise ClusterError(f"timed out waiting for {what}{state}{self._stderr_tail(self.names[-1])}")
-
-    def _stderr_tail(self, name: str) -> str:
-        try:
-            text = Path(self.base_dir, f"{name}.stderr").read_text(errors="replace").strip()
-        except OSError:
-            return ""
-        return f"\n--- {name} stderr (last lines) ---\n" + "\n".join(text.splitlines()[-15:]) if text else ""
-
     def stop(self) -> None:
         """SIGTERM every node (they flush and exit), SIGKILL stragglers; remove the data."""
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE_S
-        for proc in self.procs:
-            try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        for f in self._stderr:
-            f.close()
-        self._stderr = []
+        self._cluster.stop_all(STOP_GRACE_S)
         if not self.keep_data:
             shutil.rmtree(self.base_dir, ignore_errors=True)
 
