@@ -7,12 +7,15 @@
              [--json FILE] [--plot FILE.png] [--label TEXT] [--keep-data]
     bench.py --endpoints H:P[,H:P...] ...                 # running abcd members
     bench.py --target etcd --endpoints H:P[,...] [--etcdbench PATH] ...
+    bench.py --target pysyncobj --pysyncobj-python PATH ...  # PySyncObj, as a reference point
     bench.py --compare a.json b.json [--plot FILE.png]    # one table (and plot) from result files
 
 Without --endpoints it starts a fresh local cluster (temporary data dirs, free ports,
 fsync on) and stops it afterwards.  abcd is driven through the pipelined /v1/session
 channel (or plain HTTP with --http); etcd through its v3 JSON gateway, or through its
-native Go client when an `etcdbench` binary is given.  See docs/performance.md.
+native Go client when an `etcdbench` binary is given.  PySyncObj (not durable: its log
+stays in memory) runs under an interpreter that has it, its load generated inside the
+leader's process.  See docs/performance.md.
 """
 import os
 import sys

@@ -8,6 +8,8 @@
     procstat  CPU time of processes and of the machine, read from /proc
     cluster   a fresh local abcd cluster, or running endpoints (abcd or etcd)
     etcd_native  the external `etcdbench` binary (etcd's native Go client)
+    pysyncobj_target  a local PySyncObj cluster and its benchmark loop (--target pysyncobj)
+    pysyncobj_node    one PySyncObj node, run by the interpreter that has pysyncobj
     runner    repetitions × concurrency levels → results
     report    the table, the progress line, the JSON file
     plot      throughput and p99 against concurrency (matplotlib, if installed)

@@ -13,6 +13,7 @@ from .cluster import ClusterError, LocalCluster
 from .drivers import DriverError
 from .etcd_native import EtcdbenchError
 from .options import OptionsError, build_parser, parse_options
+from .pysyncobj_target import NOT_DURABLE, PySyncObjBenchmark, PySyncObjCluster, PySyncObjError
 from .report import Progress, document, load_series, table, write_json
 from .runner import Benchmark, target_describer
 from .workers import WorkerFailed
@@ -45,19 +46,28 @@ def main(argv: list[str] | None = None) -> int:
     bench = None
     code = EXIT_OK
     try:
-        if not opts.endpoints:
+        if opts.target == "pysyncobj":
+            progress.update(f"starting a local PySyncObj {opts.pysyncobj_version} cluster of {opts.nodes}")
+            cluster = PySyncObjCluster(opts.pysyncobj_python, opts.nodes, keep_data=opts.keep_data)
+            target = cluster.start()
+            progress.done(f"local PySyncObj {opts.pysyncobj_version} cluster of {opts.nodes} ready: " + ", ".join(
+                f"{m.name}{' (leader)' if m.leader else ''} {m.address} pid {m.pid}" for m in target.members))
+            progress.done(f"note: {NOT_DURABLE}")
+            bench = PySyncObjBenchmark(opts, cluster, progress)
+        elif not opts.endpoints:
             progress.update(f"starting a local abcd cluster of {opts.nodes}")
             cluster = LocalCluster(opts.nodes, keep_data=opts.keep_data)
             target = cluster.start()
             progress.done(f"local abcd cluster of {opts.nodes} ready: " + ", ".join(
                 f"{m.name}{' (leader)' if m.leader else ''} {m.address} pid {m.pid}" for m in target.members))
-        bench = Benchmark(opts, target_describer(opts, cluster), progress)
+        if bench is None:
+            bench = Benchmark(opts, target_describer(opts, cluster), progress)
         bench.run()
     except KeyboardInterrupt:
         progress.clear()
         print("bench.py: interrupted; stopping what was started", file=sys.stderr)
         code = EXIT_INTERRUPTED
-    except (ClusterError, DriverError, WorkerFailed, EtcdbenchError, OSError) as e:
+    except (ClusterError, DriverError, WorkerFailed, EtcdbenchError, PySyncObjError, OSError) as e:
         progress.clear()
         print(f"bench.py: error: {e}", file=sys.stderr)
         code = EXIT_FAILED

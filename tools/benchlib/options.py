@@ -7,11 +7,20 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 from dataclasses import dataclass
 
 OPS = ("put", "get", "get-serializable", "mix")
+TARGETS = ("abcd", "etcd", "pysyncobj")
 MAX_KEY_BYTES = 1024  # interface.md: 413 above these
 MAX_VALUE_BYTES = 1024 * 1024
+PYSYNCOBJ_SETUP = ("set one up with: python3 -m venv venv-psync && venv-psync/bin/pip install pysyncobj, "
+                   "then pass --pysyncobj-python venv-psync/bin/python")
+PROBE_TIMEOUT_S = 30.0
+# Run by the --pysyncobj-python interpreter: prints the pysyncobj version it imports.
+_PROBE = ("import pysyncobj\n"
+          "try:\n    from pysyncobj.version import VERSION\nexcept ImportError:\n    VERSION = 'unknown'\n"
+          "print(VERSION)")
 
 
 class OptionsError(ValueError):
@@ -20,8 +29,8 @@ class OptionsError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class BenchOptions:
-    target: str  # "abcd" | "etcd"
-    client: str  # "session" | "http" (abcd); "gateway" | "native" (etcd)
+    target: str  # "abcd" | "etcd" | "pysyncobj"
+    client: str  # "session" | "http" (abcd); "gateway" | "native" (etcd); "in-process" (pysyncobj)
     endpoints: tuple[str, ...]  # empty: start a local abcd cluster
     nodes: int
     concurrency: tuple[int, ...]
@@ -42,6 +51,8 @@ class BenchOptions:
     plot_path: str | None
     compare: tuple[str, ...]
     keep_data: bool
+    pysyncobj_python: str | None = None  # an interpreter that has pysyncobj (--target pysyncobj)
+    pysyncobj_version: str | None = None  # as that interpreter reported it
 
     @property
     def reads(self) -> bool:
@@ -55,7 +66,7 @@ class BenchOptions:
 
     def config(self) -> dict:
         """What the results were measured with, for the JSON file."""
-        return {
+        config = {
             "target": self.target, "client": self.client, "endpoints": list(self.endpoints),
             "nodes": None if self.endpoints else self.nodes, "concurrency": list(self.concurrency),
             "duration_s": self.duration, "warmup_s": self.warmup, "reps": self.reps, "op": self.op,
@@ -63,29 +74,40 @@ class BenchOptions:
             "key_size": self.key_size, "value_size": self.value_size, "procs": self.procs,
             "conns": self.conns, "spread": self.spread,
         }
+        if self.target == "pysyncobj":
+            config["pysyncobj_version"] = self.pysyncobj_version
+        return config
 
 
 def default_label(target: str, client: str, op: str) -> str:
     """e.g. "abcd session", "etcd native get-serializable": series of different ops never merge."""
+    if target == "pysyncobj":
+        return target  # one way to drive it, and puts only
     return f"{target} {client}" if op == "put" else f"{target} {client} {op}"
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="bench.py",
-        description="Load-test abcd (a fresh local cluster, or running endpoints) or etcd, "
-        "and report throughput, latency percentiles and CPU per process.",
+        description="Load-test abcd (a fresh local cluster, or running endpoints), etcd (running endpoints) "
+        "or PySyncObj (a fresh local cluster, as a reference point), and report throughput, latency "
+        "percentiles and CPU per process.",
         epilog="Example: bench.py --nodes 3 --concurrency 1,16,64,256 --duration 10 --reps 3 --json abcd.json; "
-        "bench.py --compare abcd.json etcd.json --plot perf.png",
+        "bench.py --target pysyncobj --pysyncobj-python venv-psync/bin/python --json pysyncobj.json; "
+        "bench.py --compare abcd.json etcd.json pysyncobj.json --plot perf.png",
     )
-    p.add_argument("--target", choices=("abcd", "etcd"), default="abcd", help="system under test (default abcd)")
+    p.add_argument("--target", choices=TARGETS, default="abcd", help="system under test (default abcd)")
     p.add_argument("--endpoints", metavar="H:P[,H:P...]",
                    help="use running members instead of starting a local abcd cluster (required for etcd)")
-    p.add_argument("--nodes", type=int, default=3, help="members of the local abcd cluster: 1, 3 or 5 (default 3)")
+    p.add_argument("--nodes", type=int, default=3,
+                   help="members of the local abcd (or PySyncObj) cluster: 1, 3 or 5 (default 3)")
     p.add_argument("--http", action="store_true",
                    help="abcd: one plain HTTP request per operation instead of the pipelined /v1/session channel")
     p.add_argument("--etcdbench", metavar="PATH",
                    help="etcd: run this etcdbench binary (native Go gRPC client) instead of the JSON gateway")
+    p.add_argument("--pysyncobj-python", metavar="PATH",
+                   help="pysyncobj: a Python interpreter that has pysyncobj installed (it is not a dependency of "
+                   "abcd), e.g. venv-psync/bin/python")
     p.add_argument("--concurrency", default="1,16,64,256", metavar="C[,C...]",
                    help="requests in flight, one result row each (default 1,16,64,256)")
     p.add_argument("--duration", type=float, default=10.0, help="seconds measured per row and repetition (default 10)")
@@ -108,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", dest="plot_path", metavar="FILE.png", help="draw throughput and p99 against concurrency")
     p.add_argument("--compare", nargs="+", metavar="FILE.json",
                    help="run nothing: merge these result files into one table (and --plot)")
-    p.add_argument("--keep-data", action="store_true", help="keep the local cluster's data directories")
+    p.add_argument("--keep-data", action="store_true",
+                   help="keep the local cluster's data directories (PySyncObj: its nodes' logs)")
     return p
 
 
@@ -156,24 +179,67 @@ def parse_options(argv: list[str]) -> BenchOptions:
         if a.etcdbench and not os.access(a.etcdbench, os.X_OK):
             raise OptionsError(f"--etcdbench: {a.etcdbench} is not an executable file")
         client = "native" if a.etcdbench else "gateway"
+    elif a.target == "pysyncobj":
+        client = "in-process"
+        if not a.compare:
+            _check_pysyncobj(a, endpoints)
     else:
         if a.etcdbench:
             raise OptionsError("--etcdbench is for --target etcd")
         client = "http" if a.http else "session"
+    if a.pysyncobj_python and a.target != "pysyncobj":
+        raise OptionsError("--pysyncobj-python is for --target pysyncobj")
     digits = len(str(a.keys - 1))
     if a.key_size < digits:
         raise OptionsError(f"--key-size {a.key_size} is too short for --keys {a.keys} (keys need {digits} digits)")
     plot = a.plot_path
     if plot and not plot.lower().endswith(".png"):
         raise OptionsError(f"--plot: {plot} should end in .png")
+    concurrency = parse_concurrency(a.concurrency)
+    pysyncobj_version = None
+    if a.target == "pysyncobj" and not a.compare:  # last: it runs the interpreter
+        pysyncobj_version = probe_pysyncobj(a.pysyncobj_python)
     return BenchOptions(
         target=a.target, client=client, endpoints=endpoints, nodes=a.nodes,
-        concurrency=parse_concurrency(a.concurrency), duration=a.duration, warmup=a.warmup, reps=a.reps,
+        concurrency=concurrency, duration=a.duration, warmup=a.warmup, reps=a.reps,
         op=a.op, read_ratio=a.read_ratio, keys=a.keys, key_size=a.key_size, value_size=a.value_size,
         procs=a.procs, conns=a.conns, spread=a.spread, etcdbench=a.etcdbench,
         label=a.label or default_label(a.target, client, a.op), json_path=a.json_path, plot_path=plot,
-        compare=tuple(a.compare or ()), keep_data=a.keep_data,
+        compare=tuple(a.compare or ()), keep_data=a.keep_data, pysyncobj_python=a.pysyncobj_python,
+        pysyncobj_version=pysyncobj_version,
     )
+
+
+def _check_pysyncobj(a: argparse.Namespace, endpoints: tuple[str, ...]) -> None:
+    if not a.pysyncobj_python:
+        raise OptionsError("--target pysyncobj needs --pysyncobj-python PATH, a Python interpreter that has "
+                           f"pysyncobj (it is not a dependency of abcd); {PYSYNCOBJ_SETUP}")
+    if a.op != "put":
+        raise OptionsError(f"--target pysyncobj supports only --op put (its replicated dict has set() only), "
+                           f"not {a.op}")
+    refused = [("--endpoints", endpoints), ("--http", a.http), ("--etcdbench", a.etcdbench),
+               ("--spread", a.spread), ("--conns", a.conns is not None), ("--procs", a.procs != 1)]
+    for option, given in refused:
+        if given:
+            raise OptionsError(f"{option} does not apply to --target pysyncobj: it starts its own local cluster "
+                               "and generates the load inside the leader's process")
+
+
+def probe_pysyncobj(python: str) -> str:
+    """The pysyncobj version `python` imports; OptionsError (with the setup hint) if none."""
+    try:
+        done = subprocess.run([python, "-c", _PROBE], capture_output=True, text=True, timeout=PROBE_TIMEOUT_S,
+                              stdin=subprocess.DEVNULL)
+    except (FileNotFoundError, PermissionError, NotADirectoryError, IsADirectoryError):
+        raise OptionsError(f"--pysyncobj-python: {python} is not an executable file; {PYSYNCOBJ_SETUP}") from None
+    except subprocess.TimeoutExpired:
+        raise OptionsError(f"--pysyncobj-python: {python} did not answer within {PROBE_TIMEOUT_S:g}s") from None
+    except OSError as e:
+        raise OptionsError(f"--pysyncobj-python: cannot run {python}: {e.strerror}; {PYSYNCOBJ_SETUP}") from None
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["exit code %d" % done.returncode])[-1]
+        raise OptionsError(f"--pysyncobj-python: {python} cannot import pysyncobj ({last}); {PYSYNCOBJ_SETUP}")
+    return done.stdout.strip() or "unknown"
 
 
 def _check_ranges(a: argparse.Namespace) -> None:

@@ -130,6 +130,10 @@ def table(series: list[dict]) -> str:
     lines = [list(COLUMNS)]
     notes = set()
     for s in series:
+        if s.get("target") == "pysyncobj" and s["rows"]:
+            notes.add(f"{s['label']}: PySyncObj keeps its log in memory and never fsyncs (not durable), and its "
+                      "load generator runs inside the leader's process (its CPU is in the leader's): "
+                      "a reference point, not a like-for-like comparison")
         for row in s["rows"]:
             m = row["median"]
             reps = row["reps"]
