@@ -81,14 +81,19 @@ class KVStore:
 
     # ----------------------------------------------------------------------- apply
 
-    def apply(self, cmd: dict, *, index: int) -> dict:
+    def apply(self, cmd: dict, *, index: int, normalized: bool = False) -> dict:
         """Apply the committed command at log index `index`; return its response body.
 
         Raises KVError for a command that fails (the state is unchanged, but the entry
         counts as applied), and ValueError when `index` does not follow applied_index.
+        `normalized=True` skips validation: for commands read from the Raft log, which
+        only ever holds what a leader's validate_request (or the node itself) produced,
+        so every node would re-check the same bytes for nothing (it cost ~15 % of an
+        apply).
         """
         self.mark_applied(index)
-        cmd = validate_command(cmd)
+        if not normalized:
+            cmd = validate_command(cmd)
         request_id = cmd.get("request_id")
         if request_id is None or not is_write(cmd):
             return self._execute(cmd)

@@ -2,7 +2,8 @@
 
 Each Apply effect hands out entries exactly once per process life (the core's
 promise), so applying is a plain loop: decode the command, `KVStore.apply` it at its
-index, and give the response to the request waiting for that index (requests.py),
+index (without validating it again: the leader validated and normalized it before
+proposing it), and give the response to the request waiting for that index (requests.py),
 which checks the entry's term against the one its proposal was accepted in.
 
 Entries without a command for the store (the leader's no-op, configuration changes)
@@ -74,7 +75,17 @@ class Applier:
             self._logger.error("entry {} holds no valid command ({}); skipped", entry.index, e)
             return responses.error(500, "internal", f"log entry {entry.index} is not a valid command")
         try:
-            return responses.ok(self._store.apply(command, index=entry.index))
+            if type(command) is not dict:
+                raise TypeError(f"a command is a JSON object, not {type(command).__name__}")
+            return responses.ok(self._store.apply(command, index=entry.index, normalized=True))
         except KVError as e:
             self.commands_failed += 1
             return responses.from_kv_error(e)
+        except (KeyError, TypeError) as e:
+            # Only validated commands enter the log (Node._prepare), so this is a bug or a
+            # foreign writer; every node fails the same entry the same way, and goes on.
+            if self._store.applied_index < entry.index:
+                self._store.mark_applied(entry.index)
+            self.commands_failed += 1
+            self._logger.error("entry {} holds a malformed command ({!r}); skipped", entry.index, e)
+            return responses.error(500, "internal", f"log entry {entry.index} is not a valid command")
