@@ -112,10 +112,8 @@ class ReplicationMixin:
         if pr.update(m.match_index) or was_probe:
             if pr.state == PROBE:
                 pr.become_replicate()
-            if self.maybe_commit():
-                if self.role != LEADER:
-                    return  # the commit removed us from the configuration: we stepped down
-                self.broadcast_commit()
+            if self.advance_commit() and self.role != LEADER:
+                return  # the commit removed us from the configuration: we stepped down
             # Keep the pipe full: stream whatever this follower still lacks.
             while self.send_append(m.source, allow_empty=False):
                 pass
@@ -143,8 +141,22 @@ class ReplicationMixin:
         self.send_append(m.source)
 
     def leader_persisted(self) -> None:
-        if self.maybe_commit():
+        self.advance_commit()
+
+    def advance_commit(self) -> bool:
+        """maybe_commit, telling followers at once only when a configuration entry commits.
+
+        An ordinary new commit index rides on the next AppendEntries or heartbeat (at
+        most a tick later): followers need it only to apply, and a frame per follower
+        per commit was a third of the frames a write cost.  A committed configuration
+        is announced at once, so members act on it (a removed leader has stepped down).
+        """
+        before = self.commit_index
+        if not self.maybe_commit():
+            return False
+        if self.role == LEADER and before < self.pending_config_index <= self.commit_index:
             self.broadcast_commit()
+        return True
 
     def maybe_commit(self) -> bool:
         """§5.3/§5.4.2: commit the highest index stored on a majority, if of our term."""
@@ -164,7 +176,8 @@ class ReplicationMixin:
         return self.log.term_at(index) == self.current_term
 
     def broadcast_commit(self) -> None:
-        """Tell followers that have nothing left to receive about the new commit index."""
+        """Tell followers that have nothing left to receive about the new commit index
+        (used when a configuration entry commits, so members learn it at once)."""
         for peer, pr in self.progress.items():
             if pr.match_index == self.log.last_index and pr.state == REPLICATE:
                 self.send_heartbeat(peer)
