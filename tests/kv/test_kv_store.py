@@ -162,13 +162,20 @@ def test_compaction_forgets_deleted_keys_entirely(log):
     assert log.store.range("", revision=4)[0] == [kv("kept", "y", 4, 4, 1)]
 
 
-def test_automatic_compaction_keeps_between_one_and_two_history_limits():
+def test_automatic_compaction_keeps_the_history_limit_and_at_most_a_sixteenth_more():
+    log = Log(history_limit=32)
+    for i in range(100):
+        log.put(f"k{i % 3}", str(i))
+    store = log.store
+    assert store.current_revision == 101
+    assert 101 - 32 - 2 < store.compact_revision <= 101 - 32
+    assert len(store._mvcc._event_revs) <= 32 + 2
     log = Log(history_limit=5)
     for i in range(30):
         log.put(f"k{i % 3}", str(i))
     store = log.store
     assert store.current_revision == 31
-    assert 31 - 10 < store.compact_revision <= 31 - 5
+    assert 31 - 6 < store.compact_revision <= 31 - 5
     assert [k["value"] for k in store.range("")[0]] == ["27", "28", "29"]
     first_kept = store.compact_revision
     assert store.events_since(first_kept)[0][0] == first_kept
