@@ -53,7 +53,7 @@ from .pipeline import Pipeline
 from .requests import ClientRead, ClientWrite, PendingRequests, Waiter
 from .responses import Response
 from .tracelog import TraceLog, log_records_to_hub
-from .wal_sink import WALSink, executor_sync_runner
+from .wal_sink import AdaptiveSyncRunner, WALSink
 
 # Requests in flight at once, node-wide; more are refused with 503 rather than let
 # memory grow without bound (Rx has no backpressure; clients do: they wait).
@@ -128,7 +128,7 @@ class Node:
         self.forwarder = Forwarder(self._unsent, logger=self.logger)
         self.scheduler = AsyncIOScheduler(loop)
         self.wal_sink = WALSink(
-            self.wal, executor_sync_runner(loop, self._fsync_executor), self.pipeline.persisted, self._fatal
+            self.wal, AdaptiveSyncRunner(loop, self._fsync_executor), self.pipeline.persisted, self._fatal
         )
         self.outbound = Outbound(self._outbound_deliver())
         self.trace_log = TraceLog(self.logger, self.hub, node_id=self.node_id, on_trace=self._count_trace)

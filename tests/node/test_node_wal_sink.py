@@ -1,8 +1,8 @@
 """The WAL sink: group commit, acknowledgement only after fsync, failure is fatal."""
 import asyncio
+import threading
 
-
-from abcd.node.wal_sink import WALSink, executor_sync_runner
+from abcd.node.wal_sink import AdaptiveSyncRunner, WALSink, executor_sync_runner
 from abcd.raft.effects import Persist, Send, Trace
 from abcd.raft.messages import Entry, HardState, RequestVoteResponse
 
@@ -88,3 +88,74 @@ def test_executor_runner_reports_back_on_the_loop_and_wait_idle_returns():
         assert sink.fsyncs == len(acks) and wal.syncs == len(acks)
 
     asyncio.run(body())
+
+
+def test_adaptive_runner_syncs_on_the_loop_after_what_the_turn_scheduled():
+    async def body():
+        loop = asyncio.get_running_loop()
+        order, results = [], []
+        runner = AdaptiveSyncRunner(loop, slow_seconds=0.5)
+
+        def fsync():
+            order.append(("fsync", threading.get_ident()))
+
+        runner(fsync, results.append)
+        assert order == []  # never inside the call: the sink's state must be settled first
+        # A callback the same turn schedules later (a transport writer woken by the
+        # step's messages) still runs before the fsync.
+        loop.call_soon(lambda: order.append(("writer", threading.get_ident())))
+        await wait_until(lambda: results)
+        assert [what for what, _ in order] == ["writer", "fsync"]
+        assert order[1][1] == threading.get_ident()  # on the loop's own thread
+        assert results == [None] and runner.inline_syncs == 1
+
+    asyncio.run(body())
+
+
+def test_adaptive_runner_moves_slow_fsyncs_to_a_thread_and_back():
+    async def body():
+        loop = asyncio.get_running_loop()
+        now = [0.0]
+        cost = [0.010]  # seconds each fsync takes, on the fake clock
+        threads, results = [], []
+        runner = AdaptiveSyncRunner(loop, slow_seconds=0.002, clock=lambda: now[0])
+
+        def fsync():
+            threads.append(threading.get_ident())
+            now[0] += cost[0]
+
+        for i in range(8):  # the moving average passes 2 ms at the third 10 ms fsync
+            runner(fsync, results.append)
+            await wait_until(lambda: len(results) == i + 1)
+        assert threads[0] == threading.get_ident()
+        assert threads[-1] != threading.get_ident() and runner.threaded_syncs == 5
+        cost[0] = 0.0001  # the disk got fast again: back on the loop once the average drops
+        for i in range(8, 48):
+            runner(fsync, results.append)
+            await wait_until(lambda: len(results) == i + 1)
+        assert threads[-1] == threading.get_ident() and runner.inline
+        assert results == [None] * len(threads)
+
+    asyncio.run(body())
+
+
+def test_adaptive_runner_reports_a_failed_fsync():
+    async def body():
+        loop = asyncio.get_running_loop()
+        results = []
+
+        def fsync():
+            raise OSError(5, "Input/output error")
+
+        AdaptiveSyncRunner(loop)(fsync, results.append)
+        await wait_until(lambda: results)
+        assert isinstance(results[0], OSError)
+
+    asyncio.run(body())
+
+
+async def wait_until(predicate, timeout=5.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0)
