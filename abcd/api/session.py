@@ -2,8 +2,9 @@
 
 Each client frame is a JSON list of requests (objects with an `id`); each server
 frame a JSON list of responses `{"id", "status", "body"}`, in any order and grouping.
-All requests of a frame are handed to the node in the same loop turn, so its writes
-become one proposal; answers that complete in the same turn leave in one frame.
+The requests of a frame are handed to the node together, up to SLICE per loop turn,
+so its writes become one proposal per slice; answers that complete in the same turn
+leave in one frame.
 
 A bad request gets its 400 answer and the session stays open.  A frame that is not a
 JSON list of objects closes the session with a reason (1007 invalid JSON, 1003 not a
@@ -26,6 +27,13 @@ from .jsonio import NODE, WEBSOCKETS
 MAX_FRAME_BYTES = 64 * 1024 * 1024
 CLOSE_INVALID_JSON = 1007
 CLOSE_NOT_A_LIST = 1003
+# Requests of one frame handed to the node per loop turn: a big frame goes in slices,
+# so the first slice's AppendEntries leave (and followers start writing) while the
+# leader still prepares the next.  Clients in lockstep (every answer of a commit
+# arrives together, so do their next requests) otherwise keep every stage waiting
+# for the whole frame: c=256 writes 11,366 -> 14,170/s, c=64 7,565 -> 9,587/s
+# (tools/bench.py, medians of 3 interleaved runs; 16 and 32 did worse).
+SLICE = 64
 
 
 class _Replies:
@@ -81,10 +89,16 @@ async def handle_session(request: web.Request) -> web.WebSocketResponse:
                     message=close_reason(f"a frame must be a JSON list of request objects, got {what}"),
                 )
                 break
-            node.handle_many(
-                [(item, lambda response, rid=item.get("id"): replies.answer(rid, response)) for item in items],
-                forwarded=forwarded,
-            )
+            for start in range(0, len(items), SLICE):
+                if start:
+                    await asyncio.sleep(0)  # one loop turn: the previous slice's step runs
+                node.handle_many(
+                    [
+                        (item, lambda response, rid=item.get("id"): replies.answer(rid, response))
+                        for item in items[start : start + SLICE]
+                    ],
+                    forwarded=forwarded,
+                )
     except Exception:
         loguru.logger.exception("session handler failed")
     finally:

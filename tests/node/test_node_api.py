@@ -132,6 +132,29 @@ def test_session_channel_answers_by_id_and_survives_bad_requests(tmp_path):
     run_with_node(tmp_path, body)
 
 
+
+def test_a_big_session_frame_is_proposed_in_slices_in_frame_order(tmp_path):
+    from abcd.api.session import SLICE
+
+    count = 2 * SLICE + 22
+
+    async def body(n):
+        proposals_before = n.node.requests.proposals
+        async with n.http.ws_connect(n.base.replace("http", "ws") + "/v1/session") as ws:
+            frame = [{"id": i, "op": "put", "key": f"k{i}", "value": str(i)} for i in range(count)]
+            await ws.send_str(orjson.dumps(frame).decode())
+            answers = {}
+            while len(answers) < count:
+                for answer in await ws.receive_json(timeout=5):
+                    answers[answer["id"]] = answer
+        assert all(a["status"] == 200 for a in answers.values())
+        revisions = [answers[i]["body"]["revision"] for i in range(count)]
+        assert revisions == sorted(revisions) and len(set(revisions)) == count  # applied in frame order
+        # One proposal per slice (each slice's step runs before the next is handed over).
+        assert n.node.requests.proposals - proposals_before == 3
+
+    run_with_node(tmp_path, body)
+
 def test_status_health_metrics_members(tmp_path):
     async def body(n):
         status, s = await n.call("GET", "/v1/status")
