@@ -3,8 +3,8 @@
 `write(persist)` appends to the WAL at once, on the event loop (the OS buffers it).
 Durability comes from `wal.sync()`, run by a SyncRunner: at the end of the loop turn
 on a fast disk, in a worker thread on a slow one (AdaptiveSyncRunner).  At most one
-fsync is in flight: records written while it runs wait for the next
-one, which covers all of them (group commit, performance.md rule 5).  When an fsync
+fsync is in flight: records written while it runs wait for the next one, which covers
+all of them (group commit, performance.md rule 5).  When an fsync
 completes, every Persist written before it started is durable, so the sink reports
 `Persisted(seq)` for the highest such seq; the core then releases the messages that
 promised that state (vote grants, append acknowledgements: thesis §3.8).
@@ -26,7 +26,8 @@ from typing import Any, Callable, Protocol
 from ..raft.effects import Persist
 
 SyncDone = Callable[[BaseException | None], None]
-# run_sync(fn, done): run fn() off the event loop, then call done(error or None) on it.
+# run_sync(fn, done): run fn() later (on the event loop after this turn's callbacks, or
+# in a thread), then call done(error or None) on the loop; never inside run_sync itself.
 SyncRunner = Callable[[Callable[[], None], SyncDone], None]
 
 
