@@ -64,6 +64,7 @@ def test_failure_prints_a_replay_command():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # 100 million simulated events: about 20 minutes on one core
 def test_twenty_thousand_seeds():
     for seed in range(100_000, 120_000):
         run_seed(seed, nodes=3 + 2 * (seed % 2), steps=5000)
