@@ -450,3 +450,29 @@ def test_interrupting_a_run_stops_every_node(tmp_path):
             proc.wait()
     assert proc.returncode == 130 and "interrupted" in err
     assert not [p for p in pids if _alive(p)]
+
+
+def test_workers_are_forked_with_interrupts_blocked_and_the_mask_is_restored(monkeypatch):
+    """A Ctrl-C landing during a fork must reach the tool once, after the fork: in
+    between, Python's pending-signal flag was copied into the child and raised
+    KeyboardInterrupt inside the fork's own hooks (the tool then hung at exit)."""
+    import multiprocessing.process
+
+    from benchlib import workers
+
+    masks = []
+    real_start = multiprocessing.process.BaseProcess.start
+
+    def start(self):
+        masks.append(signal.pthread_sigmask(signal.SIG_BLOCK, []))
+        real_start(self)
+
+    monkeypatch.setattr(multiprocessing.process.BaseProcess, "start", start)
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    pool = workers.WorkerPool(2)
+    try:
+        assert len(masks) == 2
+        assert all({signal.SIGINT, signal.SIGTERM} <= mask for mask in masks)
+        assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == before
+    finally:
+        pool.close()

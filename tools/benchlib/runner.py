@@ -83,9 +83,9 @@ class Benchmark:
 
     def run(self) -> None:
         opts = self.opts
-        if opts.client != "native":
-            self.pool = WorkerPool(opts.procs)
         try:
+            if opts.client != "native":
+                self.pool = WorkerPool(opts.procs)
             target = self.target = self.describe()
             if opts.reads:
                 self._preload(target)

@@ -54,8 +54,13 @@ def _new_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
+# Blocked in the main process while it forks the workers (see WorkerPool).
+_FORK_BLOCKED = {signal.SIGINT, signal.SIGTERM}
+
+
 def _worker_main(conn, not_mine: list, progress, slot: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _FORK_BLOCKED)  # blocked across the fork
     signal_me_when_parent_dies(signal.SIGKILL)
     # Forked children inherit every pipe end open in the parent; holding the main
     # process's end of our own pipe would hide its death (recv() would never see EOF).
@@ -122,12 +127,20 @@ class WorkerPool:
         pipes = [ctx.Pipe() for _ in range(count)]
         self._conns = [ours for ours, _ in pipes]
         self._procs = []
-        for slot, (_, theirs) in enumerate(pipes):
-            not_mine = [end for i, pair in enumerate(pipes) for end in pair if end is not theirs or i != slot]
-            proc = ctx.Process(target=_worker_main, args=(theirs, not_mine, self.progress, slot), daemon=True,
-                               name=f"bench-client-{slot + 1}")
-            proc.start()
-            self._procs.append(proc)
+        # A Ctrl-C landing during a fork would be seen twice: Python notes a signal in a
+        # flag and acts on it later, and a child forked in between inherits the flag and
+        # raised KeyboardInterrupt inside the fork's own bookkeeping (a worker then hung,
+        # and the tool with it).  Blocked, the signal waits for the parent alone.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _FORK_BLOCKED)
+        try:
+            for slot, (_, theirs) in enumerate(pipes):
+                not_mine = [end for i, pair in enumerate(pipes) for end in pair if end is not theirs or i != slot]
+                proc = ctx.Process(target=_worker_main, args=(theirs, not_mine, self.progress, slot), daemon=True,
+                                   name=f"bench-client-{slot + 1}")
+                proc.start()
+                self._procs.append(proc)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         for _, theirs in pipes:
             theirs.close()
         self._busy: list[int] = []
