@@ -33,6 +33,7 @@ from benchlib.runner import plan_tasks  # noqa: E402
 from benchlib.stats import (median_or_none, median_over_reps, percentile, split_evenly,  # noqa: E402
                             summarize_latencies)
 from benchlib.workload import Workload, WorkloadSpec  # noqa: E402
+from bench_processes import alive, interrupt_and_expect_clean_exit  # noqa: E402
 
 BENCH = REPO / "tools" / "bench.py"
 
@@ -382,14 +383,6 @@ def test_session_driver_keeps_requests_in_flight_and_counts_errors():
 
 # ---------------------------------------------------------------- real runs (integration)
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][0] != "Z"
-    except OSError:
-        return False
-
-
 def _run_bench(*args, timeout=120):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     return subprocess.run([sys.executable, str(BENCH), *args], capture_output=True, text=True, timeout=timeout,
@@ -416,7 +409,7 @@ def test_short_run_writes_results_and_leaves_no_node_behind(tmp_path):
         assert 0 <= rep["cpu"]["others_busy"] <= rep["cpu"]["machine_busy"] <= 100
     assert len(series["members"]) == 3 and sum(m["leader"] for m in series["members"]) == 1
     assert "abcd session" in result.stdout and "p99 ms" in result.stdout
-    assert not [m["pid"] for m in series["members"] if _alive(m["pid"])]
+    assert not [m["pid"] for m in series["members"] if alive(m["pid"])]
 
 
 @pytest.mark.integration
@@ -441,15 +434,12 @@ def test_interrupting_a_run_stops_every_node(tmp_path):
         ready = proc.stderr.readline()  # "local abcd cluster of 3 ready: ... pid N, ..."
         assert "ready" in ready, ready + proc.stderr.read()
         pids = [int(p.split(",")[0]) for p in ready.split(" pid ")[1:]]
-        assert len(pids) == 3 and all(_alive(p) for p in pids)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 130 and "interrupted" in err
-    assert not [p for p in pids if _alive(p)]
+        assert len(pids) == 3 and all(alive(p) for p in pids)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    interrupt_and_expect_clean_exit(proc, pids)
 
 
 def test_workers_are_forked_with_interrupts_blocked_and_the_mask_is_restored(monkeypatch):

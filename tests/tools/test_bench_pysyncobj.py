@@ -31,6 +31,7 @@ from benchlib.cli import main as bench_main  # noqa: E402
 from benchlib.options import OptionsError, parse_options  # noqa: E402
 from benchlib.report import FORMAT, load_series, table  # noqa: E402
 from benchlib.stats import median_over_reps  # noqa: E402
+from bench_processes import alive, interrupt_and_expect_clean_exit  # noqa: E402
 
 BENCH = REPO / "tools" / "bench.py"
 NODE_SCRIPT = REPO / "tools" / "benchlib" / "pysyncobj_node.py"
@@ -124,14 +125,6 @@ def python_without_pysyncobj(tmp_path) -> str:
     """A real interpreter that sees only the standard library (-I: no PYTHONPATH, no
     user site; -S: no site-packages)."""
     return _script(tmp_path / "bare-python", f'#!/bin/sh\nexec "{sys.executable}" -I -S "$@"\n')
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][0] != "Z"
-    except OSError:
-        return False
 
 
 def _node_pids(ready_line: str) -> list[int]:
@@ -270,7 +263,7 @@ def test_a_run_on_the_stand_in_fills_the_same_table_and_file(tmp_path, fake_pyth
         assert set(rep["cpu"]["servers"]) == {"n1", "n2", "n3"} and rep["cpu"]["client"] == {}
         assert rep["leader"] == leader[0]
     assert "pysyncobj" in result.stdout and "p99 ms" in result.stdout and "never fsyncs" in result.stdout
-    assert not [m["pid"] for m in series["members"] if _alive(m["pid"])]
+    assert not [m["pid"] for m in series["members"] if alive(m["pid"])]
     assert not list(tmp_path.glob("abcd-bench-pysyncobj-*")), "the nodes' logs were not removed"
 
 
@@ -332,7 +325,7 @@ def test_a_short_run_against_pysyncobj(tmp_path):
     merged = subprocess.run([sys.executable, str(BENCH), "--compare", str(out)], capture_output=True, text=True,
                             timeout=60)
     assert merged.returncode == 0 and "pysyncobj" in merged.stdout
-    assert not [m["pid"] for m in series["members"] if _alive(m["pid"])]
+    assert not [m["pid"] for m in series["members"] if alive(m["pid"])]
 
 
 @pytest.mark.slow
@@ -355,7 +348,7 @@ def _start_long_run(python: str, tmp_path: Path):
         proc.kill()
         raise AssertionError(ready + proc.stderr.read())
     pids = _node_pids(ready)
-    assert len(pids) == 3 and all(_alive(p) for p in pids)
+    assert len(pids) == 3 and all(alive(p) for p in pids)
     return proc, pids
 
 
@@ -373,20 +366,12 @@ def _wait_gone(pids: list[int], timeout: float) -> list[int]:
     finally:
         for fd in fds:
             os.close(fd)
-    return [p for p in pids if _alive(p)]
+    return [p for p in pids if alive(p)]
 
 
 def _interrupt_and_check(python: str, tmp_path: Path) -> None:
     proc, pids = _start_long_run(python, tmp_path)
-    try:
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 130 and "interrupted" in err
-    assert not [p for p in pids if _alive(p)]
+    interrupt_and_expect_clean_exit(proc, pids)
     assert not list(tmp_path.glob("abcd-bench-pysyncobj-*")), "the nodes' logs were not removed"
 
 
@@ -404,6 +389,6 @@ def test_nodes_do_not_outlive_a_killed_bench(fake_python, tmp_path):
         assert not _wait_gone(pids, timeout=15)
     finally:
         for pid in pids:
-            if _alive(pid):
+            if alive(pid):
                 os.kill(pid, signal.SIGKILL)
 
