@@ -1,8 +1,10 @@
 """`python -m abcd demo`: a local cluster in one command; Ctrl-C stops it.
 
-Starts node 1 on --base-port (bootstrapping a cluster, or resuming it from
-./abcd-data/node-<port>), waits until it is healthy, then starts the others on the
-following ports, each joining through the first.  Every node is a child process
+Starts node 1 on --base-port, bootstrapping a cluster, waits until it is healthy, then
+starts the others on the following ports, each joining through the first.  When
+./abcd-data/node-<port> already holds the first node (a demo run before), every node
+resumes from its data dir: they all start at once, since a resumed member can only
+become healthy once a majority of its cluster is back.  Every node is a child process
 `python -m abcd PORT ...`; on Ctrl-C (or SIGTERM) each gets SIGTERM, which makes it
 flush, fsync and exit, and the demo waits for them all.
 """
@@ -68,16 +70,20 @@ def main(argv: list[str]) -> int:
         stop["now"] = True
 
     signal.signal(signal.SIGTERM, on_signal)
+    resuming = os.path.exists(os.path.join("abcd-data", f"node-{ports[0]}", "meta.json"))
     try:
         for i, port in enumerate(ports):
             cmd = [sys.executable, "-m", "abcd", str(port), "--log-level", args.log_level]
             if i:
-                cmd += ["--join", first]
+                cmd += ["--join", first]  # ignored by a node that resumes from its data dir
             # Children ignore the terminal's Ctrl-C: the demo stops them itself, in order.
             procs.append(subprocess.Popen(cmd, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)))
-            if not _wait_healthy(port, procs):
-                print(f"abcd demo: node on port {port} did not become healthy; stopping", file=sys.stderr)
-                return 1
+            if resuming and i < len(ports) - 1:
+                continue  # resumed members become healthy together, once a majority is back
+            for waiting in ports if resuming else [port]:
+                if not _wait_healthy(waiting, procs):
+                    print(f"abcd demo: node on port {waiting} did not become healthy; stopping", file=sys.stderr)
+                    return 1
         print(f"abcd demo: {args.nodes} nodes on ports {ports[0]}-{ports[-1]}, data in {os.path.abspath('abcd-data')}")
         print(f"  node info  http://{first}/")
         print(f"  status     curl http://{first}/v1/status")
