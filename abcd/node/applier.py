@@ -68,24 +68,17 @@ class Applier:
     def _apply_command(self, entry: Entry) -> responses.Response:
         try:
             command = orjson.loads(entry.data)
-        except orjson.JSONDecodeError as e:
-            # Every node sees the same bytes, so every node skips the entry alike.
-            self._store.mark_applied(entry.index)
-            self.commands_failed += 1
-            self._logger.error("entry {} holds no valid command ({}); skipped", entry.index, e)
-            return responses.error(500, "internal", f"log entry {entry.index} is not a valid command")
-        try:
             if type(command) is not dict:
                 raise TypeError(f"a command is a JSON object, not {type(command).__name__}")
             return responses.ok(self._store.apply(command, index=entry.index, normalized=True))
         except KVError as e:
             self.commands_failed += 1
             return responses.from_kv_error(e)
-        except (KeyError, TypeError) as e:
+        except (orjson.JSONDecodeError, KeyError, TypeError) as e:
             # Only validated commands enter the log (Node._prepare), so this is a bug or a
-            # foreign writer; every node fails the same entry the same way, and goes on.
+            # foreign writer.  Every node sees the same bytes and skips the entry alike.
             if self._store.applied_index < entry.index:
                 self._store.mark_applied(entry.index)
             self.commands_failed += 1
-            self._logger.error("entry {} holds a malformed command ({!r}); skipped", entry.index, e)
+            self._logger.error("entry {} holds no valid command ({!r}); skipped", entry.index, e)
             return responses.error(500, "internal", f"log entry {entry.index} is not a valid command")
