@@ -311,20 +311,16 @@ async def _serve(app):
     return runner, f"127.0.0.1:{runner.addresses[0][1]}"
 
 
-def test_etcd_gateway_driver_sends_base64_keys_and_fixed_size_values():
-    seen = []
 
-    async def put(request):
-        seen.append(await request.json())
-        return web.json_response({"header": {}})
+def _drive(app, make_driver) -> Recorder:
+    """Serve `app` on loopback, run the driver `make_driver(address, recorder)` against it
+    for a 0.3 s window, and return the recorder."""
 
     async def scenario():
-        app = web.Application()
-        app.router.add_post("/v3/kv/put", put)
         runner, address = await _serve(app)
         try:
             rec = Recorder(_window(0.3))
-            driver = HttpDriver("etcd", [address] * 3, Workload(WorkloadSpec("put", 0, 100, 16, 100), 1), rec)
+            driver = make_driver(address, rec)
             await driver.connect()
             await driver.run()
             await driver.close()
@@ -332,7 +328,19 @@ def test_etcd_gateway_driver_sends_base64_keys_and_fixed_size_values():
         finally:
             await runner.cleanup()
 
-    rec = asyncio.run(scenario())
+    return asyncio.run(scenario())
+
+def test_etcd_gateway_driver_sends_base64_keys_and_fixed_size_values():
+    seen = []
+
+    async def put(request):
+        seen.append(await request.json())
+        return web.json_response({"header": {}})
+
+    app = web.Application()
+    app.router.add_post("/v3/kv/put", put)
+    rec = _drive(app, lambda address, rec: HttpDriver(
+        "etcd", [address] * 3, Workload(WorkloadSpec("put", 0, 100, 16, 100), 1), rec))
     assert len(rec.latencies) > 0 and not rec.errors
     keys = {base64.b64decode(b["key"]).decode() for b in seen}
     assert all(len(k) == 16 and k.isdigit() for k in keys)
@@ -359,21 +367,10 @@ def test_session_driver_keeps_requests_in_flight_and_counts_errors():
             await ws.send_str(json.dumps(answers))
         return ws
 
-    async def scenario():
-        app = web.Application()
-        app.router.add_get("/v1/session", session)
-        runner, address = await _serve(app)
-        try:
-            rec = Recorder(_window(0.3))
-            driver = SessionDriver(address, 8, Workload(WorkloadSpec("mix", 0.5, 100, 16, 100), 1), rec)
-            await driver.connect()
-            await driver.run()
-            await driver.close()
-            return rec
-        finally:
-            await runner.cleanup()
-
-    rec = asyncio.run(scenario())
+    app = web.Application()
+    app.router.add_get("/v1/session", session)
+    rec = _drive(app, lambda address, rec: SessionDriver(
+        address, 8, Workload(WorkloadSpec("mix", 0.5, 100, 16, 100), 1), rec))
     assert frames[0] == 8  # all clients' first requests in one frame
     assert max(frames) <= 8  # never more than 8 in flight
     assert rec.errors["503"] > 0 and set(rec.errors) == {"503"}
