@@ -3,8 +3,8 @@
 Each client frame is a JSON list of requests (objects with an `id`); each server
 frame a JSON list of responses `{"id", "status", "body"}`, in any order and grouping.
 The requests of a frame are handed to the node together, up to SLICE per loop turn,
-so its writes become one proposal per slice; answers that complete in the same turn
-leave in one frame.
+so its writes become one proposal per slice; answers that complete in the same
+pipeline step leave in one frame, written at the end of that step.
 
 A bad request gets its 400 answer and the session stays open.  A frame that is not a
 JSON list of objects closes the session with a reason (1007 invalid JSON, 1003 not a
@@ -21,6 +21,7 @@ import loguru
 import orjson
 from aiohttp import web
 
+from ..net.eager import start_eagerly
 from ..net.transport import close_reason
 from .jsonio import NODE, WEBSOCKETS
 
@@ -37,31 +38,50 @@ SLICE = 64
 
 
 class _Replies:
-    """Answers waiting to be sent; one frame per loop turn."""
+    """Answers waiting to be sent: every answer a pipeline step completes goes out in one
+    frame, written at the end of that step (node.call_after_step), not by a task a loop
+    turn later.  A frame held up by backpressure keeps the next ones waiting behind it."""
 
-    def __init__(self, ws: web.WebSocketResponse) -> None:
+    def __init__(self, ws: web.WebSocketResponse, node) -> None:
         self._ws = ws
+        self._node = node
         self._pending: list[dict[str, Any]] = []
-        self._wakeup = asyncio.Event()
+        self._flush_due = False
+        self._sending: asyncio.Task | None = None  # a frame waiting on backpressure
         self.closed = False
 
     def answer(self, request_id: Any, response) -> None:
         if self.closed:
             return
         self._pending.append({"id": request_id, "status": response.status, "body": response.body})
-        self._wakeup.set()
+        if not self._flush_due and self._sending is None:
+            self._flush_due = True
+            self._node.call_after_step(self._flush)
 
-    async def run(self) -> None:
+    def _flush(self) -> None:
+        self._flush_due = False
+        if self.closed or self._sending is not None or not self._pending:
+            return
+        batch, self._pending = self._pending, []
         try:
-            while True:
-                if not self._pending:
-                    self._wakeup.clear()
-                    # The answers completing in one turn are all queued before this wakes.
-                    await self._wakeup.wait()
-                batch, self._pending = self._pending, []
-                await self._ws.send_frame(orjson.dumps(batch), aiohttp.WSMsgType.TEXT)
-        except (ConnectionError, RuntimeError, asyncio.CancelledError):
+            self._sending = start_eagerly(self._ws.send_frame(orjson.dumps(batch), aiohttp.WSMsgType.TEXT))
+        except (ConnectionError, RuntimeError):
             self.closed = True
+            return
+        if self._sending is not None:
+            self._sending.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Task) -> None:
+        self._sending = None
+        if task.cancelled() or task.exception() is not None:
+            self.closed = True
+            return
+        self._flush()  # what was answered while it waited
+
+    def close(self) -> None:
+        self.closed = True
+        if self._sending is not None:
+            self._sending.cancel()
 
 
 async def handle_session(request: web.Request) -> web.WebSocketResponse:
@@ -71,8 +91,7 @@ async def handle_session(request: web.Request) -> web.WebSocketResponse:
     await ws.prepare(request)
     sockets: set = request.app[WEBSOCKETS]
     sockets.add(ws)
-    replies = _Replies(ws)
-    writer = asyncio.get_running_loop().create_task(replies.run())
+    replies = _Replies(ws, node)
     try:
         async for message in ws:
             if message.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
@@ -103,8 +122,7 @@ async def handle_session(request: web.Request) -> web.WebSocketResponse:
         loguru.logger.exception("session handler failed")
     finally:
         # Answers still to come have nowhere to go.
-        replies.closed = True
-        writer.cancel()
+        replies.close()
         sockets.discard(ws)
         if not ws.closed:
             await ws.close()

@@ -5,9 +5,13 @@ per peer carries this node's messages to it, and the peer's own connection back
 carries the replies.  Connections are one-way, so there is no question of which side
 owns a link, and a reconnect on one side never disturbs the other direction.
 
-Outbound, `send` is a non-blocking append to the peer's bounded outbox; a writer task
-per peer takes everything queued at that moment and sends it as one frame, so the
-batch size follows the load (performance.md, rule 1).  When the outbox is full the
+Outbound, `send` gets one step's messages for a peer.  While the link is up and idle
+they are encoded and written at once, as one frame, in the caller's loop turn
+(eager.py): no task wake-up between a step and its frames.  Otherwise (dialing, or
+a frame still waiting on backpressure) they go to the peer's bounded outbox, and the
+peer's writer task sends everything queued at that moment as one frame, so the
+batch size follows the load (performance.md, rule 1).  Frames leave in the order
+`send` was called either way.  When the outbox is full the
 oldest messages are dropped and counted: Raft tolerates loss and retries on its own
 schedule, and a slow or dead peer must never block the others or hold unbounded
 memory.  A failed or closed connection is redialed with exponential backoff and jitter;
@@ -42,6 +46,7 @@ from aiohttp import web
 from ..raft.messages import Message
 from .codec import DEFAULT_MAX_FRAME_BYTES, EncodeCache, FrameError, decode_frame, decode_hello, encode_frame
 from .codec import encode_hello, parse_address
+from .eager import start_eagerly
 
 RAFT_PATH = "/v1/raft"
 
@@ -91,6 +96,10 @@ class _Peer:
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     writer: asyncio.Task[None] | None = None
     connected: bool = False
+    # The open link, while the writer task holds one; `send` writes to it directly
+    # when the outbox is empty and no frame is in flight (`busy`), keeping frame order.
+    ws: Any = None
+    busy: bool = False
     dropped: int = 0
     sent_frames: int = 0
     sent_messages: int = 0
@@ -206,6 +215,8 @@ class PeerTransport:
         if peer is None:
             self._unknown_dest_dropped += len(messages)
             return
+        if peer.ws is not None and not peer.busy and not peer.outbox and self._send_now(peer, messages):
+            return
         outbox = peer.outbox
         before = len(outbox)
         outbox.extend(messages)
@@ -213,6 +224,36 @@ class PeerTransport:
         if lost:
             peer.dropped += lost
         peer.wakeup.set()
+
+    def _send_now(self, peer: _Peer, messages: list[Message]) -> bool:
+        """Encode and write one frame in this turn; False leaves the batch to the writer."""
+        try:
+            frame = encode_frame(messages, self._encode_cache)
+        except (TypeError, ValueError):
+            return False  # the writer reports it, with the batch's size
+        if len(frame) > self._max_frame_bytes:
+            return False  # the writer splits it
+        try:
+            pending = start_eagerly(peer.ws.send_bytes(frame))
+        except Exception:
+            # The link broke under us; the writer's watcher sees the close and redials.
+            # Raft resends what was lost here, as it does for any dropped message.
+            peer.dropped += len(messages)
+            peer.ws = None
+            peer.wakeup.set()
+            return True
+        peer.sent_frames += 1
+        peer.sent_messages += len(messages)
+        if pending is not None:  # backpressure: later batches queue until it is written
+            peer.busy = True
+            pending.add_done_callback(lambda task: self._eager_send_done(peer, task))
+        return True
+
+    def _eager_send_done(self, peer: _Peer, task: asyncio.Task) -> None:
+        peer.busy = False
+        if not task.cancelled() and task.exception() is not None:
+            peer.ws = None
+        peer.wakeup.set()  # the writer sends what queued behind it
 
     def _start_writer(self, peer: _Peer) -> None:
         task = asyncio.get_running_loop().create_task(self._run_writer(peer), name=f"raft-writer-{peer.node_id}")
@@ -225,6 +266,7 @@ class PeerTransport:
             peer.writer.cancel()
             peer.writer = None
         peer.connected = False
+        peer.ws = None
 
     def _client_session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -269,18 +311,21 @@ class PeerTransport:
         ) as ws:
             await ws.send_bytes(self._hello)
             peer.connected = True
+            peer.ws = ws
             peer.last_error = None
             self._logger.info("connected to node {} at {}", peer.node_id, peer.address)
             watcher = asyncio.get_running_loop().create_task(self._watch_for_close(ws, peer))
             try:
                 while True:
-                    if not peer.outbox:
+                    if not peer.outbox or peer.busy:
                         peer.wakeup.clear()
                         await peer.wakeup.wait()
                     if watcher.done():
                         return watcher.result()  # what is still queued goes out after the redial
-                    await self._send_batch(ws, peer)
+                    if peer.outbox and not peer.busy:
+                        await self._send_batch(ws, peer)
             finally:
+                peer.ws = None
                 watcher.cancel()
 
     async def _send_batch(self, ws: aiohttp.ClientWebSocketResponse, peer: _Peer) -> None:
@@ -309,11 +354,14 @@ class PeerTransport:
             await self._send_messages(ws, peer, batch[:half])
             await self._send_messages(ws, peer, batch[half:])
             return
+        peer.busy = True
         try:
             await ws.send_bytes(frame)
         except BaseException:
             peer.dropped += len(batch)
             raise
+        finally:
+            peer.busy = False
         peer.sent_frames += 1
         peer.sent_messages += len(batch)
 

@@ -7,7 +7,8 @@ Theory of operation
 Persisted back into the events), member table (transport peers follow the log's
 configuration), outbound (one transport.send per peer per batch), replies (core
 answers -> waiting requests), applier (committed entries -> KVStore -> waiting
-requests), trace log, and `_after_step` (parked requests find the new leader).
+requests), trace log, and `_after_step` (parked requests find the new leader; the
+callbacks given to `call_after_step` run, so a step's session answers leave at once).
 
 Client requests enter through `submit`: they are validated, then either
 * served at once (serializable reads, invalid requests),
@@ -17,7 +18,8 @@ Client requests enter through `submit`: they are validated, then either
 A request answers exactly once (requests.Waiter): with the result, 503 (retry),
 or 504 after `request_timeout` (a write's outcome is then unknown).
 
-Everything runs on the event loop's thread; only fsync runs in a worker thread.
+Everything runs on the event loop's thread; only fsync may run in a worker thread
+(wal_sink.AdaptiveSyncRunner: when this disk's fsyncs are slow).
 """
 from __future__ import annotations
 
@@ -85,6 +87,8 @@ class Node:
         # Requests waiting for a (reachable) leader: (retry at, item).
         self._parked: list[tuple[float, ClientWrite | ClientRead]] = []
         self._state_waiters: list[tuple[Callable[[], bool], asyncio.Future]] = []
+        # Callbacks for the end of the pipeline step in progress (None between steps).
+        self._step_end: list[Callable[[], None]] | None = None
         self._fsync_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="abcd-fsync")
         # How long a request waits for a leader: an election takes up to two election
         # timeouts (the randomized timeout) plus its rounds, and a split vote another;
@@ -139,6 +143,7 @@ class Node:
         self.pipeline.start(
             self.scheduler,
             [
+                self._begin_step,
                 self._guard(self.wal_sink.on_effects),
                 # Before outbound: a member added by this step must be reachable by its messages.
                 self._guard(lambda effects: self._sync_membership()),
@@ -222,7 +227,27 @@ class Node:
 
     # ------------------------------------------------------------------ after each step
 
+    def call_after_step(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once the pipeline step in progress has run all its sinks, or in
+        the next loop turn when no step is in progress.
+
+        Session answers use it: every answer a step completes goes out in one frame, written
+        in that same turn, before the loop polls for more input."""
+        if self._step_end is not None:
+            self._step_end.append(callback)
+        else:
+            self.loop.call_soon(callback)
+
+    def _begin_step(self, effects: list) -> None:
+        self._step_end = []
+
     def _after_step(self, effects: list) -> None:
+        callbacks, self._step_end = self._step_end or [], None
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception as error:  # one client's broken socket must not stop the node
+                self.logger.opt(exception=error).error("after-step callback failed")
         if self._parked and self.core.leader_id is not None:
             self._retry_parked()
         if self._state_waiters:

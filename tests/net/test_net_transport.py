@@ -65,17 +65,16 @@ GOOD_HELLO_FROM_7 = encode_hello(CLUSTER, 7, None, "127.0.0.1:1")
 # ----------------------------------------------------------------------------- exchange
 
 
-def test_two_transports_exchange_batches_both_ways_one_frame_per_batch():
+def test_two_transports_exchange_batches_both_ways_one_frame_per_send():
     async def body():
         a, b = await start(Node(1), Node(2))
         a.transport.set_peer(2, b.address)
         b.transport.set_peer(1, a.address)
         await wait_until(lambda: connected(a, 2) and connected(b, 1), "both links up")
 
-        # Everything queued in one turn of the loop leaves as one frame.
+        # One call (one step's messages for that peer) leaves as one frame.
         requests = [heartbeat(4, 1, 2, commit) for commit in range(100)]
-        for request in requests:
-            a.transport.send(2, [request])
+        a.transport.send(2, requests)
         replies = [AppendEntriesResponse(4, 2, 1, True, 0), RequestVoteResponse(4, 2, 1, False)]
         b.transport.send(1, replies)
         await wait_until(lambda: b.received and a.received, "a frame each way")
@@ -87,6 +86,37 @@ def test_two_transports_exchange_batches_both_ways_one_frame_per_batch():
             "sent_frames": 1, "sent_messages": 100, "reconnects": 0, "last_error": None,
         }
         assert b.transport.stats()["inbound"][1] == {"connections": 1, "received_frames": 1, "received_messages": 100}
+        await close(a, b)
+
+    run(body)
+
+
+def test_an_idle_link_writes_the_frame_in_the_callers_turn():
+    async def body():
+        a, b = await start(Node(1), Node(2))
+        a.transport.set_peer(2, b.address)
+        await wait_until(lambda: connected(a, 2), "the link up")
+        a.transport.send(2, [heartbeat(4, 1, 2, 1)])
+        # No await in between: the frame was written by send itself, not by a task later.
+        assert a.transport.stats()["peers"][2]["sent_frames"] == 1
+        assert a.transport.stats()["peers"][2]["queued"] == 0
+        await wait_until(lambda: b.received, "the frame")
+        assert b.received == [(1, [heartbeat(4, 1, 2, 1)])]
+        await close(a, b)
+
+    run(body)
+
+
+def test_sends_while_dialing_queue_and_leave_as_one_frame_in_order():
+    async def body():
+        a, b = await start(Node(1), Node(2))
+        a.transport.set_peer(2, b.address)
+        requests = [heartbeat(4, 1, 2, commit) for commit in range(50)]
+        for request in requests:  # before the dial can complete
+            a.transport.send(2, [request])
+        assert a.transport.stats()["peers"][2]["queued"] == 50
+        await wait_until(lambda: b.received, "the queued frame")
+        assert b.received == [(1, requests)]
         await close(a, b)
 
     run(body)
