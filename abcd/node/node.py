@@ -3,9 +3,9 @@
 Theory of operation
 -------------------
 `start()` recovers the WAL, builds the core from it, and starts the pipeline
-(pipeline.py) with its sinks in this order: WAL sink (write, group-commit fsync,
-Persisted back into the events), member table (transport peers follow the log's
-configuration), outbound (one transport.send per peer per batch), replies (core
+(pipeline.py) with its sinks in this order: member table (transport peers follow the
+log's configuration), outbound (one transport.send per peer per batch, written at
+once), WAL sink (write, group-commit fsync, Persisted back into the events), replies (core
 answers -> waiting requests), applier (committed entries -> KVStore -> waiting
 requests), trace log, and `_after_step` (parked requests find the new leader; the
 callbacks given to `call_after_step` run, so a step's session answers leave at once).
@@ -144,10 +144,13 @@ class Node:
             self.scheduler,
             [
                 self._begin_step,
-                self._guard(self.wal_sink.on_effects),
                 # Before outbound: a member added by this step must be reachable by its messages.
                 self._guard(lambda effects: self._sync_membership()),
+                # Frames first, then the WAL write: a leader's AppendEntries need not wait
+                # for its own disk (thesis §10.2.1), and every message that promises
+                # durable state is held by the core until Persisted, whatever this order.
                 self._guard(self.outbound.on_effects),
+                self._guard(self.wal_sink.on_effects),
                 self._guard(self.requests.on_effects),
                 self._guard(self.applier.on_effects),
                 self._guard(self.trace_log.on_effects, fatal=False),

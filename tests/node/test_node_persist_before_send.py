@@ -4,6 +4,7 @@ A follower that receives entries must not acknowledge them before they are fsync
 (thesis §3.8).  The core holds the acknowledgement until Persisted; the shell's part
 is to report Persisted only after the fsync, through a later step.
 """
+import pytest
 from reactivex.testing import TestScheduler
 
 from abcd.node.outbound import Outbound
@@ -15,7 +16,9 @@ from abcd.raft.messages import AppendEntriesRequest, AppendEntriesResponse, Entr
 from node_fakes import ManualSync, RecordingWAL
 
 
-def build():
+def build(frames_first: bool = False):
+    """The pipeline with the WAL sink and outbound; `frames_first` puts outbound first,
+    as the node does: the gating must not depend on the order of the sinks."""
     scheduler = TestScheduler()
     core = RaftCore(2, voters=(1, 2, 3), seed=1)
     pipeline = Pipeline(core.step_many, tick_seconds=1000.0)
@@ -24,7 +27,8 @@ def build():
     sync = ManualSync()
     sink = WALSink(wal, sync, pipeline.persisted, on_failure=lambda e: calls.append(("failed", e)))
     outbound = Outbound(lambda dest, messages: calls.append(("send", dest, messages)))
-    pipeline.start(scheduler, [sink.on_effects, outbound.on_effects])
+    sinks = [outbound.on_effects, sink.on_effects] if frames_first else [sink.on_effects, outbound.on_effects]
+    pipeline.start(scheduler, sinks)
     return scheduler, pipeline, sync, calls
 
 
@@ -32,8 +36,9 @@ def sends(calls):
     return [c for c in calls if c[0] == "send"]
 
 
-def test_append_acknowledgement_waits_for_the_fsync():
-    scheduler, pipeline, sync, calls = build()
+@pytest.mark.parametrize("frames_first", [False, True], ids=["wal-first", "frames-first"])
+def test_append_acknowledgement_waits_for_the_fsync(frames_first):
+    scheduler, pipeline, sync, calls = build(frames_first)
     entries = (Entry(1, 1, b"a"), Entry(1, 2, b"b"))
     request = AppendEntriesRequest(1, 1, 2, 0, 0, entries, 0)
     scheduler.schedule_absolute(1.0, lambda *_: pipeline.on_frame(1, [request]))
@@ -48,8 +53,9 @@ def test_append_acknowledgement_waits_for_the_fsync():
     assert calls.index(("wal.sync",)) < calls.index(sends(calls)[0])
 
 
-def test_vote_grant_waits_for_the_fsync_of_the_vote():
-    scheduler, pipeline, sync, calls = build()
+@pytest.mark.parametrize("frames_first", [False, True], ids=["wal-first", "frames-first"])
+def test_vote_grant_waits_for_the_fsync_of_the_vote(frames_first):
+    scheduler, pipeline, sync, calls = build(frames_first)
     request = RequestVoteRequest(5, 3, 2, 0, 0)
     scheduler.schedule_absolute(1.0, lambda *_: pipeline.on_frame(3, [request]))
     scheduler.advance_to(2.0)
