@@ -155,6 +155,19 @@ def test_a_big_session_frame_is_proposed_in_slices_in_frame_order(tmp_path):
 
     run_with_node(tmp_path, body)
 
+def test_the_answers_one_step_completes_leave_in_one_frame(tmp_path):
+    async def body(n):
+        async with n.http.ws_connect(n.base.replace("http", "ws") + "/v1/session") as ws:
+            # One slice, so one proposal; on a single node one step commits and applies it.
+            frame = [{"id": i, "op": "put", "key": f"one{i}", "value": str(i)} for i in range(10)]
+            await ws.send_str(orjson.dumps(frame).decode())
+            answers = await ws.receive_json(timeout=5)
+        assert sorted(answer["id"] for answer in answers) == list(range(10))
+        assert all(answer["status"] == 200 for answer in answers)
+
+    run_with_node(tmp_path, body)
+
+
 def test_status_health_metrics_members(tmp_path):
     async def body(n):
         status, s = await n.call("GET", "/v1/status")
