@@ -246,6 +246,8 @@ class PeerTransport:
         peer.sent_messages += len(messages)
         if pending is not None:  # backpressure: later batches queue until it is written
             peer.busy = True
+            self._writers.add(pending)  # close() cancels it with the writers
+            pending.add_done_callback(self._writers.discard)
             pending.add_done_callback(lambda task: self._eager_send_done(peer, task))
         return True
 
