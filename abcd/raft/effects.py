@@ -2,7 +2,8 @@
 
 The shell executes them in order: Persist writes to stable storage and later answers
 with a Persisted event; Send transmits; Apply hands committed entries to the state
-machine; Reply resolves a request the shell made; Trace is one line of the story.
+machine; Restore replaces the state machine with a snapshot from the leader; Reply
+resolves a request the shell made; Trace is one line of the story.
 
 Durability before speech: messages that promise durable state (vote grants, append
 acknowledgements) are never returned as Send before the Persisted event covering
@@ -14,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .messages import Entry, HardState, Message
+from .messages import Entry, HardState, Message, Snapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,11 +24,18 @@ class Persist:
 
     `entries` replace everything in the log from entries[0].index on (a follower
     overwriting a conflicting suffix, §5.3); `hard_state` is None when it did not change.
+
+    `snapshot` is set when a leader's snapshot replaced this follower's log
+    (InstallSnapshot): first save `snapshot_data` durably as the snapshot at
+    snapshot.last_included_index, then record that the log now starts after it (the
+    WAL's LOG_RESET), then the hard state and entries, if any.
     """
 
     seq: int
     hard_state: HardState | None
     entries: tuple[Entry, ...]
+    snapshot: Snapshot | None = None
+    snapshot_data: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +48,16 @@ class Apply:
     """Committed entries, in log order, each handed out exactly once per process life."""
 
     entries: tuple[Entry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Restore:
+    """Replace the state machine with `data`, the snapshot taken at
+    snapshot.last_included_index.  Follows the Persist that saves it, in the same step;
+    the next Apply continues at last_included_index + 1."""
+
+    snapshot: Snapshot
+    data: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +74,7 @@ class Trace:
     fields: dict[str, Any] = field(default_factory=dict)
 
 
-Effect = Persist | Send | Apply | Reply | Trace
+Effect = Persist | Send | Apply | Restore | Reply | Trace
 
 # --------------------------------------------------------------------------- reply results
 

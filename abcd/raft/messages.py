@@ -102,8 +102,45 @@ class TimeoutNow:
     dest: int
 
 
+@dataclass(frozen=True, slots=True)
+class InstallSnapshotRequest:
+    """The leader's snapshot, for a follower that needs entries the leader has compacted
+    away (Figure 13; thesis §5.1).  Sent whole: the paper's `offset` and `done` for
+    chunking are not needed, one frame carries it.
+
+    The core never holds state-machine bytes: it sends `data` empty and the shell fills
+    in the bytes of its snapshot at `last_included_index` before the message leaves.
+    `voters`/`learners` are the configuration as of `last_included_index`.
+    """
+
+    term: int
+    source: int  # the leader_id of the paper
+    dest: int
+    last_included_index: int
+    last_included_term: int
+    voters: frozenset[int]
+    learners: frozenset[int] = frozenset()
+    data: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class InstallSnapshotResponse:
+    term: int
+    source: int
+    dest: int
+    # The index through which this follower now holds the leader's state (the
+    # snapshot's last_included_index, or more if it already had that much committed).
+    match_index: int
+
+
 Message = (
-    RequestVoteRequest | RequestVoteResponse | AppendEntriesRequest | AppendEntriesResponse | TimeoutNow
+    RequestVoteRequest
+    | RequestVoteResponse
+    | AppendEntriesRequest
+    | AppendEntriesResponse
+    | TimeoutNow
+    | InstallSnapshotRequest
+    | InstallSnapshotResponse
 )
 
 # --------------------------------------------------------------------------- local events
