@@ -108,9 +108,14 @@ class InstallSnapshotRequest:
     away (Figure 13; thesis §5.1).  Sent whole: the paper's `offset` and `done` for
     chunking are not needed, one frame carries it.
 
-    The core never holds state-machine bytes: it sends `data` empty and the shell fills
-    in the bytes of its snapshot at `last_included_index` before the message leaves.
-    `voters`/`learners` are the configuration as of `last_included_index`.
+    The core never holds state-machine bytes: it sends `data` empty, naming the start
+    of its log (log.snapshot_index), and the shell fills in its newest snapshot before
+    the message leaves: that snapshot's index, term, configuration and bytes.  The shell
+    may compact the core's log to a point behind its newest snapshot (keeping entries
+    for followers that are only a little behind), so the snapshot sent can be newer than
+    the core asked for; it is always at or after log.snapshot_index and never beyond
+    the commit index.  `voters`/`learners` are the configuration as of
+    `last_included_index`.
     """
 
     term: int
