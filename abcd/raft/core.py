@@ -23,7 +23,8 @@ write and one fsync.
 
 The work is split by concern into mixins over the same state: election.py (votes,
 pre-vote, leadership transfer), replication.py (AppendEntries both ways, commit),
-reads.py (ReadIndex), membership.py (configuration changes).
+reads.py (ReadIndex), membership.py (configuration changes), snapshot.py
+(InstallSnapshot and log compaction).
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ from operator import attrgetter
 from dataclasses import dataclass
 
 from .config import Configuration
-from .effects import Apply, Effect, NotLeader, Persist, Reply, Send, Trace
+from .effects import Apply, Effect, NotLeader, Persist, Reply, Restore, Send, Trace
 from .election import ElectionMixin
 from .log import RaftLog
 from .membership import MembershipMixin
@@ -42,6 +43,8 @@ from .messages import (
     AppendEntriesResponse,
     Entry,
     HardState,
+    InstallSnapshotRequest,
+    InstallSnapshotResponse,
     Message,
     PeerUnreachable,
     Persisted,
@@ -58,8 +61,9 @@ from .messages import (
 )
 from .reads import ReadsMixin
 from .replication import ReplicationMixin
-from .progress import REPLICATE
+from .progress import PROBE
 from .roles import FOLLOWER, LEADER
+from .snapshot import SnapshotMixin
 
 
 
@@ -76,7 +80,7 @@ class Options:
     trace_messages: bool = False
 
 
-class RaftCore(ElectionMixin, ReplicationMixin, ReadsMixin, MembershipMixin):
+class RaftCore(ElectionMixin, ReplicationMixin, ReadsMixin, MembershipMixin, SnapshotMixin):
     def __init__(
         self,
         node_id: int,
@@ -128,6 +132,8 @@ class RaftCore(ElectionMixin, ReplicationMixin, ReadsMixin, MembershipMixin):
         self._hard_state_dirty = False
         self._unstable_entries: list[Entry] = []
         self._gated_this_step: list[Message] = []
+        # A leader's snapshot installed in this step: (metadata, data) for Persist and Restore.
+        self._installed_snapshot: tuple[Snapshot, bytes] | None = None
         self._init_reads()
         self.rebuild_config()
         self.reset_election_timeout()
@@ -164,17 +170,6 @@ class RaftCore(ElectionMixin, ReplicationMixin, ReadsMixin, MembershipMixin):
             "voters": sorted(self.config.voters),
             "learners": sorted(self.config.learners),
         }
-
-    def compact(self, index: int) -> None:
-        """The shell saved a snapshot of the state machine at `index` (<= last_applied)."""
-        if index > self.last_applied:
-            raise ValueError(f"cannot compact to {index}: only {self.last_applied} applied")
-        term = self.log.term_at(index)
-        if term is None:
-            return
-        self.base_config = self.config_at(index)
-        self.config_entries = [(i, c) for i, c in self.config_entries if i > index]
-        self.log.compact(index, term)
 
     # ------------------------------------------------------------------ dispatch
 
@@ -224,7 +219,7 @@ class RaftCore(ElectionMixin, ReplicationMixin, ReadsMixin, MembershipMixin):
                     self.become_follower(m.term, None)
             elif type(m) is RequestVoteResponse and m.pre_vote and m.vote_granted:
                 pass  # the grant was for the term we would run in; our term is unchanged
-            elif type(m) in (AppendEntriesRequest, TimeoutNow):
+            elif type(m) in (AppendEntriesRequest, InstallSnapshotRequest, TimeoutNow):
                 self.become_follower(m.term, m.source)
             else:
                 self.become_follower(m.term, None)
@@ -242,6 +237,11 @@ class RaftCore(ElectionMixin, ReplicationMixin, ReadsMixin, MembershipMixin):
             self.handle_request_vote_request(m)
         elif kind is RequestVoteResponse:
             self.handle_request_vote_response(m)
+        elif kind is InstallSnapshotRequest:
+            self.handle_install_snapshot_request(m)
+        elif kind is InstallSnapshotResponse:
+            if self.role == LEADER:
+                self.handle_install_snapshot_response(m)
         elif kind is TimeoutNow:
             self.handle_timeout_now(m)
 
@@ -253,6 +253,9 @@ class RaftCore(ElectionMixin, ReplicationMixin, ReadsMixin, MembershipMixin):
             self.send(
                 AppendEntriesResponse(self.current_term, self.id, m.source, False, m.prev_log_index, 0, 0, m.read_round)
             )
+        elif kind is InstallSnapshotRequest:
+            # Figure 13 step 1: reply at once; match_index 0 promises nothing.
+            self.send(InstallSnapshotResponse(self.current_term, self.id, m.source, 0))
         elif kind is RequestVoteRequest and m.pre_vote:
             self.send(RequestVoteResponse(self.current_term, self.id, m.source, False, True))
 
@@ -288,8 +291,10 @@ class RaftCore(ElectionMixin, ReplicationMixin, ReadsMixin, MembershipMixin):
     def handle_peer_unreachable(self, peer: int) -> None:
         if self.role == LEADER:
             pr = self.progress.get(peer)
-            if pr is not None and pr.state == REPLICATE:
-                pr.become_probe()  # what was in flight is lost: start again from what matches
+            if pr is not None and pr.state != PROBE:
+                # What was in flight (entries or a snapshot) is lost: start again from
+                # what matches, which sends a new snapshot if that is still needed.
+                pr.become_probe()
             return
         if peer != self.leader_id or not self.promotable():
             return
@@ -399,13 +404,26 @@ class RaftCore(ElectionMixin, ReplicationMixin, ReadsMixin, MembershipMixin):
 
     def _flush(self) -> list[Effect]:
         effects = self._effects
-        if self._hard_state_dirty or self._unstable_entries:
+        if self._hard_state_dirty or self._unstable_entries or self._installed_snapshot is not None:
             self.persist_seq += 1
             entries = tuple(self._unstable_entries)
             hard_state = self.hard_state if self._hard_state_dirty else None
-            effects.append(Persist(self.persist_seq, hard_state, entries))
-            last = entries[-1] if entries else None
-            self.unstable_persists.append((self.persist_seq, last.index if last else 0, last.term if last else 0))
+            installed = self._installed_snapshot
+            if installed is None:
+                effects.append(Persist(self.persist_seq, hard_state, entries))
+            else:
+                snapshot, data = installed
+                effects.append(Persist(self.persist_seq, hard_state, entries, snapshot, data))
+                # The state machine jumps to the snapshot before any later entry applies.
+                effects.append(Restore(snapshot, data))
+                self._installed_snapshot = None
+            if entries:
+                last_index, last_term = entries[-1].index, entries[-1].term
+            elif installed is not None:
+                last_index, last_term = installed[0].last_included_index, installed[0].last_included_term
+            else:
+                last_index = last_term = 0
+            self.unstable_persists.append((self.persist_seq, last_index, last_term))
             self._hard_state_dirty = False
             self._unstable_entries = []
         if self._gated_this_step:
@@ -429,4 +447,12 @@ class RaftCore(ElectionMixin, ReplicationMixin, ReadsMixin, MembershipMixin):
 
 
 _kind = attrgetter("kind")
-_MESSAGE_TYPES = (AppendEntriesRequest, AppendEntriesResponse, RequestVoteRequest, RequestVoteResponse, TimeoutNow)
+_MESSAGE_TYPES = (
+    AppendEntriesRequest,
+    AppendEntriesResponse,
+    RequestVoteRequest,
+    RequestVoteResponse,
+    TimeoutNow,
+    InstallSnapshotRequest,
+    InstallSnapshotResponse,
+)

@@ -6,8 +6,8 @@ machine; Restore replaces the state machine with a snapshot from the leader; Rep
 resolves a request the shell made; Trace is one line of the story.
 
 Durability before speech: messages that promise durable state (vote grants, append
-acknowledgements) are never returned as Send before the Persisted event covering
-the state they promise has come back.  The core holds them until then, so no shell
+and snapshot acknowledgements) are never returned as Send before the Persisted event
+covering the state they promise has come back.  The core holds them until then, so no shell
 can get this wrong (thesis §3.8; etcd's "must persist before send").
 """
 from __future__ import annotations

@@ -109,6 +109,11 @@ class RaftLog:
                 return None
         return None
 
+    def reset(self, index: int, term: int) -> None:
+        """Discard every entry: the log now starts after a snapshot at index/term."""
+        self.entries = []
+        self.snapshot_index, self.snapshot_term = index, term
+
     def compact(self, index: int, term: int) -> None:
         """Drop entries up to `index` (now covered by a snapshot taken at index/term)."""
         if index <= self.snapshot_index:

@@ -5,7 +5,7 @@ from itertools import count, repeat
 
 from .effects import Accepted, Rejected
 from .messages import AppendEntriesRequest, AppendEntriesResponse, Entry, Propose, TimeoutNow
-from .progress import PROBE, REPLICATE, Progress
+from .progress import PROBE, REPLICATE, SNAPSHOT, Progress
 from .roles import CANDIDATE, LEADER, PRE_CANDIDATE
 
 
@@ -41,9 +41,13 @@ class ReplicationMixin:
 
     def broadcast_heartbeat(self, read_round: int = 0) -> None:
         for peer, pr in self.progress.items():
-            if pr.state == REPLICATE and pr.stalled(self.tick_count, self.options.election_ticks):
-                # Requests were lost (Raft tolerates loss): probe again from what matches.
-                self.trace("ReplicationStalled", peer=peer, match_index=pr.match_index)
+            if pr.state != PROBE and pr.stalled(self.tick_count, self.options.election_ticks):
+                # Requests (or the snapshot) were lost (Raft tolerates loss): probe again
+                # from what matches, which sends a fresh snapshot if one is still needed.
+                if pr.state == SNAPSHOT:
+                    self.trace("SnapshotStalled", peer=peer, last_included_index=pr.pending_snapshot)
+                else:
+                    self.trace("ReplicationStalled", peer=peer, match_index=pr.match_index)
                 pr.become_probe()
                 self.send_append(peer)
                 continue
@@ -56,7 +60,10 @@ class ReplicationMixin:
         pr = self.progress[peer]
         # An empty AppendEntries anchored where we know the follower matches: it
         # passes the consistency check and carries the commit index no further
-        # than the follower's log is known to agree with ours.
+        # than the follower's log is known to agree with ours.  If that anchor was
+        # compacted away (term 0: no real entry has it) the follower refuses it unless
+        # its commit index covers it; either way the heartbeat holds off its election
+        # timer and acknowledges the read round.
         prev = pr.match_index
         self.send(
             AppendEntriesRequest(
@@ -78,9 +85,8 @@ class ReplicationMixin:
         prev = pr.next_index - 1
         prev_term = self.log.term_at(prev)
         if prev_term is None:
-            # The entries this follower needs were compacted away; it needs a
-            # snapshot (InstallSnapshot), which the shell streams.  Until then, wait.
-            self.trace("SnapshotNeeded", peer=peer, next_index=pr.next_index)
+            # The entries this follower needs were compacted away (Figure 13).
+            self.send_snapshot(peer)
             return False
         entries = self.log.slice(
             pr.next_index,
@@ -109,20 +115,45 @@ class ReplicationMixin:
             self._handle_rejection(pr, m)
             return
         was_probe = pr.state == PROBE
-        if pr.update(m.match_index) or was_probe:
-            if pr.state == PROBE:
+        news = pr.update(m.match_index)
+        if pr.state == SNAPSHOT:
+            # A heartbeat (or an older request) answered while the snapshot is on its
+            # way.  If the follower now matches inside our log, AppendEntries can take
+            # it from there; otherwise the snapshot is still the way forward.
+            if pr.match_index < self.log.snapshot_index:
+                if news:
+                    self.advance_commit()
+                return
+            was_probe = True
+        if news or was_probe:
+            if pr.state != REPLICATE:
                 pr.become_replicate()
             if self.advance_commit() and self.role != LEADER:
                 return  # the commit removed us from the configuration: we stepped down
             # Keep the pipe full: stream whatever this follower still lacks.
             while self.send_append(m.source, allow_empty=False):
                 pass
-        if m.source == self.lead_transferee and pr.match_index == self.log.last_index:
-            self.trace("SendTimeoutNow", to=m.source)
-            self.send(TimeoutNow(self.current_term, self.id, m.source))
+        self.maybe_send_timeout_now(m.source)
+
+    def maybe_send_timeout_now(self, peer: int) -> None:
+        """Thesis §3.10: the transferee has caught up; tell it to campaign now."""
+        if peer == self.lead_transferee and self.progress[peer].match_index == self.log.last_index:
+            self.trace("SendTimeoutNow", to=peer)
+            self.send(TimeoutNow(self.current_term, self.id, peer))
 
     def _handle_rejection(self, pr: Progress, m: AppendEntriesResponse) -> None:
         rejected = m.match_index  # the prev_log_index that failed the consistency check
+        if pr.state == SNAPSHOT:
+            return  # a heartbeat anchored in what we compacted: the snapshot answers it
+        if pr.state == PROBE and self.log.term_at(rejected) is None:
+            # Anchored in the prefix we compacted (a heartbeat at a match_index behind
+            # our snapshot carries term 0): the refusal says nothing about the
+            # follower's log, only that it is alive.  Without compaction the heartbeat
+            # would have succeeded and resumed a probe that was lost; do that here,
+            # which sends the snapshot if the follower needs one.
+            pr.probe_sent = False
+            self.send_append(m.source)
+            return
         if pr.state == REPLICATE:
             if rejected <= pr.match_index:
                 return  # stale: answers a request older than what we know matches

@@ -7,22 +7,61 @@ becomes durable only when its simulated fsync completes, and a crash keeps a ran
 prefix of the writes in flight (some may have reached the disk before the crash).
 A restart builds a fresh core from what is durable, exactly as a real node would.
 
+Snapshots (when a SnapshotPolicy is given): every K applied entries a node saves its
+state machine with the index, term and configuration it reflects, then compacts its
+log (the core's and the durable one) up to that index or a few entries before it.
+A leader's outgoing InstallSnapshot gets the node's newest snapshot filled in, as a
+real node's shell does; a follower's Persist with a snapshot replaces its durable
+log, and Restore replaces its state machine.  A restart starts from the snapshot
+and the durable log after it.
+
 After every event the SafetyChecker verifies Raft's safety properties.
 """
 from __future__ import annotations
 
 import heapq
+import json
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..raft.core import Options, RaftCore
-from ..raft.effects import Accepted, Apply, NotLeader, Persist, ReadReady, Rejected, Reply, Send, Trace
-from ..raft.messages import AppendEntriesResponse, Entry, HardState, PeerUnreachable, RequestVoteRequest, RequestVoteResponse, Persisted, Propose, ReadIndex, Tick
+from ..raft.effects import Accepted, Apply, NotLeader, Persist, ReadReady, Rejected, Reply, Restore, Send, Trace
+from ..raft.messages import (
+    AppendEntriesResponse,
+    Entry,
+    HardState,
+    InstallSnapshotRequest,
+    InstallSnapshotResponse,
+    PeerUnreachable,
+    Persisted,
+    Propose,
+    ReadIndex,
+    RequestVoteRequest,
+    RequestVoteResponse,
+    Snapshot,
+    Tick,
+)
 from .invariants import InvariantViolation, LogMirror, SafetyChecker
 from .network import Network, NetworkFaults
 
 TICK_MS = 10.0
-_PROMISES = (AppendEntriesResponse, RequestVoteResponse, RequestVoteRequest)
+_PROMISES = (AppendEntriesResponse, InstallSnapshotResponse, RequestVoteResponse, RequestVoteRequest)
+
+
+@dataclass
+class SnapshotPolicy:
+    """When the nodes of one run snapshot their state machines and compact their logs."""
+
+    every: int  # applied entries between two snapshots of one node
+    # Compact to the snapshot's index, or (half the time, if > 0) up to this many
+    # entries before it, keeping entries for followers that are only a little behind.
+    max_lag: int
+    rng: random.Random
+
+    def compact_index(self, snapshot_index: int) -> int:
+        if self.max_lag and self.rng.random() < 0.5:
+            return max(0, snapshot_index - self.rng.randint(1, self.max_lag))
+        return snapshot_index
 
 
 @dataclass
@@ -32,6 +71,11 @@ class SimNode:
     up: bool = True
     epoch: int = 0  # bumped at every crash, so that stale timers of a past life are ignored
     durable_hard_state: HardState = field(default_factory=HardState)
+    # The durable snapshot (None: none yet) and the durable log, which holds the
+    # entries from log_start + 1 on (log_start <= the snapshot's index).
+    snapshot: Snapshot | None = None
+    snapshot_data: bytes = b""
+    log_start: int = 0
     durable_log: list = field(default_factory=list)
     in_flight: list = field(default_factory=list)  # Persist effects written but not yet fsynced
     disk_free_at: float = 0.0
@@ -39,12 +83,36 @@ class SimNode:
     last_applied: int = 0
 
 
+def encode_state(state: dict) -> bytes:
+    return json.dumps(state, sort_keys=True, separators=(",", ":")).encode()
+
+
+def decode_state(data: bytes) -> dict:
+    return json.loads(data) if data else {}
+
+
 def write_durable(node: SimNode, p: Persist) -> None:
+    """One Persist reaches the disk, in the order its docstring gives."""
+    if p.snapshot is not None:
+        node.snapshot, node.snapshot_data = p.snapshot, p.snapshot_data
+        node.durable_log = []
+        node.log_start = p.snapshot.last_included_index
     if p.hard_state is not None:
         node.durable_hard_state = p.hard_state
     if p.entries:
-        del node.durable_log[p.entries[0].index - 1 :]
+        start = p.entries[0].index
+        if start <= node.log_start:
+            raise InvariantViolation(f"node {node.id} wrote entry {start}, compacted into its snapshot")
+        del node.durable_log[start - node.log_start - 1 :]
+        if node.log_start + len(node.durable_log) != start - 1:
+            raise InvariantViolation(f"node {node.id} wrote entry {start} after a gap in its durable log")
         node.durable_log.extend(p.entries)
+
+
+def durable_entries_after_snapshot(node: SimNode) -> list:
+    """What a restart reads back: the durable log after the durable snapshot."""
+    skip = (node.snapshot.last_included_index if node.snapshot is not None else 0) - node.log_start
+    return node.durable_log[skip:]
 
 
 class Cluster:
@@ -58,6 +126,7 @@ class Cluster:
         options: Options = Options(),
         disk_delay: tuple[float, float] = (0.2, 3.0),
         tracer=None,
+        snapshots: SnapshotPolicy | None = None,
     ) -> None:
         self.rng = random.Random(seed)
         self.seed = seed
@@ -72,6 +141,10 @@ class Cluster:
         self.disk_delay = disk_delay
         self.tracer = tracer
         self.checker = SafetyChecker()
+        self.snapshots = snapshots
+        # index -> the state-machine bytes of every snapshot taken there (all must agree).
+        self.snapshot_states: dict[int, bytes] = {}
+        self.stats = {"snapshots_taken": 0, "snapshots_sent": 0, "snapshots_delivered": 0, "snapshots_installed": 0}
         self.nodes: dict[int, SimNode] = {}
         self.client = None  # set by attach_client
         for i in self.ids:
@@ -80,12 +153,13 @@ class Cluster:
             # Ticks start at a random phase so that nodes are not in lock step.
             self.schedule(self.rng.uniform(0, TICK_MS), "tick", i, 0)
 
-    def _new_core(self, node_id: int, hard_state: HardState, entries) -> RaftCore:
+    def _new_core(self, node_id: int, hard_state: HardState, entries, snapshot: Snapshot | None = None) -> RaftCore:
         return self.core_factory(
             node_id,
             voters=self.ids,
             hard_state=hard_state,
             entries=entries,
+            snapshot=snapshot,
             seed=self.rng.getrandbits(32),
             options=self.options,
         )
@@ -118,6 +192,8 @@ class Cluster:
     def _on_deliver(self, message) -> None:
         node = self.nodes[message.dest]
         if node.up:
+            if type(message) is InstallSnapshotRequest:
+                self.stats["snapshots_delivered"] += 1
             self.step(node, message)
 
     def _on_disk(self, node_id: int, epoch: int, seq: int) -> None:
@@ -141,6 +217,8 @@ class Cluster:
     def step(self, node: SimNode, event) -> list:
         effects = node.core.step(event)
         self.execute(node, effects)
+        if self.snapshots is not None:
+            self.maybe_snapshot(node)
         return effects
 
     def execute(self, node: SimNode, effects) -> None:
@@ -151,7 +229,9 @@ class Cluster:
             if kind is Send:
                 m = effect.message
                 if type(m) in _PROMISES:
-                    checker.check_promise(m, node.durable_hard_state, node.durable_log, core.log, node.in_flight)
+                    checker.check_promise(m, node)
+                elif type(m) is InstallSnapshotRequest:
+                    m = self.fill_snapshot(node, m)
                 for delay in self.network.deliveries(m.source, m.dest):
                     self.schedule(delay, "deliver", m)
             elif kind is Persist:
@@ -159,11 +239,15 @@ class Cluster:
                 start = max(self.now, node.disk_free_at)
                 node.disk_free_at = start + self.rng.uniform(*self.disk_delay)
                 self.schedule(node.disk_free_at - self.now, "disk", node.id, node.epoch, effect.seq)
+                if effect.snapshot is not None:
+                    checker.install_snapshot(node.id, effect.snapshot)
                 if effect.entries:
                     checker.replace_entries(node.id, effect.entries)
             elif kind is Apply:
                 checker.check_apply(node.id, effect.entries)
                 self.apply(node, effect.entries)
+            elif kind is Restore:
+                self.restore(node, effect.snapshot, effect.data)
             elif kind is Reply:
                 if self.client is not None:
                     self.client.on_reply(node, effect.tag, effect.result)
@@ -173,7 +257,7 @@ class Cluster:
                 if self.tracer is not None:
                     self.tracer(self.now, node.id, effect)
         if core.commit_index:
-            checker.check_commit(node.id, core.commit_index)
+            checker.check_commit(node.id, core.commit_index, core.current_term)
 
     def apply(self, node: SimNode, entries) -> None:
         for e in entries:
@@ -185,6 +269,75 @@ class Cluster:
                 node.state[key] = value
             if self.client is not None:
                 self.client.on_apply(node, e)
+
+    # ------------------------------------------------------------------ snapshots
+
+    def maybe_snapshot(self, node: SimNode) -> None:
+        """Every `every` applied entries: save the state machine, then compact the log."""
+        if not node.up:
+            return
+        taken = node.snapshot.last_included_index if node.snapshot is not None else 0
+        if node.last_applied - taken < self.snapshots.every:
+            return
+        if any(p.snapshot is not None for p in node.in_flight):
+            # The state comes from a leader's snapshot whose Persist is not durable yet:
+            # saved now, a crash could pair it with the old log after it.  Wait for it.
+            return
+        core = node.core
+        index = node.last_applied
+        config = core.config_at(index)
+        snapshot = Snapshot(index, core.log.term_at(index), config.voters, config.learners)
+        data = encode_state(node.state)
+        seen = self.snapshot_states.setdefault(index, data)
+        if seen != data:
+            raise InvariantViolation(
+                f"State Machine Safety: node {node.id}'s snapshot at index {index} differs from another node's"
+            )
+        self.checker.check_snapshot(node.id, snapshot)
+        # Durable at once (a real node fsyncs the file before it compacts anything).
+        node.snapshot, node.snapshot_data = snapshot, data
+        self.stats["snapshots_taken"] += 1
+        compact_to = max(core.log.snapshot_index, self.snapshots.compact_index(index))
+        core.compact(compact_to)
+        # The durable log drops the same prefix (the WAL's compaction).
+        drop = min(compact_to - node.log_start, len(node.durable_log))
+        if drop > 0:
+            del node.durable_log[:drop]
+            node.log_start += drop
+        if self.tracer is not None:
+            self.tracer(self.now, node.id, Trace("Snapshot", {"index": index, "compacted_to": compact_to}))
+
+    def fill_snapshot(self, node: SimNode, m: InstallSnapshotRequest) -> InstallSnapshotRequest:
+        """What a real node's shell does before an InstallSnapshot leaves: put in its
+        newest snapshot, at or after the index the core named, never past its commit."""
+        snapshot = node.snapshot
+        have = snapshot.last_included_index if snapshot is not None else 0
+        if have < m.last_included_index or have > node.core.commit_index:
+            raise InvariantViolation(
+                f"node {node.id} asked to send a snapshot at {m.last_included_index} (commit index "
+                f"{node.core.commit_index}) but its newest snapshot is at {have}"
+            )
+        self.stats["snapshots_sent"] += 1
+        return replace(
+            m,
+            last_included_index=snapshot.last_included_index,
+            last_included_term=snapshot.last_included_term,
+            voters=snapshot.voters,
+            learners=snapshot.learners,
+            data=node.snapshot_data,
+        )
+
+    def restore(self, node: SimNode, snapshot: Snapshot, data: bytes) -> None:
+        index = snapshot.last_included_index
+        if self.snapshot_states.get(index) != data:
+            raise InvariantViolation(f"node {node.id} restored state at index {index} that no node saved there")
+        if index <= node.last_applied:
+            raise InvariantViolation(f"node {node.id} restored a snapshot at {index}, having applied {node.last_applied}")
+        node.state = decode_state(data)
+        node.last_applied = index
+        self.stats["snapshots_installed"] += 1
+        if self.client is not None:
+            self.client.on_restore(node, index)
 
     # ------------------------------------------------------------------ faults
 
@@ -199,7 +352,7 @@ class Cluster:
         for p in node.in_flight[:keep]:
             write_durable(node, p)
         node.in_flight = []
-        self.checker.mirrors[node_id].reset(node.durable_log)
+        self.checker.reset_mirror(node_id, node.snapshot, durable_entries_after_snapshot(node))
         # A dead process's sockets reset: peers that had a connection from it notice.
         for peer in self.ids:
             if peer != node_id and (node_id, peer) not in self.network.cut:
@@ -214,11 +367,12 @@ class Cluster:
         if node.up:
             return
         node.up = True
-        node.core = self._new_core(node_id, node.durable_hard_state, list(node.durable_log))
-        node.state = {}
-        node.last_applied = 0
+        entries = durable_entries_after_snapshot(node)
+        node.core = self._new_core(node_id, node.durable_hard_state, entries, node.snapshot)
+        node.state = decode_state(node.snapshot_data)
+        node.last_applied = node.snapshot.last_included_index if node.snapshot is not None else 0
         node.disk_free_at = self.now
-        self.checker.mirrors[node_id].reset(node.durable_log)
+        self.checker.reset_mirror(node_id, node.snapshot, entries)
         self.schedule(self.rng.uniform(0, TICK_MS), "tick", node_id, node.epoch)
         if self.tracer is not None:
             self.tracer(self.now, node_id, Trace("Restart", {"term": node.durable_hard_state.current_term}))
@@ -246,6 +400,7 @@ class Cluster:
 __all__ = [
     "Cluster",
     "SimNode",
+    "SnapshotPolicy",
     "NetworkFaults",
     "InvariantViolation",
     "Accepted",

@@ -9,7 +9,7 @@ import random
 from dataclasses import dataclass, field
 
 from ..raft.core import Options, RaftCore
-from .cluster import TICK_MS, Cluster
+from .cluster import TICK_MS, Cluster, SnapshotPolicy, encode_state
 from .invariants import InvariantViolation
 from .network import NetworkFaults
 from .workload import Workload
@@ -28,24 +28,38 @@ class RunResult:
     acked_writes: int
     completed_reads: int
     history: list = field(default_factory=list)
+    snapshot_every: int | None = None  # None: this run took no snapshots
+    # snapshots_taken, _sent (InstallSnapshot), _delivered, _installed (Restore effects)
+    snapshot_stats: dict = field(default_factory=dict)
 
     def summary(self) -> str:
-        return (
+        text = (
             f"seed {self.seed}: {self.events} events, {self.virtual_ms / 1000:.1f} s virtual, "
             f"{self.leaders_elected} leader(s) elected, {self.acked_writes} writes acknowledged, "
             f"{self.completed_reads} reads served"
         )
+        if self.snapshot_every is not None:
+            st = self.snapshot_stats
+            text += (
+                f", snapshots every {self.snapshot_every} entries: {st['snapshots_taken']} taken, "
+                f"{st['snapshots_sent']} sent, {st['snapshots_delivered']} delivered, "
+                f"{st['snapshots_installed']} installed"
+            )
+        return text
 
 
 class SimulationFailure(AssertionError):
-    def __init__(self, seed: int, nodes: int, steps: int, faults, reason: str) -> None:
-        self.replay = replay_command(seed, nodes, steps, faults)
+    def __init__(self, seed: int, nodes: int, steps: int, faults, reason: str, snapshots: bool | int = True) -> None:
+        self.replay = replay_command(seed, nodes, steps, faults, snapshots)
         super().__init__(f"seed {seed}: {reason}\n  replay: {self.replay}")
 
 
-def replay_command(seed: int, nodes: int, steps: int, faults) -> str:
+def replay_command(seed: int, nodes: int, steps: int, faults, snapshots: bool | int = True) -> str:
     f = ",".join(faults) if faults else "none"
-    return f"python -m abcd.sim --nodes {nodes} --seed {seed} --steps {steps} --faults {f} --trace"
+    command = f"python -m abcd.sim --nodes {nodes} --seed {seed} --steps {steps} --faults {f} --trace"
+    if snapshots is not True:
+        command += f" --snapshot-every {int(snapshots)}"  # False is 0: never
+    return command
 
 
 def network_faults(faults) -> NetworkFaults:
@@ -54,6 +68,19 @@ def network_faults(faults) -> NetworkFaults:
         duplicate_rate=0.03 if "duplicate" in faults else 0.0,
         slow_rate=0.05 if "reorder" in faults else 0.0,
     )
+
+
+def snapshot_policy(rng: random.Random, snapshots: bool | int = True) -> SnapshotPolicy | None:
+    """True: the seed decides; most runs snapshot every 3 to 40 applied entries, some
+    never do.  A number: every that many entries.  False or 0: never."""
+    if snapshots is False or snapshots == 0:
+        return None
+    never = rng.random() < 0.15
+    every = rng.randint(3, 40)
+    max_lag = rng.choice((0, rng.randint(1, 10)))
+    if snapshots is True:
+        return None if never else SnapshotPolicy(every, max_lag, rng)
+    return SnapshotPolicy(int(snapshots), max_lag, rng)
 
 
 class FaultSchedule:
@@ -118,18 +145,23 @@ def run_seed(
     recorder=None,
     check_liveness: bool = True,
     fault_interval: tuple[float, float] = (100.0, 1000.0),
+    snapshots: bool | int = True,
 ) -> RunResult:
     rng = random.Random(seed)
+    cluster_seed, workload_seed, schedule_seed = rng.getrandbits(64), rng.getrandbits(64), rng.getrandbits(64)
+    # Drawn last, so that the other streams of a seed do not depend on it.
+    policy = snapshot_policy(random.Random(rng.getrandbits(64)), snapshots)
     cluster = Cluster(
         nodes,
-        rng.getrandbits(64),
+        cluster_seed,
         faults=network_faults(faults),
         core_factory=core_factory,
         options=options,
         tracer=tracer,
+        snapshots=policy,
     )
-    workload = Workload(cluster, random.Random(rng.getrandbits(64)), recorder=recorder)
-    schedule = FaultSchedule(cluster, random.Random(rng.getrandbits(64)), faults, fault_interval)
+    workload = Workload(cluster, random.Random(workload_seed), recorder=recorder)
+    schedule = FaultSchedule(cluster, random.Random(schedule_seed), faults, fault_interval)
     leaders: list[tuple[int, int]] = []
     original_check = cluster.checker.check_leader
 
@@ -145,9 +177,9 @@ def run_seed(
         if check_liveness:
             _check_liveness(cluster, workload, schedule, options)
     except InvariantViolation as violation:
-        raise SimulationFailure(seed, nodes, steps, faults, str(violation)) from violation
+        raise SimulationFailure(seed, nodes, steps, faults, str(violation), snapshots) from violation
     except LivenessFailure as failure:
-        raise SimulationFailure(seed, nodes, steps, faults, str(failure)) from failure
+        raise SimulationFailure(seed, nodes, steps, faults, str(failure), snapshots) from failure
     workload.finish(cluster.checker.applied)
     return RunResult(
         seed,
@@ -158,6 +190,8 @@ def run_seed(
         leaders[0][0] if leaders else None,
         workload.acked_writes,
         workload.completed_reads,
+        snapshot_every=policy.every if policy is not None else None,
+        snapshot_stats=dict(cluster.stats),
     )
 
 
@@ -193,6 +227,11 @@ def _check_liveness(cluster: Cluster, workload: Workload, schedule: FaultSchedul
     if not committed:
         status = {i: n.core.status() for i, n in cluster.nodes.items()}
         raise LivenessFailure(f"no leader committed a write within {deadline:.0f} ms after healing: {status}")
+    # Every node applied the same index, by entries or restored from a snapshot, and
+    # replayed after restarts: their state machines must be identical.
+    states = {encode_state(n.state) for n in cluster.nodes.values()}
+    if len(states) != 1:
+        raise InvariantViolation(f"State Machine Safety: nodes at index {leader.last_applied} hold different states")
     # Every accepted write is now resolved: committed with its term, or replaced.
     applied = cluster.checker.applied
     for w in workload.all_accepted:

@@ -1,7 +1,14 @@
 """A readable trace of a simulated run: one line per role change, commit or message."""
 from __future__ import annotations
 
-from ..raft.messages import AppendEntriesRequest, AppendEntriesResponse, RequestVoteRequest, RequestVoteResponse
+from ..raft.messages import (
+    AppendEntriesRequest,
+    AppendEntriesResponse,
+    InstallSnapshotRequest,
+    InstallSnapshotResponse,
+    RequestVoteRequest,
+    RequestVoteResponse,
+)
 
 
 def describe(m) -> str:
@@ -19,6 +26,13 @@ def describe(m) -> str:
         if m.success:
             return f"AppendEntriesResponse(term={m.term}, ok, match={m.match_index})"
         return f"AppendEntriesResponse(term={m.term}, reject at {m.match_index}, hint={m.conflict_index}@{m.conflict_term})"
+    if kind is InstallSnapshotRequest:
+        return (
+            f"InstallSnapshot(term={m.term}, last_included={m.last_included_index}@{m.last_included_term}, "
+            f"voters={sorted(m.voters)}, {len(m.data)} bytes)"
+        )
+    if kind is InstallSnapshotResponse:
+        return f"InstallSnapshotResponse(term={m.term}, match={m.match_index})"
     return repr(m)
 
 

@@ -135,6 +135,16 @@ class Workload:
         if self.waiting_reads:
             self._serve_reads(node)
 
+    def on_restore(self, node, index: int) -> None:
+        """The node's state machine jumped to a leader's snapshot at `index`.  Writes it
+        accepted up to there will not be applied here, so it cannot tell whether they
+        took effect: their outcome is unknown, as after a crash.  Reads waiting for
+        their read index may be served from the restored state."""
+        for key in [k for k in self.accepted if k[0] == node.id and k[1] <= index]:
+            self.limbo.append(self.accepted.pop(key))
+        if self.waiting_reads:
+            self._serve_reads(node)
+
     def _serve_reads(self, node) -> None:
         still = []
         for r in self.waiting_reads:

@@ -7,12 +7,14 @@ travel, what is made durable and what is applied.
 from __future__ import annotations
 
 from abcd.raft.config import decode_config
-from abcd.raft.effects import Accepted, Apply, NotLeader, Persist, ReadReady, Rejected, Reply, Send, Trace
+from abcd.raft.effects import Accepted, Apply, NotLeader, Persist, ReadReady, Rejected, Reply, Restore, Send, Trace
 from abcd.raft.messages import (
     ENTRY_CONFIG,
     AppendEntriesRequest,
     AppendEntriesResponse,
     Entry,
+    InstallSnapshotRequest,
+    InstallSnapshotResponse,
     RequestVoteRequest,
     RequestVoteResponse,
     TimeoutNow,
@@ -77,6 +79,15 @@ def message(m) -> str:
         return f"AppendEntriesResponse({', '.join(parts)})"
     if kind is TimeoutNow:
         return f"TimeoutNow(term={m.term})"
+    if kind is InstallSnapshotRequest:
+        learners = f", learners={ids(m.learners)}" if m.learners else ""
+        data = f", data={m.data.decode(errors='backslashreplace')!r}" if m.data else ""
+        return (
+            f"InstallSnapshot(term={m.term}, last={m.last_included_index}@{m.last_included_term}, "
+            f"voters={ids(m.voters)}{learners}{data})"
+        )
+    if kind is InstallSnapshotResponse:
+        return f"InstallSnapshotResponse(term={m.term}, match={m.match_index})"
     raise TypeError(f"not a peer message: {m!r}")
 
 
@@ -113,8 +124,15 @@ def trace(node_id: int, t: Trace) -> str:
     return " ".join(parts)
 
 
+def snapshot(s) -> str:
+    learners = f" learners={ids(s.learners)}" if s.learners else ""
+    return f"{s.last_included_index}@{s.last_included_term} voters={ids(s.voters)}{learners}"
+
+
 def persist(node_id: int, p: Persist) -> str:
     parts = [f"n{node_id} persist seq={p.seq}"]
+    if p.snapshot is not None:
+        parts.append(f"snapshot={snapshot(p.snapshot)} data={p.snapshot_data.decode(errors='backslashreplace')!r}")
     if p.hard_state is not None:
         parts.append(f"term={p.hard_state.current_term} vote={p.hard_state.voted_for}")
     if p.entries:
@@ -132,6 +150,8 @@ def effect(node_id: int, e) -> str:
     if kind is Apply:
         data = ", ".join(entry_data(x) for x in e.entries)
         return f"n{node_id} apply {span(e.entries)} [{data}]"
+    if kind is Restore:
+        return f"n{node_id} restore {snapshot(e.snapshot)} data={e.data.decode(errors='backslashreplace')!r}"
     if kind is Reply:
         return f"n{node_id} reply tag={e.tag} {result(e.result)}"
     if kind is Trace:

@@ -11,8 +11,13 @@ story and a change in the core's behaviour shows up as a diff.
 While playing, the harness checks what no transcript may ever show: two leaders
 in one term, a new leader lacking an entry already applied somewhere, two
 different entries applied at one index, and a message that promises durable
-state (a vote, an append acknowledgement, a candidate's request) sent before
-that state was durable.
+state (a vote, an append or snapshot acknowledgement, a candidate's request)
+sent before that state was durable, and a snapshot restored that does not end
+with the entry applied at its index.
+
+Each node's shell keeps a snapshot store like a real node's: `compact` saves the
+state machine (the list of commands applied) with its index, term and
+configuration, and an outgoing InstallSnapshot gets the newest one filled in.
 
 Commands (IDs are node numbers; `ID...` is one or more):
 
@@ -39,6 +44,8 @@ Commands (IDs are node numbers; `ID...` is one or more):
   heal [A B]             restore one link, or every link
   crash ID               stop ID, losing writes not yet persisted
   restart ID             a new core from what ID had persisted
+  compact ID [INDEX]     ID's shell saves a snapshot at its last applied index,
+                         then compacts the log up to INDEX (default: that index)
   status ID              role, term, leader, commit, applied, last index, log
   log ID                 the entries of ID's log, one a line
 """
@@ -48,17 +55,21 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from abcd.raft.core import Options, RaftCore
-from abcd.raft.effects import Apply, Persist, Reply, Send, Trace
+from abcd.raft.effects import Apply, Persist, Reply, Restore, Send, Trace
 from abcd.raft.messages import (
+    ENTRY_NORMAL,
     AppendEntriesResponse,
     Entry,
     HardState,
+    InstallSnapshotRequest,
+    InstallSnapshotResponse,
     Persisted,
     Propose,
     ProposeConfig,
     ReadIndex,
     RequestVoteRequest,
     RequestVoteResponse,
+    Snapshot,
     Tick,
     TransferLeadership,
 )
@@ -84,9 +95,28 @@ class Node:
     core: RaftCore | None  # None while crashed
     initial_voters: tuple[int, ...]
     durable_hard_state: HardState = field(default_factory=HardState)
+    # The durable snapshot (None: none yet) and the durable log after log_start.
+    snapshot: Snapshot | None = None
+    snapshot_data: bytes = b""
+    log_start: int = 0
     durable_log: list[Entry] = field(default_factory=list)
     pending: list[Persist] = field(default_factory=list)  # written, not yet durable
     applied: int = 0  # the last index handed to this node's state machine
+    machine: list[str] = field(default_factory=list)  # the state machine: the commands applied
+
+    @property
+    def snapshot_index(self) -> int:
+        return self.snapshot.last_included_index if self.snapshot is not None else 0
+
+    def durable_term(self, index: int) -> int | None:
+        """The term of durable entry `index` (the snapshot's for its own index)."""
+        if index == self.snapshot_index:
+            return self.snapshot.last_included_term if self.snapshot is not None else 0
+        offset = index - self.log_start - 1
+        return self.durable_log[offset].term if 0 <= offset < len(self.durable_log) else None
+
+    def entries_after_snapshot(self) -> list[Entry]:
+        return self.durable_log[self.snapshot_index - self.log_start :]
 
 
 MAX_DELIVERY_ROUNDS = 1000
@@ -102,6 +132,9 @@ class Scenario:
         self.out: list[str] = []
         self.leaders: dict[int, int] = {}  # term -> leader elected in it
         self.applied: dict[int, Entry] = {}  # index -> the entry any node applied there
+        # index -> the lowest term of a node applying it: at or after the term in which
+        # it was committed (a node learns of a commit in that term or later).
+        self.applied_term: dict[int, int] = {}
         self.results: dict[int, object] = {}  # tag -> the Reply result it got
 
     # ------------------------------------------------------------------ running commands
@@ -133,6 +166,9 @@ class Scenario:
             kind = type(e)
             if kind is Send:
                 m = e.message
+                if type(m) is InstallSnapshotRequest:
+                    m = self.fill_snapshot(node, m)
+                    e = Send(m)
                 self.check_durable_before_send(node, m)
                 if (m.source, m.dest) in self.cut:
                     self.out.append(f"{fmt.effect(node.id, e)} DROPPED (link cut)")
@@ -142,6 +178,8 @@ class Scenario:
                 node.pending.append(e)
             elif kind is Apply:
                 self.check_apply(node, e.entries)
+            elif kind is Restore:
+                self.check_restore(node, e)
             elif kind is Reply:
                 self.results[e.tag] = e.result
             elif kind is Trace and e.name == "BecomeLeader":
@@ -157,9 +195,17 @@ class Scenario:
             raise SafetyViolation(f"election safety: n{node_id} and n{other} both became leader in term {term}")
 
     def check_leader_completeness(self, node: Node) -> None:
-        """§5.4: a new leader's log holds every entry applied anywhere (so, committed)."""
+        """§5.4: a new leader's log holds every entry committed in an earlier term.
+
+        An entry applied anywhere is committed; a leader of a term no later than the
+        commit's may still win with votes granted before it (a late vote response),
+        so only entries applied in earlier terms are checked.
+        """
         log = node.core.log
+        term = node.core.current_term
         for index, entry in self.applied.items():
+            if self.applied_term[index] >= term:
+                continue
             if index > log.snapshot_index and (index > log.last_index or log.entry(index) != entry):
                 raise SafetyViolation(f"leader completeness: n{node.id} became leader without applied entry {entry}")
 
@@ -168,9 +214,36 @@ class Scenario:
             if e.index != node.applied + 1:
                 raise SafetyViolation(f"n{node.id} applied index {e.index} after {node.applied}")
             node.applied = e.index
+            if e.data and e.kind == ENTRY_NORMAL:
+                node.machine.append(e.data.decode(errors="backslashreplace"))
             first = self.applied.setdefault(e.index, e)
+            self.applied_term[e.index] = min(self.applied_term.get(e.index, node.core.current_term), node.core.current_term)
             if first != e:
                 raise SafetyViolation(f"state machine safety: index {e.index} applied as {first} and as {e} (n{node.id})")
+
+    def fill_snapshot(self, node: Node, m: InstallSnapshotRequest) -> InstallSnapshotRequest:
+        """The shell's part of InstallSnapshot: its newest snapshot, at or after the
+        start of the core's log and never beyond its commit index."""
+        s = node.snapshot
+        if s is None or s.last_included_index < m.last_included_index or s.last_included_index > node.core.commit_index:
+            raise SafetyViolation(
+                f"n{node.id} asked to send a snapshot at {m.last_included_index} but its shell holds "
+                f"{fmt.snapshot(s) if s else 'none'} (commit={node.core.commit_index})"
+            )
+        return InstallSnapshotRequest(
+            m.term, m.source, m.dest, s.last_included_index, s.last_included_term, s.voters, s.learners, node.snapshot_data
+        )
+
+    def check_restore(self, node: Node, e: Restore) -> None:
+        """A snapshot holds committed state: it ends with the entry applied at its index."""
+        index, term = e.snapshot.last_included_index, e.snapshot.last_included_term
+        entry = self.applied.get(index)
+        if entry is None or entry.term != term:
+            raise SafetyViolation(f"n{node.id} restored a snapshot ending at {index}@{term}, but {entry} was applied there")
+        if index <= node.applied:
+            raise SafetyViolation(f"n{node.id} restored a snapshot at {index} after applying {node.applied}")
+        node.applied = index
+        node.machine = decode_machine(e.data)
 
     def check_durable_before_send(self, node: Node, m) -> None:
         """Thesis §3.8: a message may only promise what is already on stable storage.
@@ -186,16 +259,20 @@ class Scenario:
         elif kind is RequestVoteRequest and not m.pre_vote:
             if hs.current_term < m.term or (hs.current_term == m.term and hs.voted_for != node.id):
                 raise SafetyViolation(f"n{node.id} asked for votes in term {m.term} before persisting its own ({hs})")
-        elif kind is AppendEntriesResponse and m.success and node.core.current_term == m.term:
+        elif kind in (AppendEntriesResponse, InstallSnapshotResponse) and node.core.current_term == m.term:
+            if kind is AppendEntriesResponse and not m.success:
+                return
             # Within one term a follower's log never loses entries it acknowledged
-            # (they match the leader's), so the promise can be checked against today's log.
+            # (they match the leader's), so the promise can be checked against today's
+            # log; what the durable snapshot covers is durable.
             log = node.core.log
-            durable = node.durable_log
-            if len(durable) < m.match_index or any(
-                durable[i - 1].term != log.term_at(i) for i in range(log.first_index, m.match_index + 1)
-            ):
+            for i in range(node.snapshot_index + 1, m.match_index + 1):
+                durable, now = node.durable_term(i), log.term_at(i)  # now: None if compacted
+                if durable is not None and (now is None or durable == now):
+                    continue
                 raise SafetyViolation(
-                    f"n{node.id} acknowledged entries up to {m.match_index} with only {fmt.runs(durable)} durable"
+                    f"n{node.id} acknowledged entries up to {m.match_index} with only "
+                    f"{fmt.runs(node.durable_log)} durable after snapshot {node.snapshot_index}"
                 )
 
     # ------------------------------------------------------------------ argument helpers
@@ -252,7 +329,8 @@ class Scenario:
             node.id,
             voters=node.initial_voters,
             hard_state=node.durable_hard_state,
-            entries=list(node.durable_log),
+            snapshot=node.snapshot,
+            entries=node.entries_after_snapshot(),
             seed=node.id,
             options=self.options,
         )
@@ -360,10 +438,14 @@ class Scenario:
 
     def complete_writes(self, node: Node) -> None:
         for p in node.pending:
+            if p.snapshot is not None:
+                # A leader's snapshot replaced the log: save it, then the log starts after it.
+                node.snapshot, node.snapshot_data = p.snapshot, p.snapshot_data
+                node.durable_log, node.log_start = [], p.snapshot.last_included_index
             if p.hard_state is not None:
                 node.durable_hard_state = p.hard_state
             if p.entries:
-                del node.durable_log[p.entries[0].index - 1 :]
+                del node.durable_log[p.entries[0].index - node.log_start - 1 :]
                 node.durable_log.extend(p.entries)
         seq = node.pending[-1].seq
         node.pending = []
@@ -427,9 +509,43 @@ class Scenario:
         if node.core is not None:
             raise ScenarioError(f"restart: n{node.id} is running (crash it first)")
         node.core = self.new_core(node)
-        node.applied = 0  # the state machine is rebuilt by applying the log again
+        # The state machine is the snapshot's, rebuilt further by applying the log again.
+        node.applied = node.snapshot_index
+        node.machine = decode_machine(node.snapshot_data)
         hs = node.durable_hard_state
-        self.out.append(f"n{node.id} restarted term={hs.current_term} vote={hs.voted_for} log={fmt.runs(node.durable_log)}")
+        snap = f" snapshot={fmt.snapshot(node.snapshot)}" if node.snapshot is not None else ""
+        self.out.append(
+            f"n{node.id} restarted term={hs.current_term} vote={hs.voted_for}{snap} "
+            f"log={fmt.runs(node.entries_after_snapshot())}"
+        )
+
+    def cmd_compact(self, positional, options) -> None:
+        self.expect("compact", positional, options, 1, 2)
+        node = self.node(positional[0])
+        core = node.core
+        index = core.last_applied
+        upto = index
+        if len(positional) > 1:
+            try:
+                upto = int(positional[1])
+            except ValueError:
+                raise ScenarioError(f"compact: INDEX must be a number, got {positional[1]!r}") from None
+            if not 0 <= upto <= index:
+                raise ScenarioError(f"compact: INDEX must be in 0..{index} (the last applied index), got {upto}")
+        if index <= node.snapshot_index:
+            raise ScenarioError(f"compact: n{node.id} has applied nothing since its snapshot at {node.snapshot_index}")
+        config = core.config_at(index)
+        node.snapshot = Snapshot(index, core.log.term_at(index), config.voters, config.learners)
+        node.snapshot_data = encode_machine(node.machine)
+        core.compact(upto)
+        # The durable log drops the same prefix (a WAL drops what a snapshot covers).
+        drop = min(max(0, core.log.snapshot_index - node.log_start), len(node.durable_log))
+        del node.durable_log[:drop]
+        node.log_start += drop
+        self.out.append(
+            f"n{node.id} snapshot {fmt.snapshot(node.snapshot)} data={node.snapshot_data.decode()!r}, "
+            f"log compacted to {core.log.snapshot_index}"
+        )
 
     # ------------------------------------------------------------------ commands: clients
 
@@ -465,13 +581,17 @@ class Scenario:
         node = self.node(positional[0], up=False)
         if node.core is None:
             hs = node.durable_hard_state
-            self.out.append(f"n{node.id} down term={hs.current_term} vote={hs.voted_for} log={fmt.runs(node.durable_log)}")
+            snap = f" snapshot={fmt.snapshot(node.snapshot)}" if node.snapshot is not None else ""
+            self.out.append(
+                f"n{node.id} down term={hs.current_term} vote={hs.voted_for}{snap} log={fmt.runs(node.durable_log)}"
+            )
             return
         c = node.core
         learners = f" learners={fmt.ids(c.config.learners)}" if c.config.learners else ""
+        snap = f" snapshot={c.log.snapshot_index}@{c.log.snapshot_term}" if c.log.snapshot_index else ""
         self.out.append(
             f"n{node.id} {c.role} term={c.current_term} vote={c.voted_for} leader={c.leader_id} "
-            f"commit={c.commit_index} applied={c.last_applied} last={c.log.last_index} "
+            f"commit={c.commit_index} applied={c.last_applied} last={c.log.last_index}{snap} "
             f"log={fmt.runs(c.log.entries)} voters={fmt.ids(c.config.voters)}{learners}"
         )
 
@@ -486,6 +606,14 @@ class Scenario:
 
 
 COMMANDS = sorted(name[4:] for name in dir(Scenario) if name.startswith("cmd_"))
+
+
+def encode_machine(machine: list[str]) -> bytes:
+    return ",".join(machine).encode()
+
+
+def decode_machine(data: bytes) -> list[str]:
+    return data.decode().split(",") if data else []
 
 
 # --------------------------------------------------------------------------- transcripts

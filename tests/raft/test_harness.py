@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from abcd.raft.messages import AppendEntriesResponse, Entry, RequestVoteRequest, RequestVoteResponse
+from abcd.raft.messages import (
+    AppendEntriesResponse,
+    Entry,
+    InstallSnapshotRequest,
+    InstallSnapshotResponse,
+    RequestVoteRequest,
+    RequestVoteResponse,
+    Snapshot,
+)
 
 from .harness import SafetyViolation, Scenario, ScenarioError, play
 
@@ -122,11 +130,25 @@ def test_check_trips_on_applying_out_of_order():
         sc.check_apply(sc.nodes[1], [Entry(1, 2)])
 
 
-def test_check_trips_on_a_new_leader_missing_an_applied_entry():
+def test_check_trips_on_a_new_leader_missing_an_entry_applied_in_an_earlier_term():
     sc = scenario()
+    sc.run("timeout 2")
+    sc.run("timeout 2")  # n2 is a candidate of term 2
     sc.applied[1] = Entry(1, 1, b"a")
+    sc.applied_term[1] = 1
     with pytest.raises(SafetyViolation, match="leader completeness: n2"):
         sc.check_leader_completeness(sc.nodes[2])
+
+
+def test_check_allows_a_leader_of_the_commit_term_or_earlier_to_lack_the_entry():
+    """§5.4 speaks of leaders of later terms: a late vote response can still elect a
+    leader of an earlier term after an entry was committed, and it is harmless (it
+    cannot commit anything: a majority has moved to the later term)."""
+    sc = scenario()
+    sc.run("timeout 2")  # n2 is a candidate of term 1
+    sc.applied[1] = Entry(1, 1, b"a")
+    sc.applied_term[1] = 1
+    sc.check_leader_completeness(sc.nodes[2])
 
 
 @pytest.mark.parametrize(
@@ -135,8 +157,9 @@ def test_check_trips_on_a_new_leader_missing_an_applied_entry():
         (RequestVoteResponse(1, 2, 1, True), "granted its vote to n1 in term 1 before persisting it"),
         (RequestVoteRequest(1, 2, 1, 0, 0), "asked for votes in term 1 before persisting its own"),
         (AppendEntriesResponse(0, 2, 1, True, 1), "acknowledged entries up to 1 with only none durable"),
+        (InstallSnapshotResponse(0, 2, 1, 1), "acknowledged entries up to 1 with only none durable"),
     ],
-    ids=["vote", "candidate", "append"],
+    ids=["vote", "candidate", "append", "snapshot"],
 )
 def test_check_trips_on_a_promise_sent_before_it_is_durable(message, what):
     sc = scenario()
@@ -144,3 +167,39 @@ def test_check_trips_on_a_promise_sent_before_it_is_durable(message, what):
     node.core.log.append([Entry(0, 1)])  # in memory only: nothing was persisted
     with pytest.raises(SafetyViolation, match=what):
         sc.check_durable_before_send(node, message)
+
+
+def test_check_trips_on_a_restored_snapshot_that_is_not_committed_state():
+    """A snapshot must end with the entry applied at its index (State Machine Safety)."""
+    from abcd.raft.effects import Restore
+
+    sc = scenario()
+    sc.applied[3] = Entry(1, 3, b"c")
+    with pytest.raises(SafetyViolation, match="restored a snapshot ending at 3@2"):
+        sc.check_restore(sc.nodes[2], Restore(Snapshot(3, 2, frozenset({1, 2, 3})), b""))
+
+
+def test_check_trips_on_a_snapshot_the_shell_cannot_send():
+    """The shell's newest snapshot must be at or after the index the core names."""
+    sc = scenario()
+    with pytest.raises(SafetyViolation, match="asked to send a snapshot at 4"):
+        sc.fill_snapshot(sc.nodes[1], InstallSnapshotRequest(1, 1, 2, 4, 1, frozenset({1, 2, 3})))
+
+
+def test_compact_saves_a_snapshot_and_restart_starts_from_it():
+    sc = scenario()
+    for command in ("timeout 1", "deliver", "propose 1 a b", "deliver"):
+        sc.run(command)
+    assert sc.run("compact 1 2") == ["n1 snapshot 3@1 voters=1,2,3 data='a,b', log compacted to 2"]
+    sc.run("crash 1")
+    assert sc.run("restart 1") == ["n1 restarted term=1 vote=1 snapshot=3@1 voters=1,2,3 log=none"]
+    assert sc.nodes[1].machine == ["a", "b"] and sc.nodes[1].applied == 3
+
+
+@pytest.mark.parametrize(
+    "command, message",
+    [("compact 1 9", "compact: INDEX must be in 0..0"), ("compact 1", "has applied nothing since its snapshot")],
+)
+def test_bad_compact_commands_are_reported(command, message):
+    with pytest.raises(ScenarioError, match=message):
+        scenario().run(command)

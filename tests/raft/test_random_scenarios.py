@@ -87,8 +87,19 @@ class RandomRun:
             self.do(f"drop {i}")
         elif r < 0.94:
             self.change_membership()
+        elif r < 0.97:
+            self.compact(i)
         else:
             self.do("deliver")
+
+    def compact(self, node_id: int) -> None:
+        """Snapshot and compact, at the snapshot's index or a few entries before it."""
+        node = self.sc.nodes[node_id]
+        if node.core is None:
+            return
+        applied = node.core.last_applied
+        lag = self.rng.choice([0, 0, 1, 2, 3])
+        self.do(f"compact {node_id} {max(0, applied - lag)}" if lag else f"compact {node_id}")
 
     def change_membership(self) -> None:
         """A random single-server change proposed to a current leader (which may remove itself)."""
@@ -118,14 +129,20 @@ class RandomRun:
         self.do(f"config {leader.id} voters={','.join(map(str, sorted(voters)))}{learner_option}")
 
     def check(self) -> None:
-        """Committed prefixes agree; ReadIndex never answers below a write already applied."""
-        committed = []
+        """Committed prefixes agree (where the logs still hold them; a snapshot ends with
+        the entry applied at its index); ReadIndex never answers below a write already
+        applied."""
+        committed = {}
         for node in self.sc.nodes.values():
-            if node.core is not None:
-                committed.append(node.core.log.entries[: node.core.commit_index])
-        longest = max(committed, key=len, default=[])
-        for prefix in committed:
-            assert prefix == longest[: len(prefix)], "committed log prefixes disagree"
+            core = node.core
+            if core is None:
+                continue
+            for i in range(core.log.first_index, core.commit_index + 1):
+                entry = core.log.entry(i)
+                assert committed.setdefault(i, entry) == entry, f"committed entries at {i} disagree"
+            if core.log.snapshot_index:
+                applied = self.sc.applied.get(core.log.snapshot_index)
+                assert applied is not None and applied.term == core.log.snapshot_term, "a snapshot is not committed state"
         for tag, floor in self.read_floor.items():
             result = self.sc.results.get(tag)
             if type(result) is ReadReady:

@@ -1,5 +1,7 @@
 """Cores that break one rule of Raft on purpose, to show that the simulator notices."""
 from abcd.raft.core import RaftCore
+from abcd.raft.effects import Restore
+from abcd.raft.messages import InstallSnapshotResponse
 
 
 class GrantEveryVote(RaftCore):
@@ -21,3 +23,44 @@ class SkipPersistGate(RaftCore):
 
     def send_after_persist(self, m):
         self.send(m)
+
+
+class NeverSendsSnapshot(RaftCore):
+    """Figure 13: a follower that needs entries the leader compacted gets the snapshot.
+    This leader waits for the entries forever instead."""
+
+    def send_snapshot(self, peer):
+        pass
+
+
+class AcksSnapshotBeforeDurable(RaftCore):
+    """Thesis §3.8: an InstallSnapshot answer promises durable state; this one is sent
+    before the snapshot (or the log it vouches for) is on disk."""
+
+    def send_after_persist(self, m):
+        if type(m) is InstallSnapshotResponse:
+            self.send(m)
+        else:
+            super().send_after_persist(m)
+
+
+class ForgetsRestore(RaftCore):
+    """Figure 13, receiver 8: reset the state machine from the snapshot.  This one
+    replaces its log but leaves the state machine where it was."""
+
+    def _flush(self):
+        return [e for e in super()._flush() if type(e) is not Restore]
+
+
+class InstallsOverItsCommittedLog(RaftCore):
+    """A snapshot that the follower's commit index covers must change nothing; this one
+    discards the log and restores the snapshot anyway, moving its state machine back."""
+
+    def handle_install_snapshot_request(self, m):
+        if m.last_included_index > self.log.snapshot_index:
+            self.leader_id = m.source
+            self.election_elapsed = 0
+            self._install_snapshot(m)
+            self.send_after_persist(InstallSnapshotResponse(self.current_term, self.id, m.source, m.last_included_index))
+        else:
+            super().handle_install_snapshot_request(m)
