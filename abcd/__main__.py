@@ -2,7 +2,8 @@
 
     python -m abcd [PORT] [--host 127.0.0.1] [--advertise HOST:PORT] [--join HOST:PORT[,HOST:PORT...]]
                    [--data-dir DIR] [--name NAME] [--heartbeat-ms 100] [--election-timeout-ms 1000]
-                   [--cluster-token TOKEN] [--enable-faults] [--log-level INFO] [--log-json]
+                   [--cluster-token TOKEN] [--snapshot-count 100000] [--snapshot-catchup-entries 5000]
+                   [--enable-faults] [--log-level INFO] [--log-json]
     python -m abcd demo [--nodes 3] [--base-port 8080]
 
 With a PORT, an empty data dir and no --join: bootstrap a new cluster of one.  With no
@@ -41,6 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--election-timeout-ms", type=int, default=1000, help="election timeout, randomized up to twice this (default 1000)")
     p.add_argument("--request-timeout", type=float, default=5.0, help="seconds a request may wait to commit before 504 (default 5)")
     p.add_argument("--cluster-token", help="shared secret peers must present")
+    p.add_argument(
+        "--snapshot-count", type=int, default=100_000,
+        help="take a snapshot once this many entries were applied since the last one; 0: never (default 100000)",
+    )
+    p.add_argument(
+        "--snapshot-catchup-entries", type=int, default=5_000,
+        help="entries kept in the log behind a snapshot for followers a little behind (default 5000)",
+    )
     p.add_argument("--tls-cert", help=argparse.SUPPRESS)
     p.add_argument("--tls-key", help=argparse.SUPPRESS)
     p.add_argument("--tls-ca", help=argparse.SUPPRESS)
@@ -136,6 +145,7 @@ async def run_node(args: argparse.Namespace, settings: dict) -> int:
     from .node.config import NodeConfig
     from .node.identity import IdentityError, bootstrap, join, load_meta
     from .node.node import Node
+    from .storage import StorageError
 
     try:
         sock = bind_socket(args.host, settings["port"])
@@ -165,6 +175,8 @@ async def run_node(args: argparse.Namespace, settings: dict) -> int:
             cluster_token=args.cluster_token,
             enable_faults=args.enable_faults,
             request_timeout=args.request_timeout,
+            snapshot_count=args.snapshot_count,
+            snapshot_catchup_entries=args.snapshot_catchup_entries,
         )
     except ValueError as e:
         print(f"abcd: error: {e}", file=sys.stderr)
@@ -191,7 +203,13 @@ async def run_node(args: argparse.Namespace, settings: dict) -> int:
         return (core.current_term, core.role) if core is not None else (0, "recovering")
 
     logs.set_state_provider(state)
-    await node.start()
+    try:
+        await node.start()
+    except StorageError as e:
+        # Damaged or missing files: the message names them; nothing was changed on disk.
+        logger.bind(event="Fatal").critical("cannot start: {}", e)
+        sock.close()
+        return 1
     server = Server(node, sock)
     await server.start()
     logger.bind(event="Serving").info(

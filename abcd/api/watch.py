@@ -15,6 +15,13 @@ behind by more than `MAX_QUEUED` revisions is closed with 1001 and a reason nami
 the revision to resume from (the client resumes with start_revision); so is every
 watch when the node shuts down.  Bad parameters and a compacted start revision are
 refused before the upgrade, as plain HTTP errors (400).
+
+A follower far behind may install the leader's snapshot instead of applying entries
+one by one (the store's state is replaced at once).  Each watch then continues from
+the snapshot's history, from the first revision it has not sent: still no gap and no
+duplicate.  If the snapshot's history no longer reaches back that far (compacted),
+the watch is closed with 1001 and the revision to resume from, as for a watcher that
+fell behind; resuming there answers `compacted`, as it would on any node.
 """
 from __future__ import annotations
 
@@ -39,6 +46,9 @@ class Watcher:
         self.queue: deque[tuple[int, list[dict]]] = deque()
         self.wakeup = asyncio.Event()
         self.overflowed_at: int | None = None  # the first revision that did not fit
+        self.close_reason: str | None = None  # set with overflowed_at
+        # The first revision this watch has not looked at yet (set when it starts).
+        self.next_revision = 1
 
     def matches(self, event: dict) -> bool:
         name = event["kv"]["key"]
@@ -50,14 +60,40 @@ class Watcher:
         """The store's listener: called for every applied revision that changed something."""
         if self.overflowed_at is not None:
             return
+        self.next_revision = revision + 1
         mine = [event for event in events if self.matches(event)]
         if not mine:
             return
         if len(self.queue) >= MAX_QUEUED:
-            self.overflowed_at = revision
+            self._stop(revision, f"watcher fell behind; resume with start_revision={revision}")
         else:
             self.queue.append((revision, mine))
         self.wakeup.set()
+
+    def on_restore(self, store) -> None:
+        """The store's state was replaced by a leader's snapshot: queue what this watch
+        missed from the snapshot's history, or stop it if that history is compacted."""
+        if self.overflowed_at is not None:
+            return
+        start = self.next_revision
+        if store.current_revision < start - 1:
+            # Older than what was sent already: going on would repeat revisions.
+            self._stop(start, f"the node's state went back to revision {store.current_revision}; "
+                              f"resume with start_revision={start}")
+        elif store.current_revision >= start:
+            try:
+                history = store.events_since(start, key=self.key, prefix=self.prefix)
+            except KVError:
+                self._stop(start, f"the node installed a snapshot whose history starts after revision {start}; "
+                                  f"resume with start_revision={start}")
+            else:
+                self.add_history(history)
+                self.next_revision = store.current_revision + 1
+        self.wakeup.set()
+
+    def _stop(self, revision: int, reason: str) -> None:
+        self.overflowed_at = revision
+        self.close_reason = reason
 
     def add_history(self, history: list[tuple[int, dict]]) -> None:
         for revision, event in history:
@@ -90,7 +126,13 @@ async def handle_watch(request: web.Request) -> web.StreamResponse:
             watcher.add_history(store.events_since(start_revision, key=key, prefix=prefix))
         except KVError as e:
             return error_response(e.status, e.code, e.message)
+    watcher.next_revision = store.current_revision + 1
     store.add_listener(watcher.on_commit)  # same turn as the history: no gap
+
+    def on_restore() -> None:
+        watcher.on_restore(store)
+
+    store.add_restore_listener(on_restore)
     try:
         ws = web.WebSocketResponse(heartbeat=30.0, compress=False)
         await ws.prepare(request)
@@ -103,6 +145,7 @@ async def handle_watch(request: web.Request) -> web.StreamResponse:
         return ws
     finally:
         store.remove_listener(watcher.on_commit)
+        store.remove_restore_listener(on_restore)
 
 
 async def _stream(ws: web.WebSocketResponse, watcher: Watcher) -> None:
@@ -117,7 +160,7 @@ async def _stream(ws: web.WebSocketResponse, watcher: Watcher) -> None:
                 revision, events = watcher.queue.popleft()
                 await ws.send_frame(orjson.dumps({"events": events, "revision": revision}), aiohttp.WSMsgType.TEXT)
             if watcher.overflowed_at is not None:
-                reason = f"watcher fell behind; resume with start_revision={watcher.overflowed_at}"
+                reason = watcher.close_reason or f"resume with start_revision={watcher.overflowed_at}"
                 await ws.close(code=CLOSE_GOING_AWAY, message=close_reason(reason))
                 return
             watcher.wakeup.clear()

@@ -18,6 +18,10 @@ Theory of operation (the model is etcd's mvcc package):
 - `compact(C)` forgets what no read at a revision >= C can see: events below C, and in
   each key's list the versions older than its last one at or below C (that one, too,
   when it is a tombstone).  Reads and watches below C then fail with `compacted`.
+- `capture()` (for a snapshot) shares the version lists with the capture instead of
+  copying them, so that it costs pointer copies, not a pass over every version (which
+  stalled the node's event loop for ~0.1 s per 60,000 keys): after a capture, a key's
+  list is copied before its first change (copy on write; `_own`).
 
 Invariants:
   compact_revision <= revision
@@ -25,6 +29,9 @@ Invariants:
   _index holds exactly the keys of _versions; no version list is empty
   _event_revs is strictly increasing and holds every revision in [compact_revision, revision]
     that changed something
+  a version list that a capture may hold is never changed in place: after the first
+    capture, a list is changed only if its key is in _unshared (the lists made since the
+    last capture)
 """
 from __future__ import annotations
 
@@ -53,6 +60,7 @@ class MVCC:
         "_index",
         "_event_revs",
         "_event_lists",
+        "_unshared",
     )
 
     def __init__(self, history_limit: int | None = None) -> None:
@@ -68,6 +76,9 @@ class MVCC:
         self._index = SortedKeys()
         self._event_revs: list[int] = []
         self._event_lists: list[list[dict]] = []
+        # Keys whose version list was made (or copied) since the last capture; None
+        # until the first capture, when no list is shared.
+        self._unshared: set[str] | None = None
 
     # ----------------------------------------------------------------------- writes
     # put and delete change the tables at revision `rev` (= revision + 1); the caller then
@@ -77,12 +88,13 @@ class MVCC:
         prev = self.live.get(key)
         if prev is None:
             kv = {"key": key, "value": value, "create_revision": rev, "mod_revision": rev, "version": 1, "lease": lease}
-            versions = self._versions.get(key)
-            if versions is None:
+            if key not in self._versions:
                 self._versions[key] = [kv]
                 self._index.add(key)
+                if self._unshared is not None:
+                    self._unshared.add(key)  # a new list: no capture holds it
             else:
-                versions.append(kv)
+                self._own(key).append(kv)
         else:
             kv = {
                 "key": key,
@@ -92,7 +104,7 @@ class MVCC:
                 "version": prev["version"] + 1,
                 "lease": lease,
             }
-            self._versions[key].append(kv)
+            self._own(key).append(kv)
         self.live[key] = kv
         return kv, prev
 
@@ -100,8 +112,17 @@ class MVCC:
         """Delete a live key; returns (tombstone, previous KV)."""
         prev = self.live.pop(key)
         tombstone = {"key": key, "value": "", "create_revision": 0, "mod_revision": rev, "version": 0, "lease": 0}
-        self._versions[key].append(tombstone)
+        self._own(key).append(tombstone)
         return tombstone, prev
+
+    def _own(self, key: str) -> list[dict]:
+        """The version list of `key`, safe to change: copied first if a capture may hold it."""
+        versions = self._versions[key]
+        unshared = self._unshared
+        if unshared is not None and key not in unshared:
+            versions = self._versions[key] = versions.copy()
+            unshared.add(key)
+        return versions
 
     def commit(self, rev: int, events: list[dict]) -> None:
         self.revision = rev
@@ -209,6 +230,7 @@ class MVCC:
         # by no one, since a read of an absent key needs no version at all.
         keep_from = i - 1 if versions[i - 1]["version"] else i
         if keep_from:
+            versions = self._own(key)
             del versions[:keep_from]
         if not versions:
             del self._versions[key]
@@ -217,12 +239,18 @@ class MVCC:
     # ----------------------------------------------------------------------- snapshots
 
     def capture(self) -> dict:
-        """Copies of the containers (the KVs are shared, being immutable), sorted by key."""
-        versions = self._versions
+        """The state as containers that later changes here do not touch, sorted by key.
+
+        Cheap enough for the event loop: the key order and the table of version lists
+        are copied (pointers), the version lists themselves are shared and copied on
+        write from now on (the KVs are shared anyway, being immutable); `versions` is a
+        CapturedVersions, whose [key, [KV, ...]] pairs are built when it is encoded.
+        """
+        self._unshared = set()
         return {
             "revision": self.revision,
             "compact_revision": self.compact_revision,
-            "versions": [[key, list(versions[key])] for key in self._index],
+            "versions": CapturedVersions(self._index.to_list(), self._versions.copy()),
             "events": [[rev, events] for rev, events in zip(self._event_revs, self._event_lists)],
         }
 
@@ -264,6 +292,36 @@ class MVCC:
         if mvcc.compact_revision > mvcc.revision or last > mvcc.revision:
             raise ValueError("revisions are inconsistent")
         return mvcc
+
+
+class CapturedVersions:
+    """The `versions` of a capture: [[key, [KV, ...]], ...] in key order, as a read-only
+    sequence whose pairs are made when read (by whoever encodes the capture, in its own
+    thread), so that capturing costs no pass over the keys' versions."""
+
+    __slots__ = ("_keys", "_lists")
+
+    def __init__(self, keys: list[str], lists: dict[str, list[dict]]) -> None:
+        self._keys = keys
+        self._lists = lists
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __getitem__(self, index: int | slice):
+        lists = self._lists
+        if isinstance(index, slice):
+            return [[key, lists[key]] for key in self._keys[index]]
+        key = self._keys[index]
+        return [key, lists[key]]
+
+    def __iter__(self):
+        lists = self._lists
+        for key in self._keys:
+            yield [key, lists[key]]
+
+    def to_list(self) -> list[list]:
+        return self[:]
 
 
 def _int(value: object, name: str) -> int:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from .errors import SnapshotError
 from .lease import Lease
-from .mvcc import MVCC
+from .mvcc import MVCC, CapturedVersions
 from .sessions import Sessions
 
 if TYPE_CHECKING:
@@ -41,14 +41,29 @@ def capture(store: "KVStore") -> dict:
 
 def encode(state: dict) -> bytes:
     """Serialize a capture (safe to run in another thread than the store's)."""
-    return json.dumps(state, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return json.dumps(plain(state), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def plain(state: dict) -> dict:
+    """A capture with its `versions` made a plain list (see mvcc.CapturedVersions)."""
+    versions = state.get("versions")
+    if isinstance(versions, CapturedVersions):
+        state = {**state, "versions": versions.to_list()}
+    return state
 
 
 def restore_into(store: "KVStore", data: bytes) -> None:
+    """Load a snapshot into `store`, which must be new (KVStore.empty_like)."""
     try:
         state = json.loads(data)
     except (ValueError, TypeError) as error:  # UnicodeDecodeError is a ValueError
         raise SnapshotError(f"snapshot is not valid JSON: {error}") from None
+    load(store, state)
+
+
+def load(store: "KVStore", state: object) -> None:
+    """Load a snapshot already parsed from its JSON (by any parser) into a new `store`;
+    SnapshotError says what is wrong with it."""
     if type(state) is not dict or state.get("format") != FORMAT:
         raise SnapshotError("snapshot is not an abcd-kv snapshot")
     if state.get("version") != VERSION:

@@ -43,6 +43,7 @@ _log = logging.getLogger(__name__)
 DEFAULT_HISTORY_LIMIT = 10_000
 
 Listener = Callable[[int, list], None]
+RestoreListener = Callable[[], None]
 
 
 class KVStore:
@@ -64,6 +65,7 @@ class KVStore:
         # Invariant: the index of the last log entry applied (by apply or mark_applied).
         self.applied_index = 0
         self._listeners: list[Listener] = []
+        self._restore_listeners: list[RestoreListener] = []
 
     # ----------------------------------------------------------------------- state
 
@@ -304,6 +306,14 @@ class KVStore:
     def remove_listener(self, listener: Listener) -> None:
         self._listeners.remove(listener)
 
+    def add_restore_listener(self, listener: RestoreListener) -> None:
+        """Call `listener()` after `replace_state` replaced the whole state (a snapshot
+        from the leader): the revisions in between were never reported one by one."""
+        self._restore_listeners.append(listener)
+
+    def remove_restore_listener(self, listener: RestoreListener) -> None:
+        self._restore_listeners.remove(listener)
+
     def compact(self, revision: int) -> None:
         """Forget history below `revision`.  Not replicated: for a compaction every node
         agrees on, apply the command {"op": "compact", "revision": N} instead."""
@@ -318,6 +328,33 @@ class KVStore:
 
     def snapshot(self) -> bytes:
         return _snapshot.encode(_snapshot.capture(self))
+
+    def empty_like(self) -> "KVStore":
+        """A new, empty store with this one's bounds (to restore a snapshot into)."""
+        return KVStore(
+            history_limit=self._mvcc.history_limit,
+            max_clients=self._sessions.max_clients,
+            client_window=self._sessions.window,
+        )
+
+    def replace_state(self, restored: "KVStore") -> None:
+        """Take over the whole state of `restored` (a snapshot loaded into empty_like()),
+        keeping this object, its commit listeners and its restore listeners.
+
+        Used when the node installs a snapshot from the leader: everything holding this
+        store (the applier, watches, the API) goes on with the new state, and restore
+        listeners are told, so that watches can catch up from the new history.
+        `restored` must not be used afterwards.
+        """
+        self._mvcc = restored._mvcc
+        self._leases = restored._leases
+        self._sessions = restored._sessions
+        self.applied_index = restored.applied_index
+        for listener in list(self._restore_listeners):
+            try:
+                listener()
+            except Exception:
+                _log.exception("kv restore listener %r failed", listener)
 
     @classmethod
     def restore(

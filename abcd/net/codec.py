@@ -10,6 +10,9 @@ a type code and whose remaining elements are the message's fields, in this order
     4 AppendEntriesResponse  [4, term, source, dest, success, match_index,
                                  conflict_index, conflict_term, read_round]
     5 TimeoutNow             [5, term, source, dest]
+    6 InstallSnapshotRequest [6, term, source, dest, last_included_index, last_included_term,
+                                 voters, learners, data]
+    7 InstallSnapshotResponse [7, term, source, dest, match_index]
 
 Every integer field is a non-negative JSON integer and every flag a JSON boolean (never
 0/1).  `entries` is a list of `[term, index, kind, data]`: `data` is a JSON string when
@@ -21,6 +24,13 @@ prev_log_index + 1, as §5.3 of the Raft paper defines AppendEntries.
 already-encoded entries list behind the scalar fields: the same entries are sent to
 every follower, and `EncodeCache` lets the transport encode them once per round (the
 leader profile spent 4.6 % encoding AppendEntries before this).
+
+`voters` and `learners` are lists of node ids (sorted when encoded; a repeated id, or
+one in both lists, is refused).  A snapshot's `data` travels as an entry's does, and
+goes last for the same reason as `entries`: it can be tens of megabytes, so its
+encoding is spliced in behind the scalar fields, and `EncodeCache` keeps the encoding
+of the last snapshot (one, holding its bytes), which the leader sends to every
+follower that needs it and again when one is presumed lost.
 
 The first frame of a connection is a hello instead (see `encode_hello`).
 
@@ -44,13 +54,19 @@ from ..raft.messages import (
     AppendEntriesRequest,
     AppendEntriesResponse,
     Entry,
+    InstallSnapshotRequest,
+    InstallSnapshotResponse,
     Message,
     RequestVoteRequest,
     RequestVoteResponse,
     TimeoutNow,
 )
 
-DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024
+# One frame carries a whole snapshot (InstallSnapshot is not chunked), so the limit is
+# what a realistic state machine needs: a snapshot of up to ~200 MB of JSON still fits
+# after its string escaping (quotes become \", ~15 % more).  Both ends must agree: the
+# receiver refuses larger frames (close code 1009) and the sender never writes them.
+DEFAULT_MAX_FRAME_BYTES = 256 * 1024 * 1024
 MAX_HELLO_BYTES = 64 * 1024
 KNOWN_ENTRY_KINDS = frozenset({ENTRY_NORMAL, ENTRY_CONFIG})
 
@@ -92,7 +108,7 @@ class EncodeCache:
     when each slice is a new tuple.  Bounded by count and by encoded bytes.
     """
 
-    __slots__ = ("max_items", "max_bytes", "_slices", "_bytes", "hits", "misses")
+    __slots__ = ("max_items", "max_bytes", "_slices", "_bytes", "hits", "misses", "_snapshot")
 
     def __init__(self, max_items: int = 16, max_bytes: int = 16 * 1024 * 1024) -> None:
         self.max_items = max_items
@@ -102,6 +118,9 @@ class EncodeCache:
         self._bytes = 0
         self.hits = 0
         self.misses = 0
+        # (the snapshot data, its encoding): one slot, since a node sends one snapshot
+        # at a time (its newest); the same bytes object is checked by identity.
+        self._snapshot: tuple[bytes, bytes] | None = None
 
     def __len__(self) -> int:
         return len(self._slices)
@@ -125,15 +144,31 @@ class EncodeCache:
             self._bytes -= len(evicted)
         return encoded
 
+    def encode_snapshot_data(self, data: bytes) -> bytes:
+        cached = self._snapshot
+        if cached is not None and cached[0] is data:
+            self.hits += 1
+            return cached[1]
+        self.misses += 1
+        encoded = encode_data(data)
+        self._snapshot = (data, encoded)
+        return encoded
 
-def _encode_message(message: Message, entries_encoder: Callable[[Sequence[Entry]], bytes]) -> bytes:
+
+def encode_data(data: bytes) -> bytes:
+    """A snapshot's data as a JSON value (a string, or {"b64": ...} when not UTF-8)."""
+    return orjson.dumps(_wire_data(data))
+
+
+def _encode_message(message: Message, cache: EncodeCache | None) -> bytes:
     kind = type(message)
     if kind is AppendEntriesRequest:
         m: Any = message
         head = orjson.dumps(
             (3, m.term, m.source, m.dest, m.prev_log_index, m.prev_log_term, m.leader_commit, m.read_round)
         )
-        return head[:-1] + b"," + entries_encoder(m.entries) + b"]"
+        entries = encode_entries(m.entries) if cache is None else cache.encode_entries(m.entries)
+        return head[:-1] + b"," + entries + b"]"
     if kind is AppendEntriesResponse:
         m = message
         return orjson.dumps(
@@ -147,6 +182,17 @@ def _encode_message(message: Message, entries_encoder: Callable[[Sequence[Entry]
         return orjson.dumps((2, m.term, m.source, m.dest, m.vote_granted, m.pre_vote))
     if kind is TimeoutNow:
         return orjson.dumps((5, message.term, message.source, message.dest))
+    if kind is InstallSnapshotRequest:
+        m = message
+        head = orjson.dumps(
+            (6, m.term, m.source, m.dest, m.last_included_index, m.last_included_term,
+             sorted(m.voters), sorted(m.learners))
+        )
+        data = encode_data(m.data) if cache is None else cache.encode_snapshot_data(m.data)
+        return b"".join((head[:-1], b",", data, b"]"))  # one copy of the (big) data, not two
+    if kind is InstallSnapshotResponse:
+        m = message
+        return orjson.dumps((7, m.term, m.source, m.dest, m.match_index))
     raise _not_a_message(message)
 
 
@@ -155,7 +201,15 @@ def _not_a_message(message: Any) -> TypeError:
 
 
 _MESSAGE_TYPES = frozenset(
-    {RequestVoteRequest, RequestVoteResponse, AppendEntriesRequest, AppendEntriesResponse, TimeoutNow}
+    {
+        RequestVoteRequest,
+        RequestVoteResponse,
+        AppendEntriesRequest,
+        AppendEntriesResponse,
+        TimeoutNow,
+        InstallSnapshotRequest,
+        InstallSnapshotResponse,
+    }
 )
 
 
@@ -165,14 +219,13 @@ def encode_frame(messages: Sequence[Message], cache: EncodeCache | None = None) 
     Pass the same `cache` for the frames of several followers so that the entries
     they share are encoded once.
     """
-    entries_encoder = encode_entries if cache is None else cache.encode_entries
     parts = []
     for position, message in enumerate(messages):
         if type(message) not in _MESSAGE_TYPES:
             raise _not_a_message(message)
         try:
-            parts.append(_encode_message(message, entries_encoder))
-        except orjson.JSONEncodeError as error:  # e.g. an integer over 64 bits
+            parts.append(_encode_message(message, cache))
+        except (orjson.JSONEncodeError, TypeError) as error:  # e.g. an integer over 64 bits
             raise ValueError(f"cannot encode message {position} ({type(message).__name__}): {error}") from None
     return b"[" + b",".join(parts) + b"]"
 
@@ -199,6 +252,8 @@ def _json_kind(value: Any) -> str:
 _UINT = 0
 _BOOL = 1
 _ENTRIES = 2
+_IDS = 3  # a list of node ids, decoded to a frozenset
+_DATA = 4  # bytes, as an entry's data travels
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +288,17 @@ _LAYOUTS: dict[int, _Layout] = {
         lambda v: AppendEntriesResponse(*v),
     ),
     5: _Layout("TimeoutNow", (("term", _UINT), ("source", _UINT), ("dest", _UINT)), lambda v: TimeoutNow(*v)),
+    6: _Layout(
+        "InstallSnapshotRequest",
+        (("term", _UINT), ("source", _UINT), ("dest", _UINT), ("last_included_index", _UINT),
+         ("last_included_term", _UINT), ("voters", _IDS), ("learners", _IDS), ("data", _DATA)),
+        lambda v: InstallSnapshotRequest(*v),
+    ),
+    7: _Layout(
+        "InstallSnapshotResponse",
+        (("term", _UINT), ("source", _UINT), ("dest", _UINT), ("match_index", _UINT)),
+        lambda v: InstallSnapshotResponse(*v),
+    ),
 }
 _KNOWN_CODES = ", ".join(f"{code} {layout.name}" for code, layout in _LAYOUTS.items())
 
@@ -249,6 +315,19 @@ def _decode_entry_data(where: str, data: Any) -> bytes:
         except (binascii.Error, ValueError) as error:
             raise FrameError(f"{where}.data.b64 is not valid base64: {error}") from None
     raise FrameError(f'{where}.data must be a string or {{"b64": string}}, got {_show(data)}')
+
+
+def _decode_ids(where: str, raw: Any) -> frozenset[int]:
+    if type(raw) is not list:
+        raise FrameError(f"{where} must be a list of node ids, got {_json_kind(raw)}")
+    seen: set[int] = set()
+    for position, node_id in enumerate(raw):
+        if type(node_id) is not int or node_id < 0:
+            raise FrameError(f"{where}[{position}] must be a non-negative integer (a node id), got {_show(node_id)}")
+        if node_id in seen:
+            raise FrameError(f"{where}[{position}] repeats node id {node_id}")
+        seen.add(node_id)
+    return frozenset(seen)
 
 
 def _decode_entries(where: str, raw: Any, prev_log_index: int) -> tuple[Entry, ...]:
@@ -319,6 +398,14 @@ def _decode_message(position: int, raw: Any) -> Message:
                 raise FrameError(f"message {position}: {layout.name}.{name} must be a boolean, got {_show(value)}")
     if code == 3:
         values[7] = _decode_entries(f"message {position}: {layout.name}.entries", values[7], values[3])
+    elif code == 6:
+        where = f"message {position}: {layout.name}"
+        voters = values[5] = _decode_ids(f"{where}.voters", values[5])
+        learners = values[6] = _decode_ids(f"{where}.learners", values[6])
+        both = voters & learners
+        if both:
+            raise FrameError(f"{where}: node {min(both)} is in both voters and learners")
+        values[7] = _decode_entry_data(where, values[7])
     return layout.build(values)
 
 

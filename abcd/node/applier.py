@@ -10,6 +10,16 @@ Entries without a command for the store (the leader's no-op, configuration chang
 only advance the store's applied index; configuration entries are also reported to
 `on_config`, which keeps the member table in step.  After a batch, linearizable reads
 waiting for this applied index are served.
+
+A Restore (a follower installing the leader's snapshot, Figure 13 step 8) replaces the
+store's whole state with the snapshot's, in the same object: `load_snapshot` gives a
+new store holding it (the node's snapshotter loaded it when the message arrived), and
+`KVStore.replace_state` moves it in and tells the watches (api/watch.py: each catches
+up from the snapshot's history, or is closed with the revision to resume from).
+Waiting requests follow (requests.PendingRequests.on_restored): reads whose read index
+the snapshot covers are served from it; writes accepted at an index it covers get a
+504, since this node cannot tell whether they were committed.  The next Apply
+continues at the snapshot's index + 1.
 """
 from __future__ import annotations
 
@@ -19,10 +29,14 @@ import loguru
 import orjson
 
 from ..kv import KVError, KVStore
-from ..raft.effects import Apply
+from ..raft.effects import Apply, Restore
 from ..raft.messages import ENTRY_CONFIG, Entry
 from . import responses
 from .requests import PendingRequests
+
+
+def _no_snapshots(restore: Restore) -> KVStore:
+    raise RuntimeError("this applier cannot restore snapshots (no load_snapshot given)")
 
 
 class Applier:
@@ -32,23 +46,45 @@ class Applier:
         requests: PendingRequests,
         *,
         on_config: Callable[[Entry], None] = lambda entry: None,
+        load_snapshot: Callable[[Restore], KVStore] = _no_snapshots,
+        on_restored: Callable[[Restore], None] = lambda restore: None,
         logger=loguru.logger,
     ) -> None:
         self._store = store
         self._requests = requests
         self._on_config = on_config
+        self._load_snapshot = load_snapshot
+        self._on_restored = on_restored
         self._logger = logger
         self.entries_applied = 0
         self.commands_failed = 0
+        self.snapshots_restored = 0
 
     def on_effects(self, effects: Sequence) -> None:
         applied = False
         for effect in effects:
-            if type(effect) is Apply:
+            kind = type(effect)
+            if kind is Apply:
                 self.apply(effect.entries)
+                applied = True
+            elif kind is Restore:
+                self.restore(effect)
                 applied = True
         if applied:
             self._requests.release_reads()
+
+    def restore(self, restore: Restore) -> None:
+        """Replace the state machine with the snapshot of `restore` (see the module doc)."""
+        index = restore.snapshot.last_included_index
+        store = self._store
+        if index <= store.applied_index:
+            # The core installs only snapshots beyond its commit index: going back
+            # would unapply committed entries.
+            raise RuntimeError(f"refusing to restore a snapshot at index {index}: {store.applied_index} is applied")
+        store.replace_state(self._load_snapshot(restore))
+        self.snapshots_restored += 1
+        self._requests.on_restored(index)
+        self._on_restored(restore)
 
     def apply(self, entries: Sequence[Entry]) -> None:
         store, requests = self._store, self._requests

@@ -19,6 +19,11 @@ class NodeConfig:
     enable_faults: bool = False
     # How long a request may wait to be committed (or a read to be confirmed): then 504.
     request_timeout: float = 5.0
+    # Take a snapshot once this many entries were applied since the last one (0: never).
+    snapshot_count: int = 100_000
+    # Entries kept in the log behind a snapshot, so that a follower a little behind
+    # still gets AppendEntries rather than the whole snapshot.
+    snapshot_catchup_entries: int = 5_000
 
     def __post_init__(self) -> None:
         if self.heartbeat_ms < 1:
@@ -30,6 +35,10 @@ class NodeConfig:
             )
         if self.request_timeout <= 0:
             raise ValueError(f"request_timeout must be positive, got {self.request_timeout}")
+        if self.snapshot_count < 0:
+            raise ValueError(f"--snapshot-count must be at least 0 (0 turns snapshots off), got {self.snapshot_count}")
+        if self.snapshot_catchup_entries < 0:
+            raise ValueError(f"--snapshot-catchup-entries must be at least 0, got {self.snapshot_catchup_entries}")
 
     @property
     def election_ticks(self) -> int:

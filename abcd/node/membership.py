@@ -16,6 +16,15 @@ or not (thesis §4.1), and so does the address book: a restarted follower has ap
 nothing yet but must answer its leader, and a leader must reach a learner it has
 just added before that entry commits.  A node whose log holds no configuration yet
 (just joined) uses the members the leader named when it answered the join.
+
+Snapshots: once the log is compacted past the last configuration entry, or replaced
+by a snapshot from the leader, no entry is left to read the table from.  A snapshot
+therefore carries the context of the configuration in force at its index (its meta
+on disk, its data header on the wire), and the table falls back to that `base`
+before it falls back to the join's members: config entries in the log, then the
+base, then the seed.  The node sets the base before it compacts the core's log
+(`context_at` of the compaction point, while the entry is still there), when it
+installs a snapshot, and when it starts from one.
 """
 from __future__ import annotations
 
@@ -57,6 +66,14 @@ def decode_context(text: str) -> tuple[dict[int, MemberInfo], int]:
     return members, next_id
 
 
+def check_context(text: str) -> None:
+    """Raise ValueError, saying why, unless `text` is a member table decode_context reads."""
+    try:
+        decode_context(text)
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise ValueError(f"not a member table ({type(error).__name__}: {error}): {text[:200]!r}") from None
+
+
 def members_from_json(items: list[dict]) -> dict[int, MemberInfo]:
     """The member list of a join answer (or meta.json) -> {id: MemberInfo}."""
     return {int(m["id"]): MemberInfo(str(m["name"]), str(m["address"]), bool(m.get("promote", False))) for m in items}
@@ -79,18 +96,45 @@ class Membership:
         self._seed = dict(seed_members or {})
         self.members: dict[int, MemberInfo] = dict(self._seed)
         self.next_id = max(self.members, default=0) + 1
-        self._config_index = -1  # index of the config entry the table comes from
+        # The context of the configuration a snapshot covers (None: no snapshot has one).
+        self.base_context: str | None = None
+        # Where the table comes from: ("entry", index, term), ("base", context) or
+        # ("seed",).  The term tells a config entry from one that replaced it at the
+        # same index (a follower overwriting a conflicting suffix, §5.3).
+        self._source: tuple | None = None
+
+    def set_base(self, context: str | None) -> None:
+        """The configuration context as of the start of the log (see the module doc).
+        None leaves the base as it was: the snapshot knew no member table."""
+        if context is not None:
+            check_context(context)  # refuse a context that is not ours before relying on it
+            self.base_context = context
+
+    def context_at(self, core, index: int) -> str | None:
+        """The context of the configuration in force at `index` (at or after the start
+        of `core`'s log): the latest config entry at or before it, else the base."""
+        for entry_index, _config in reversed(core.config_entries):
+            if entry_index <= index:
+                return config_context(core.log.entry(entry_index).data)
+        return self.base_context
 
     def sync(self, core) -> bool:
-        """Recompute from `core`'s latest config entry if it changed; True if it did."""
+        """Recompute from `core`'s latest config entry (or the base) if it changed; True if it did."""
         entries = core.config_entries
-        index = entries[-1][0] if entries else 0
-        if index == self._config_index:
+        if entries:
+            index = entries[-1][0]
+            source: tuple = ("entry", index, core.log.term_at(index))
+        elif self.base_context is not None:
+            source = ("base", self.base_context)
+        else:
+            source = ("seed",)
+        if source == self._source:
             return False
-        self._config_index = index
-        if index:
-            members, self.next_id = decode_context(config_context(core.log.entry(index).data))
-            self.members = members
+        self._source = source
+        if entries:
+            self.members, self.next_id = decode_context(config_context(core.log.entry(index).data))
+        elif self.base_context is not None:
+            self.members, self.next_id = decode_context(self.base_context)
         else:
             self.members = dict(self._seed)
             self.next_id = max(self.members, default=0) + 1

@@ -55,6 +55,15 @@ class NodeCollector:
         yield counter("abcd_wal_records", "Persist effects written to the WAL.", node.wal_sink.records_written)
         yield counter("abcd_forwarded", "Requests forwarded to the leader.", node.forwarder.forwarded)
         yield counter("abcd_messages_sent", "Raft messages handed to the transport.", node.outbound.messages_sent)
+        snaps = node.snapshots
+        yield gauge("abcd_snapshot_index", "The index the in-memory log starts after (its snapshot).", core.log.snapshot_index)
+        yield gauge("abcd_newest_snapshot_index", "The index of the newest snapshot this node holds.", snaps.newest_index)
+        yield counter("abcd_snapshots_taken", "Snapshots of the state machine taken by this node.", snaps.taken)
+        yield counter("abcd_snapshot_seconds", "Time spent taking snapshots (capture, encoding, saving).", snaps.take_seconds)
+        yield counter("abcd_snapshot_failures", "Snapshots this node failed to take.", snaps.failures)
+        yield counter("abcd_snapshots_sent", "Snapshots sent to followers (InstallSnapshot).", snaps.sent)
+        yield counter("abcd_snapshots_installed", "Snapshots from the leader installed (durable).", snaps.installed)
+        yield counter("abcd_snapshots_refused", "Snapshots from the leader refused as malformed.", snaps.refused)
 
 
 def make_registry(node) -> CollectorRegistry:

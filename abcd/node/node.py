@@ -2,13 +2,16 @@
 
 Theory of operation
 -------------------
-`start()` recovers the WAL, builds the core from it, and starts the pipeline
-(pipeline.py) with its sinks in this order: member table (transport peers follow the
-log's configuration), outbound (one transport.send per peer per batch, written at
-once), WAL sink (write, group-commit fsync, Persisted back into the events), replies (core
-answers -> waiting requests), applier (committed entries -> KVStore -> waiting
-requests), trace log, and `_after_step` (parked requests find the new leader; the
-callbacks given to `call_after_step` run, so a step's session answers leave at once).
+`start()` recovers the newest snapshot and the WAL after it, builds the core from them,
+and starts the pipeline (pipeline.py) with its sinks in this order: member table
+(transport peers follow the log's configuration, or an installed snapshot's), outbound
+(one transport.send per peer per batch, written at once; snapshots filled in), WAL sink
+(write, group-commit fsync, Persisted back into the events; installed snapshots saved
+first), replies (core answers -> waiting requests), applier (committed entries, or a
+leader's snapshot -> KVStore -> waiting requests), snapshotter (takes a snapshot once
+enough entries were applied, compacts the log behind it: snapshots.py), trace log, and
+`_after_step` (parked requests find the new leader; the callbacks given to
+`call_after_step` run, so a step's session answers leave at once).
 
 Client requests enter through `submit`: they are validated, then either
 * served at once (serializable reads, invalid requests),
@@ -19,7 +22,8 @@ A request answers exactly once (requests.Waiter): with the result, 503 (retry),
 or 504 after `request_timeout` (a write's outcome is then unknown).
 
 Everything runs on the event loop's thread; only fsync may run in a worker thread
-(wal_sink.AdaptiveSyncRunner: when this disk's fsyncs are slow).
+(wal_sink.AdaptiveSyncRunner: when this disk's fsyncs are slow), and snapshot files
+are encoded, saved and pruned in another (snapshots.Snapshotter).
 """
 from __future__ import annotations
 
@@ -38,9 +42,10 @@ from .. import __version__
 from ..kv import KVError, KVStore, is_write, validate_request
 from ..net import Faults, PeerTransport, faults_outbound
 from ..raft.core import Options, RaftCore
-from ..raft.effects import Trace
-from ..raft.messages import PeerUnreachable
+from ..raft.effects import Restore, Trace
+from ..raft.messages import InstallSnapshotRequest, Message, PeerUnreachable
 from ..storage import WAL
+from . import snapshots
 from . import responses
 from .applier import Applier
 from .cluster_ops import maybe_promote
@@ -54,6 +59,7 @@ from .outbound import Outbound
 from .pipeline import Pipeline
 from .requests import ClientRead, ClientWrite, PendingRequests, Waiter
 from .responses import Response
+from .snapshots import Snapshotter
 from .tracelog import TraceLog, log_records_to_hub
 from .wal_sink import AdaptiveSyncRunner, WALSink
 
@@ -90,6 +96,8 @@ class Node:
         # Callbacks for the end of the pipeline step in progress (None between steps).
         self._step_end: list[Callable[[], None]] | None = None
         self._fsync_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="abcd-fsync")
+        # Its own thread: a WAL fsync never waits behind a snapshot being encoded.
+        self._snapshot_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="abcd-snapshot")
         # How long a request waits for a leader: an election takes up to two election
         # timeouts (the randomized timeout) plus its rounds, and a split vote another;
         # but a request never sent must get its 503 before the sweep answers 504.
@@ -104,19 +112,48 @@ class Node:
         self.wal, recovered = WAL.open(config.data_dir)
         if recovered.torn_bytes_truncated:
             self.logger.warning("recovery cut a torn write of {} bytes off the WAL", recovered.torn_bytes_truncated)
+        self.store = KVStore()
+        try:
+            # The newest snapshot goes into the store, the WAL's entries after it into the core.
+            newest, entries = snapshots.recover(config.data_dir, recovered, self.store, self.logger)
+        except BaseException:
+            self.wal.close()
+            raise
         self.core = RaftCore(
             self.node_id,
             hard_state=recovered.hard_state,
-            entries=recovered.entries,
+            entries=entries,
+            snapshot=newest.raft_snapshot() if newest is not None else None,
             seed=random.SystemRandom().getrandbits(32),
             options=Options(election_ticks=config.election_ticks, heartbeat_ticks=1),
         )
-        self.store = KVStore()
         self.membership = Membership(self.node_id, members_from_json(self.meta.get("seed_members", [])))
+        if newest is not None:
+            self.membership.set_base(newest.members)
         self.requests = PendingRequests(
             serve_read=self._serve_read, on_not_leader=self._on_not_leader, timeout=config.request_timeout
         )
-        self.applier = Applier(self.store, self.requests, logger=self.logger)
+        self.requests.applied_index = self.store.applied_index
+        self.snapshots = Snapshotter(
+            data_dir=config.data_dir,
+            snapshot_count=config.snapshot_count,
+            catchup_entries=config.snapshot_catchup_entries,
+            core=self.core,
+            store=self.store,
+            membership=self.membership,
+            wal=self.wal,
+            run=snapshots.thread_runner(loop, self._snapshot_executor),
+            newest=newest,
+            logger=self.logger,
+            on_event=self._snapshot_event,
+        )
+        self.applier = Applier(
+            self.store,
+            self.requests,
+            load_snapshot=self.snapshots.store_for,
+            on_restored=self.snapshots.on_restored,
+            logger=self.logger,
+        )
         self.pipeline = Pipeline(
             self.core.step_many, tick_seconds=config.tick_seconds, to_events=self.requests.to_events, faults=self.faults
         )
@@ -125,16 +162,21 @@ class Node:
             self.cluster_id,
             token=config.cluster_token,
             address=config.advertise,
-            on_frame=self.pipeline.on_frame,
+            on_frame=self._on_frame,
             on_peer_lost=lambda peer: self.pipeline.push_requests([PeerUnreachable(peer)]),
             logger=self.logger,
         )
         self.forwarder = Forwarder(self._unsent, logger=self.logger)
         self.scheduler = AsyncIOScheduler(loop)
         self.wal_sink = WALSink(
-            self.wal, AdaptiveSyncRunner(loop, self._fsync_executor), self.pipeline.persisted, self._fatal
+            self.wal,
+            AdaptiveSyncRunner(loop, self._fsync_executor),
+            self.pipeline.persisted,
+            self._fatal,
+            save_snapshot=self.snapshots.save_installed,
+            on_snapshot_durable=self.snapshots.on_install_durable,
         )
-        self.outbound = Outbound(self._outbound_deliver())
+        self.outbound = Outbound(self._outbound_deliver(), fill_snapshot=self.snapshots.fill)
         self.trace_log = TraceLog(self.logger, self.hub, node_id=self.node_id, on_trace=self._count_trace)
         self._hub_sink = loguru.logger.add(log_records_to_hub(self.hub, config.name), level="INFO", format="{message}")
         self.metrics = make_registry(self)
@@ -145,7 +187,7 @@ class Node:
             [
                 self._begin_step,
                 # Before outbound: a member added by this step must be reachable by its messages.
-                self._guard(lambda effects: self._sync_membership()),
+                self._guard(self._membership_effects),
                 # Frames first, then the WAL write: a leader's AppendEntries need not wait
                 # for its own disk (thesis §10.2.1), and every message that promises
                 # durable state is held by the core until Persisted, whatever this order.
@@ -153,6 +195,8 @@ class Node:
                 self._guard(self.wal_sink.on_effects),
                 self._guard(self.requests.on_effects),
                 self._guard(self.applier.on_effects),
+                # After the applier: a snapshot captures what this step applied.
+                self._guard(self.snapshots.on_effects, fatal=False),
                 self._guard(self.trace_log.on_effects, fatal=False),
                 self._guard(self._after_step),
             ],
@@ -164,9 +208,10 @@ class Node:
             if loop.time() > deadline:
                 raise RuntimeError("the node's pipeline did not subscribe to its inputs within 5 s")
             await asyncio.sleep(0)
+        log = self.core.log
         self.logger.bind(event="NodeStarted").info(
-            "node {} of cluster {} at {}: log {}..{}, term {}",
-            self.node_id, self.cluster_id, config.advertise, recovered.first_index, recovered.last_index,
+            "node {} of cluster {} at {}: snapshot at index {}, log {}..{}, term {}",
+            self.node_id, self.cluster_id, config.advertise, log.snapshot_index, log.first_index, log.last_index,
             recovered.hard_state.current_term,
         )
 
@@ -196,6 +241,35 @@ class Node:
         )
         return lambda dest, messages: batches.on_next((dest, messages))
 
+    def _on_frame(self, peer: int, messages: list[Message]) -> None:
+        """A peer's frame, into the pipeline; a snapshot in it is checked first."""
+        for message in messages:
+            if type(message) is InstallSnapshotRequest:
+                messages = self.snapshots.screen(peer, messages)
+                break
+        if messages:
+            self.pipeline.on_frame(peer, messages)
+
+    def _membership_effects(self, effects: list) -> None:
+        for effect in effects:
+            if type(effect) is Restore:
+                # The log was replaced: the member table starts from the snapshot's.
+                self.membership.set_base(self.snapshots.members_of(effect))
+        self._sync_membership()
+
+    def _snapshot_event(self, name: str, fields: dict) -> None:
+        """Snapshot taken/sent/installed: one line in the trace log, as the core's events
+        (after the core's own traces when it happens during a step)."""
+
+        def trace() -> None:
+            core = self.core
+            self.trace_log.trace(Trace(name, {**fields, "term": core.current_term, "role": core.role}))
+
+        if self._step_end is not None:
+            self._step_end.append(trace)
+        else:
+            trace()
+
     async def stop(self) -> None:
         """Stop stepping, answer everything waiting, make the WAL durable, close."""
         if self.stopping:
@@ -211,6 +285,10 @@ class Node:
             if not future.done():
                 future.cancel()
         await self.wal_sink.wait_idle()
+        # A snapshot being taken finishes (it is saved whole or not at all) and compacts
+        # nothing more once the WAL closes.
+        await self.snapshots.wait_idle()
+        self.snapshots.close()
         try:
             self.wal.close()
         except Exception as e:  # a failed WAL was reported already; closing must go on
@@ -218,6 +296,7 @@ class Node:
         await self.transport.close()
         await self.forwarder.close()
         self._fsync_executor.shutdown(wait=True)
+        self._snapshot_executor.shutdown(wait=True)
         loguru.logger.remove(self._hub_sink)
         self.stopped.set()
 

@@ -225,6 +225,21 @@ class PendingRequests:
         else:
             write.waiter.resolve(response)
 
+    def on_restored(self, index: int) -> None:
+        """The state machine jumped to a leader's snapshot at `index` (Restore).
+
+        The entries up to `index` will never be applied one by one here, so the writes
+        waiting for one of them cannot learn their entry's term: whether they were
+        committed is unknown to this node (504, as for a timeout).  Reads waiting for an
+        index the snapshot covers are released by the next release_reads().
+        """
+        self.applied_index = max(self.applied_index, index)
+        if not self._by_index:
+            return
+        for waiting_index in sorted(i for i in self._by_index if i <= index):
+            _term, write = self._by_index.pop(waiting_index)
+            write.waiter.resolve(responses.overtaken_by_snapshot(waiting_index, index))
+
     def release_reads(self) -> None:
         """Serve the reads whose read index is now applied (call after each Apply)."""
         heap = self._reads_waiting_apply

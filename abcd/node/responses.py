@@ -68,6 +68,17 @@ def timed_out(seconds: float, *, write: bool) -> Response:
     return error(504, "timeout", message)
 
 
+def overtaken_by_snapshot(index: int, snapshot_index: int) -> Response:
+    # The node installed the leader's snapshot instead of applying the entries one by one.
+    return error(
+        504,
+        "timeout",
+        f"this node installed the leader's snapshot through index {snapshot_index} before it could see "
+        f"whether the write at index {index} was committed; the outcome is unknown: the write may or may "
+        "not be applied (retry with the same X-Request-Id to apply it at most once)",
+    )
+
+
 def proposal_lost() -> Response:
     # Another entry was committed at the index our proposal had: ours can never commit.
     return unavailable(

@@ -30,6 +30,17 @@ LEVELS = {
     "CheckQuorumFailed": "WARNING",
     "TruncateLog": "INFO",
     "SnapshotNeeded": "WARNING",
+    # The core's InstallSnapshot story (raft/snapshot.py) ...
+    "SendInstallSnapshot": "INFO",
+    "SnapshotAccepted": "INFO",
+    "SnapshotStalled": "WARNING",
+    "InstallSnapshot": "INFO",
+    "IgnoreSnapshot": "INFO",
+    "RetainLog": "INFO",
+    # ... and the node's (node/snapshots.py): rare, and each says what it cost.
+    "SnapshotTaken": "INFO",
+    "SnapshotSent": "INFO",
+    "SnapshotInstalled": "INFO",
     "ReplicationStalled": "INFO",
     "GrantVote": "INFO",
     "RejectVote": "INFO",

@@ -15,11 +15,22 @@ feedback loop, never a recursive call into the core.
 
 A failed write or fsync is fatal: the WAL refuses everything afterwards and the node
 must restart and recover from disk (see abcd/storage/wal.py); `on_failure` says so.
+
+A Persist carrying a snapshot (a follower installing the leader's, Figure 13) is
+written in the order its docstring gives: `save_snapshot` makes the snapshot file
+durable (in a worker thread: it can be tens of megabytes), then the WAL gets the
+LOG_RESET record (`wal.reset_log`), then the Persist's hard state and entries.  While
+the file is being saved, that Persist and every later one wait here, in order, so the
+WAL never holds a record that depends on a snapshot that is not durable yet.  It is
+acknowledged with Persisted like any other, once the fsync covering its records
+completes; `on_snapshot_durable` is told then.  A failed save is fatal like a failed
+write.
 """
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from concurrent.futures import Executor
 from typing import Any, Callable, Protocol
 
@@ -33,7 +44,13 @@ SyncRunner = Callable[[Callable[[], None], SyncDone], None]
 
 class WALLike(Protocol):
     def write(self, persist: Persist) -> None: ...
+    def reset_log(self, snapshot_index: int, snapshot_term: int) -> None: ...
     def sync(self) -> None: ...
+
+
+# save_snapshot(persist, done): save persist.snapshot / snapshot_data durably, later
+# call done(error or None) on the loop; never inside save_snapshot itself.
+SnapshotSaver = Callable[[Persist, Callable[[BaseException | None], None]], None]
 
 
 def executor_sync_runner(loop: asyncio.AbstractEventLoop, executor: Executor | None = None) -> SyncRunner:
@@ -124,12 +141,21 @@ class WALSink:
         on_persisted: Callable[[int], None],
         on_failure: Callable[[BaseException], None],
         clock: Callable[[], float] = time.monotonic,
+        *,
+        save_snapshot: SnapshotSaver | None = None,
+        on_snapshot_durable: Callable[[Persist], None] = lambda persist: None,
     ) -> None:
         self._wal = wal
         self._run_sync = run_sync
         self._on_persisted = on_persisted
         self._on_failure = on_failure
         self._clock = clock
+        self._save_snapshot = save_snapshot
+        self._on_snapshot_durable = on_snapshot_durable
+        # Persists waiting for a snapshot file to be saved; the first one carries it.
+        self._held: deque[Persist] = deque()
+        # Written Persists that installed a snapshot, until an fsync covers them.
+        self._snapshots_unsynced: deque[Persist] = deque()
         # Invariant: synced_seq <= syncing_seq <= written_seq.
         self.written_seq = 0
         self.syncing_seq = 0  # what the fsync in flight covers (== synced_seq when idle)
@@ -145,7 +171,7 @@ class WALSink:
 
     @property
     def idle(self) -> bool:
-        return not self._in_flight and self.synced_seq == self.written_seq
+        return not self._in_flight and self.synced_seq == self.written_seq and not self._held
 
     def on_effects(self, effects: list) -> None:
         for effect in effects:
@@ -155,14 +181,50 @@ class WALSink:
     def write(self, persist: Persist) -> None:
         if self.failed is not None:
             return  # the node is stopping; nothing written now could be acknowledged
+        if self._held:
+            self._held.append(persist)  # behind a snapshot being saved, in order
+        elif persist.snapshot is not None:
+            self._hold_for_snapshot(persist)
+        else:
+            self._write(persist)
+
+    def _write(self, persist: Persist) -> None:
         try:
+            if persist.snapshot is not None:
+                self._wal.reset_log(persist.snapshot.last_included_index, persist.snapshot.last_included_term)
             self._wal.write(persist)
         except BaseException as error:
             self._fail(error)
             return
+        if persist.snapshot is not None:
+            self._snapshots_unsynced.append(persist)
         self.written_seq = persist.seq
         self.records_written += 1
         self._maybe_sync()
+
+    def _hold_for_snapshot(self, persist: Persist) -> None:
+        self._held.append(persist)
+        if self._save_snapshot is None:
+            self._fail(RuntimeError(f"cannot install the snapshot of Persist {persist.seq}: no snapshot store"))
+            return
+        self._save_snapshot(persist, self._snapshot_saved)
+
+    def _snapshot_saved(self, error: BaseException | None) -> None:
+        if self.failed is not None:
+            return
+        if error is not None:
+            self._fail(error)
+            return
+        held = self._held
+        self._write(held.popleft())  # its snapshot is durable: LOG_RESET, then the rest
+        while held and self.failed is None:
+            persist = held[0]
+            if persist.snapshot is not None:
+                self._save_snapshot(persist, self._snapshot_saved)  # stays first in line
+                return
+            self._write(held.popleft())
+        if self.idle:
+            self._wake_idle_waiters()
 
     def _maybe_sync(self) -> None:
         if self._in_flight or self.written_seq <= self.synced_seq or self.failed is not None:
@@ -184,6 +246,9 @@ class WALSink:
         self._maybe_sync()
         if self.idle:
             self._wake_idle_waiters()
+        installed = self._snapshots_unsynced
+        while installed and installed[0].seq <= self.synced_seq:
+            self._on_snapshot_durable(installed.popleft())
 
     def _fail(self, error: BaseException) -> None:
         if self.failed is None:

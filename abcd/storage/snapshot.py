@@ -57,11 +57,14 @@ def snapshot_name(term: int, index: int) -> str:
     return f"{term:020d}-{index:020d}.snap"
 
 
-def save_snapshot(data_dir: str | os.PathLike, term: int, index: int, data: bytes, meta: dict) -> str:
+def save_snapshot(
+    data_dir: str | os.PathLike, term: int, index: int, data: bytes | memoryview, meta: dict
+) -> str:
     """Write a snapshot durably and atomically; returns its path.
 
     `meta` is a JSON object; it should hold the configuration ("voters", "learners")
-    as of `index`.  Sets and frozensets in it are written as sorted lists.
+    as of `index`.  Sets and frozensets in it are written as sorted lists.  `data` may
+    be a memoryview (part of a larger buffer): it is written without being copied.
     """
     for name, value in (("term", term), ("index", index)):
         if type(value) is not int or not 0 <= value < 2**64:
@@ -72,7 +75,7 @@ def save_snapshot(data_dir: str | os.PathLike, term: int, index: int, data: byte
         meta_bytes = json.dumps(meta, sort_keys=True, separators=(",", ":"), default=_jsonable).encode()
     except (TypeError, ValueError) as e:
         raise StorageError(f"snapshot meta is not JSON-serialisable: {e}") from None
-    data = bytes(data)
+    data = memoryview(data).cast("B")  # any bytes-like object, counted in bytes, not copied
     covered = _CRC_COVERED.pack(term, index, len(meta_bytes), len(data))
     crc = zlib.crc32(data, zlib.crc32(meta_bytes, zlib.crc32(covered)))
     header = _HEADER.pack(MAGIC, VERSION, 0, crc, term, index, len(meta_bytes), len(data))

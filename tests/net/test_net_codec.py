@@ -23,6 +23,8 @@ from abcd.raft.messages import (
     AppendEntriesRequest,
     AppendEntriesResponse,
     Entry,
+    InstallSnapshotRequest,
+    InstallSnapshotResponse,
     RequestVoteRequest,
     RequestVoteResponse,
     TimeoutNow,
@@ -51,12 +53,24 @@ def append_entries_requests(draw):
     )
 
 
+@st.composite
+def install_snapshot_requests(draw):
+    ids = draw(st.lists(small, unique=True, max_size=7))
+    split = draw(st.integers(min_value=0, max_value=len(ids)))
+    return InstallSnapshotRequest(
+        draw(uint), draw(uint), draw(uint), draw(uint), draw(uint),
+        frozenset(ids[:split]), frozenset(ids[split:]), draw(entry_data),
+    )
+
+
 messages = st.one_of(
     st.builds(RequestVoteRequest, uint, uint, uint, uint, uint, st.booleans(), st.booleans()),
     st.builds(RequestVoteResponse, uint, uint, uint, st.booleans(), st.booleans()),
     append_entries_requests(),
     st.builds(AppendEntriesResponse, uint, uint, uint, st.booleans(), uint, uint, uint, uint),
     st.builds(TimeoutNow, uint, uint, uint),
+    install_snapshot_requests(),
+    st.builds(InstallSnapshotResponse, uint, uint, uint, uint),
 )
 
 
@@ -88,6 +102,9 @@ def test_each_type_has_the_documented_layout():
         AppendEntriesRequest(3, 1, 2, 4, 2, entries, leader_commit=4, read_round=7),
         AppendEntriesResponse(3, 2, 1, True, 6, read_round=7),
         TimeoutNow(3, 1, 2),
+        InstallSnapshotRequest(3, 1, 2, 40, 2, frozenset({3, 1, 2}), frozenset({5}), b'{"format":"x"}'),
+        InstallSnapshotRequest(3, 1, 4, 40, 2, frozenset({1}), frozenset(), b"\xff"),
+        InstallSnapshotResponse(3, 2, 1, 40),
     ]
     assert orjson.loads(encode_frame(batch)) == [
         [1, 3, 1, 2, 9, 2, True, False],
@@ -95,7 +112,26 @@ def test_each_type_has_the_documented_layout():
         [3, 3, 1, 2, 4, 2, 4, 7, [[3, 5, 0, '{"op":"put"}'], [3, 6, 1, {"b64": "/wA="}]]],
         [4, 3, 2, 1, True, 6, 0, 0, 7],
         [5, 3, 1, 2],
+        [6, 3, 1, 2, 40, 2, [1, 2, 3], [5], '{"format":"x"}'],
+        [6, 3, 1, 4, 40, 2, [1], [], {"b64": "/w=="}],
+        [7, 3, 2, 1, 40],
     ]
+    assert decode_frame(encode_frame(batch)) == batch
+
+
+def test_a_snapshot_is_encoded_once_for_every_follower_and_every_resend():
+    data = b'{"k":"' + b"v" * 100_000 + b'"}'
+    cache = EncodeCache()
+    frames = [
+        encode_frame([InstallSnapshotRequest(2, 1, dest, 9, 2, frozenset({1, 2, 3}), data=data)], cache)
+        for dest in (2, 3, 2)
+    ]
+    assert (cache.misses, cache.hits) == (1, 2)
+    assert [m.dest for frame in frames for m in decode_frame(frame)] == [2, 3, 2]
+    # Equal bytes in another object are encoded again (identity, as for entries), and right.
+    other = bytes(bytearray(data[:-2] + b'w"}'))
+    [decoded] = decode_frame(encode_frame([InstallSnapshotRequest(2, 1, 2, 9, 2, frozenset({1}), data=other)], cache))
+    assert decoded.data == other and (cache.misses, cache.hits) == (2, 2)
 
 
 def test_utf8_data_travels_as_a_string_and_other_bytes_as_base64():
@@ -158,6 +194,8 @@ def test_encoding_refuses_what_is_not_a_peer_message():
         encode_frame([Entry(1, 1)])
     with pytest.raises(ValueError, match=r"cannot encode message 1 \(TimeoutNow\)"):
         encode_frame([TimeoutNow(1, 1, 2), TimeoutNow(2**70, 1, 2)])
+    with pytest.raises(ValueError, match=r"cannot encode message 0 \(InstallSnapshotRequest\)"):
+        encode_frame([InstallSnapshotRequest(1, 1, 2, 5, 1, frozenset({1, "2"}))])
 
 
 # ----------------------------------------------------------------------------- malformed frames
@@ -181,12 +219,15 @@ MALFORMED = [
         "unknown type code",
         b"[[9,1,1,2]]",
         "message 0: unknown type code 9 (known: 1 RequestVoteRequest, 2 RequestVoteResponse, "
-        "3 AppendEntriesRequest, 4 AppendEntriesResponse, 5 TimeoutNow)",
+        "3 AppendEntriesRequest, 4 AppendEntriesResponse, 5 TimeoutNow, 6 InstallSnapshotRequest, "
+        "7 InstallSnapshotResponse)",
     ),
     ("type code as string", b'[["5",1,1,2]]', 'message 0: unknown type code "5" (known: 1 RequestVoteRequest, 2 '
-     "RequestVoteResponse, 3 AppendEntriesRequest, 4 AppendEntriesResponse, 5 TimeoutNow)"),
+     "RequestVoteResponse, 3 AppendEntriesRequest, 4 AppendEntriesResponse, 5 TimeoutNow, 6 InstallSnapshotRequest, "
+     "7 InstallSnapshotResponse)"),
     ("type code true", b"[[true,1,1,2]]", "message 0: unknown type code true (known: 1 RequestVoteRequest, 2 "
-     "RequestVoteResponse, 3 AppendEntriesRequest, 4 AppendEntriesResponse, 5 TimeoutNow)"),
+     "RequestVoteResponse, 3 AppendEntriesRequest, 4 AppendEntriesResponse, 5 TimeoutNow, 6 InstallSnapshotRequest, "
+     "7 InstallSnapshotResponse)"),
     (
         "too few fields",
         b"[[5,1,1]]",
@@ -276,6 +317,73 @@ MALFORMED = [
         f'[[{AER_HEAD},[[1,5,0,{{"b64":"@@@"}}]]]]'.encode(),
         "message 0: AppendEntriesRequest.entries[0].data.b64 is not valid base64: Only base64 data is allowed",
     ),
+    (
+        "snapshot with too few fields",
+        b'[[6,1,1,2,9,1,[1],[]]]',
+        "message 0: InstallSnapshotRequest must have 8 fields after the type code (term, source, dest, "
+        "last_included_index, last_included_term, voters, learners, data), got 7",
+    ),
+    (
+        "snapshot index negative",
+        b'[[6,1,1,2,-9,1,[1],[],""]]',
+        "message 0: InstallSnapshotRequest.last_included_index must be a non-negative integer, got -9",
+    ),
+    (
+        "snapshot voters not a list",
+        b'[[6,1,1,2,9,1,{"1":true},[],""]]',
+        "message 0: InstallSnapshotRequest.voters must be a list of node ids, got an object",
+    ),
+    (
+        "snapshot voter not an id",
+        b'[[6,1,1,2,9,1,[1,"2"],[],""]]',
+        'message 0: InstallSnapshotRequest.voters[1] must be a non-negative integer (a node id), got "2"',
+    ),
+    (
+        "snapshot learner negative",
+        b'[[6,1,1,2,9,1,[1],[-3],""]]',
+        "message 0: InstallSnapshotRequest.learners[0] must be a non-negative integer (a node id), got -3",
+    ),
+    (
+        "snapshot voter true",
+        b'[[6,1,1,2,9,1,[true],[],""]]',
+        "message 0: InstallSnapshotRequest.voters[0] must be a non-negative integer (a node id), got true",
+    ),
+    (
+        "snapshot voter repeated",
+        b'[[6,1,1,2,9,1,[1,2,1],[],""]]',
+        "message 0: InstallSnapshotRequest.voters[2] repeats node id 1",
+    ),
+    (
+        "snapshot member both voter and learner",
+        b'[[6,1,1,2,9,1,[1,2],[3,2],""]]',
+        "message 0: InstallSnapshotRequest: node 2 is in both voters and learners",
+    ),
+    (
+        "snapshot data a list",
+        b'[[6,1,1,2,9,1,[1],[],[1,2]]]',
+        'message 0: InstallSnapshotRequest.data must be a string or {"b64": string}, got [1,2]',
+    ),
+    (
+        "snapshot data null",
+        b'[[6,1,1,2,9,1,[1],[],null]]',
+        'message 0: InstallSnapshotRequest.data must be a string or {"b64": string}, got null',
+    ),
+    (
+        "snapshot data bad base64",
+        b'[[6,1,1,2,9,1,[1],[],{"b64":"!"}]]',
+        "message 0: InstallSnapshotRequest.data.b64 is not valid base64: ...",
+    ),
+    (
+        "snapshot response with a flag for an int",
+        b'[[5,1,1,2],[7,1,2,1,false]]',
+        "message 1: InstallSnapshotResponse.match_index must be a non-negative integer, got false",
+    ),
+    (
+        "snapshot response with too many fields",
+        b'[[7,1,2,1,4,0]]',
+        "message 0: InstallSnapshotResponse must have 4 fields after the type code "
+        "(term, source, dest, match_index), got 5",
+    ),
 ]
 
 
@@ -301,7 +409,7 @@ def test_a_frame_over_the_size_limit_is_refused_before_parsing():
         decode_frame(frame, max_frame_bytes=40)
     with pytest.raises(FrameError, match=rf"^frame is {len(frame)} characters, over the limit of 40 bytes$"):
         decode_frame(frame.decode(), max_frame_bytes=40)
-    assert DEFAULT_MAX_FRAME_BYTES == 64 * 1024 * 1024
+    assert DEFAULT_MAX_FRAME_BYTES == 256 * 1024 * 1024
 
 
 # ----------------------------------------------------------------------------- hello

@@ -17,7 +17,14 @@ from abcd.net import (
     encode_frame,
     encode_hello,
 )
-from abcd.raft.messages import AppendEntriesRequest, AppendEntriesResponse, Entry, RequestVoteResponse, TimeoutNow
+from abcd.raft.messages import (
+    AppendEntriesRequest,
+    AppendEntriesResponse,
+    Entry,
+    InstallSnapshotRequest,
+    RequestVoteResponse,
+    TimeoutNow,
+)
 from net_harness import CLUSTER, Node, reserve_socket, run, wait_until
 
 
@@ -131,6 +138,25 @@ def test_entries_survive_the_trip_including_binary_data():
         a.transport.send(2, [request])
         await wait_until(lambda: b.received, "the append")
         assert b.received == [(1, [request])]
+        await close(a, b)
+
+    run(body)
+
+
+def test_a_snapshot_of_tens_of_megabytes_travels_in_one_frame_with_the_default_limit():
+    async def body():
+        a, b = await start(Node(1), Node(2))
+        a.transport.set_peer(2, b.address)
+        # JSON text, as a store snapshot is: > 64 MiB once its quotes are escaped.
+        item = b'["key%d",[{"key":"key%d","value":"%s"}]]'
+        data = b"[" + b",".join(item % (i, i, b"x" * 30) for i in range(1_000_000)) + b"]"
+        request = InstallSnapshotRequest(3, 1, 2, 4_000_000, 3, frozenset({1, 2, 3}), frozenset(), data)
+        assert len(encode_frame([request])) > 64 * 1024 * 1024  # the old limit would refuse it
+        a.transport.send(2, [request, heartbeat(3, 1, 2, 7)])
+        await wait_until(lambda: b.received, "the snapshot", timeout=15)
+        [(source, [got, after])] = b.received
+        assert source == 1 and got == request and after == heartbeat(3, 1, 2, 7)
+        assert a.transport.stats()["peers"][2]["dropped"] == 0
         await close(a, b)
 
     run(body)

@@ -19,6 +19,9 @@ class RecordingWAL:
         self.written.append(persist)
         self.calls.append(("wal.write", persist.seq))
 
+    def reset_log(self, snapshot_index: int, snapshot_term: int) -> None:
+        self.calls.append(("wal.reset_log", snapshot_index, snapshot_term))
+
     def sync(self) -> None:
         self.syncs += 1
         self.calls.append(("wal.sync",))
@@ -43,3 +46,55 @@ class ManualSync:
         if error is None:
             fn()
         done(error)
+
+
+class ManualRunner:
+    """Worker-thread jobs (snapshots.Runner) that run only when the test says so."""
+
+    def __init__(self) -> None:
+        self.jobs: list[tuple[Callable, Callable]] = []
+
+    def __call__(self, fn, done) -> None:
+        self.jobs.append((fn, done))
+
+    @property
+    def pending(self) -> int:
+        return len(self.jobs)
+
+    def complete(self) -> None:
+        """Run the oldest job, then report its result (or exception) as the loop would."""
+        fn, done = self.jobs.pop(0)
+        try:
+            result = fn()
+        except BaseException as error:
+            done(None, error)
+            return
+        done(result, None)
+
+
+class ListLogger:
+    """Enough of a loguru logger to collect what was logged, by level."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[str, str]] = []
+
+    def opt(self, **_kwargs) -> "ListLogger":
+        return self
+
+    def bind(self, **_kwargs) -> "ListLogger":
+        return self
+
+    def _log(self, level: str, message: str, *args) -> None:
+        self.records.append((level, message.format(*args)))
+
+    def info(self, message, *args):
+        self._log("INFO", message, *args)
+
+    def warning(self, message, *args):
+        self._log("WARNING", message, *args)
+
+    def error(self, message, *args):
+        self._log("ERROR", message, *args)
+
+    def at(self, level: str) -> list[str]:
+        return [text for lvl, text in self.records if lvl == level]

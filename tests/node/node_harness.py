@@ -9,13 +9,19 @@ import aiohttp
 
 from abcd.api.app import Server, bind_socket
 from abcd.node.config import NodeConfig
-from abcd.node.identity import bootstrap
+from abcd.node.identity import bootstrap, load_meta
 from abcd.node.node import Node
 
 
 class LocalNode:
-    def __init__(self, data_dir: str, **options) -> None:
+    """A node serving HTTP; a data dir that already holds a node is resumed (a restart).
+
+    `wait_healthy=False` returns as soon as the node serves, for a node that cannot
+    lead on its own (its configuration names peers that are not there)."""
+
+    def __init__(self, data_dir: str, *, wait_healthy: bool = True, **options) -> None:
         self.data_dir = data_dir
+        self.wait_healthy = wait_healthy
         self.options = options
         self.node: Node | None = None
         self.server: Server | None = None
@@ -34,13 +40,14 @@ class LocalNode:
             election_timeout_ms=50,
             **self.options,
         )
-        meta = bootstrap(self.data_dir, config.name, config.advertise, port)
+        meta = load_meta(self.data_dir) or bootstrap(self.data_dir, config.name, config.advertise, port)
         self.node = Node(config, meta)
         await self.node.start()
         self.server = Server(self.node, sock)
         await self.server.start()
         self.http = aiohttp.ClientSession()
-        await wait_until(lambda: self.node.healthy(), "the node to lead and apply its log")
+        if self.wait_healthy:
+            await wait_until(lambda: self.node.healthy(), "the node to lead and apply its log")
         return self
 
     async def stop(self) -> None:

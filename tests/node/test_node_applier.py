@@ -4,8 +4,9 @@ import pytest
 
 from abcd.kv import KVError, KVStore
 from abcd.node.applier import Applier
-from abcd.node.requests import PendingRequests, Waiter
-from abcd.raft.messages import Entry
+from abcd.node.requests import ClientRead, ClientWrite, PendingRequests, Waiter
+from abcd.raft.effects import Accepted, Apply, ReadReady, Reply, Restore
+from abcd.raft.messages import Entry, Snapshot
 
 
 class Log:
@@ -47,3 +48,62 @@ def test_a_malformed_command_in_the_log_is_skipped_with_an_error_and_applying_go
         store.read({"op": "get", "key": "x", "revision": 0, "serializable": True})
 
 
+
+
+# --------------------------------------------------------------------------- Restore
+
+
+def leader_state(index, **keys):
+    store = KVStore()
+    for i, (key, value) in enumerate(keys.items(), start=1):
+        store.apply({"op": "put", "key": key, "value": value, "lease": 0}, index=i)
+    store.mark_applied(index)
+    return store
+
+
+def test_a_restore_replaces_the_state_in_place_and_settles_what_waited():
+    requests = PendingRequests(
+        serve_read=lambda op: ("read at", store.applied_index), on_not_leader=lambda items, leader: None, timeout=5.0
+    )
+    store = KVStore()
+    restored, restore_calls = [], []
+    snapshot = leader_state(50, a="from-leader", b="2")
+    applier = Applier(store, requests, load_snapshot=lambda r: snapshot, on_restored=restored.append)
+    store.add_restore_listener(lambda: restore_calls.append(store.applied_index))
+    applier.apply([Entry(1, 1, put("a", "mine")), Entry(1, 2, put("x", "gone"))])
+    # A write accepted at index 40 (overtaken by the snapshot) and one at 60 (not);
+    # a read waiting for index 45 and one waiting for 55.
+    answers = {}
+
+    def waiter(name, write=True):
+        return Waiter(lambda response: answers.__setitem__(name, response), 1e9, is_write=write)
+
+    requests.to_events([ClientWrite(b"w40", {}, waiter("w40"))])
+    requests.to_events([ClientWrite(b"w60", {}, waiter("w60"))])
+    requests.on_reply(Reply(1, Accepted(2, 40, 40)))
+    requests.on_reply(Reply(2, Accepted(2, 60, 60)))
+    for tag, (name, read_index) in enumerate((("r45", 45), ("r55", 55)), start=3):
+        requests.to_events([ClientRead({"op": "get"}, waiter(name, write=False))])
+        requests.on_reply(Reply(tag, ReadReady(read_index)))
+
+    effect = Restore(Snapshot(50, 2, frozenset({1})), b"wire bytes")
+    applier.on_effects([effect])
+
+    assert applier._store is store and store.applied_index == 50  # the same object, new state
+    assert store.get("a")["value"] == "from-leader" and store.get("x") is None
+    assert restore_calls == [50] and restored == [effect] and applier.snapshots_restored == 1
+    assert answers["w40"].status == 504 and "installed the leader's snapshot through index 50" in answers["w40"].body["error"]
+    assert answers["r45"] == ("read at", 50)
+    assert "w60" not in answers and "r55" not in answers
+    # The log goes on after the snapshot.
+    applier.on_effects([Apply((Entry(2, 51, put("c", "3")),))])
+    assert store.applied_index == 51 and store.get("c")["value"] == "3"
+
+
+def test_a_restore_that_would_go_back_is_refused():
+    applier, store, _ = make()
+    applier.apply([Entry(1, 1, put("a", "1")), Entry(1, 2, put("a", "2"))])
+    applier._load_snapshot = lambda r: leader_state(2)
+    with pytest.raises(RuntimeError, match="refusing to restore a snapshot at index 2: 2 is applied"):
+        applier.restore(Restore(Snapshot(2, 1, frozenset({1})), b""))
+    assert store.get("a")["value"] == "2"

@@ -121,3 +121,56 @@ def test_seed_members_serve_until_the_log_has_a_configuration():
     membership = Membership(5, seed)
     membership.sync(core)
     assert membership.peers() == {1: "h:1"}
+
+
+# --------------------------------------------------------------------------- snapshots
+
+
+def test_a_snapshot_base_stands_in_once_the_config_entries_are_compacted_away():
+    core = seeded_leader()
+    seed_members = {7: MemberInfo("seed", "h:7")}
+    membership = Membership(1, seed_members)
+    membership.sync(core)
+    entry_context = membership.context_at(core, core.log.last_index)
+    assert membership.members == {1: MemberInfo("n1", "127.0.0.1:8080")}
+    membership.set_base(entry_context)
+    core.compact(core.last_applied)
+    assert core.config_entries == []
+    membership.sync(core)
+    assert membership.members == {1: MemberInfo("n1", "127.0.0.1:8080")}  # not the seed
+    assert membership.context_at(core, core.log.last_index) == entry_context
+
+
+def test_context_at_picks_the_configuration_in_force_at_an_index():
+    core = seeded_leader()
+    membership = Membership(1)
+    membership.sync(core)
+    before = membership.context_at(core, core.log.last_index)
+    _, change = membership.plan_add(core, "h:2", "n2", learner=True)
+    persist_all(core, core.step(dataclasses.replace(change, tag=1)))
+    added_at = core.config_entries[-1][0]
+    assert membership.context_at(core, added_at - 1) == before
+    assert decode_context(membership.context_at(core, added_at))[0][2] == MemberInfo("n2", "h:2", promote=True)
+
+
+def test_a_config_entry_replaced_at_the_same_index_is_noticed():
+    # A follower overwrites a conflicting suffix (§5.3) whose config entry sat at the
+    # same index as the leader's: same index, another term, another member table.
+    ours = encode_config(Configuration(frozenset({1, 2})), encode_context({1: MemberInfo("a", "h:1")}, 3))
+    theirs = encode_config(Configuration(frozenset({1, 3})), encode_context({3: MemberInfo("c", "h:3")}, 4))
+    core = RaftCore(1, hard_state=HardState(2, None), entries=[Entry(1, 1, b""), Entry(2, 2, ours, ENTRY_CONFIG)])
+    membership = Membership(1)
+    membership.sync(core)
+    assert membership.peers() == {}
+    core.log.append([Entry(3, 2, theirs, ENTRY_CONFIG)])
+    core.rebuild_config()
+    assert membership.sync(core) is True
+    assert membership.peers() == {3: "h:3"}
+
+
+def test_a_base_that_is_not_a_member_table_is_refused():
+    membership = Membership(1)
+    with pytest.raises(ValueError, match="not a member table"):
+        membership.set_base('{"members": [1]}')
+    membership.set_base(None)  # a snapshot without a table: the base stays as it was
+    assert membership.base_context is None

@@ -4,7 +4,7 @@ import threading
 
 from abcd.node.wal_sink import AdaptiveSyncRunner, WALSink, executor_sync_runner
 from abcd.raft.effects import Persist, Send, Trace
-from abcd.raft.messages import Entry, HardState, RequestVoteResponse
+from abcd.raft.messages import Entry, HardState, RequestVoteResponse, Snapshot
 
 from node_fakes import ManualSync, RecordingWAL
 
@@ -150,6 +150,103 @@ def test_adaptive_runner_reports_a_failed_fsync():
         AdaptiveSyncRunner(loop)(fsync, results.append)
         await wait_until(lambda: results)
         assert isinstance(results[0], OSError)
+
+    asyncio.run(body())
+
+
+# ----------------------------------------------------------------------------- installed snapshots
+
+
+def installing(seq, index, entries=()):
+    return Persist(seq, HardState(4, 2), tuple(entries), Snapshot(index, 3, frozenset({1, 2})), b"snapshot bytes")
+
+
+class SnapshotSaves:
+    """A snapshot writer whose saves complete when the test says so, in the shared call log."""
+
+    def __init__(self, calls):
+        self.calls = calls
+        self.pending = []
+
+    def __call__(self, persist, done):
+        self.calls.append(("save", persist.snapshot.last_included_index))
+        self.pending.append(done)
+
+    def complete(self, error=None):
+        self.pending.pop(0)(error)
+
+
+def make_installing():
+    calls = []
+    sync, saves = ManualSync(), SnapshotSaves(calls)
+    acks, failures, durable = [], [], []
+    wal = RecordingWAL(calls)
+    sink = WALSink(wal, sync, acks.append, failures.append, save_snapshot=saves, on_snapshot_durable=durable.append)
+    return sink, wal, sync, saves, calls, acks, failures, durable
+
+
+def test_a_snapshot_is_saved_before_the_log_reset_and_later_persists_wait_for_it_in_order():
+    sink, wal, sync, saves, calls, acks, _, durable = make_installing()
+    snapshot_persist = installing(1, 100, [Entry(4, 101)])
+    sink.on_effects([snapshot_persist])
+    sink.write(persist(2))  # the next step's write must not overtake the snapshot
+    assert calls == [("save", 100)] and sync.in_flight == 0 and not sink.idle
+    saves.complete()
+    # Figure 13 order: snapshot durable, then the LOG_RESET, then hard state and entries.
+    assert calls == [("save", 100), ("wal.reset_log", 100, 3), ("wal.write", 1), ("wal.write", 2)]
+    assert acks == [] and durable == []
+    sync.complete()
+    assert acks == [1]  # the fsync covering the reset and Persist 1 started before 2 was written
+    assert durable == [snapshot_persist]
+    sync.complete()
+    assert acks == [1, 2] and sink.idle and durable == [snapshot_persist]
+
+
+def test_a_second_snapshot_waits_for_the_first_to_be_saved():
+    sink, wal, sync, saves, calls, acks, _, durable = make_installing()
+    sink.write(installing(1, 100))
+    sink.write(persist(2))
+    sink.write(installing(3, 200))
+    sink.write(persist(4))
+    saves.complete()
+    assert calls == [("save", 100), ("wal.reset_log", 100, 3), ("wal.write", 1), ("wal.write", 2), ("save", 200)]
+    saves.complete()
+    assert calls[5:] == [("wal.reset_log", 200, 3), ("wal.write", 3), ("wal.write", 4)]
+    while sync.in_flight:
+        sync.complete()
+    assert acks[-1] == 4 and [p.seq for p in durable] == [1, 3]
+
+
+def test_a_failed_snapshot_save_is_fatal_and_nothing_after_it_is_written():
+    sink, wal, sync, saves, calls, acks, failures, _ = make_installing()
+    sink.write(installing(1, 100))
+    sink.write(persist(2))
+    error = OSError(28, "No space left on device")
+    saves.complete(error)
+    assert failures == [error] and calls == [("save", 100)] and acks == []
+    sink.write(persist(3))
+    assert calls == [("save", 100)]
+
+
+def test_a_sink_without_a_snapshot_writer_fails_on_a_snapshot():
+    sink, sync, acks, failures = make()
+    sink.write(installing(1, 100))
+    assert len(failures) == 1 and "no snapshot store" in str(failures[0])
+
+
+def test_wait_idle_waits_for_a_snapshot_being_saved():
+    async def body():
+        sink, wal, sync, saves, calls, acks, _, _ = make_installing()
+        sink.write(installing(1, 100))
+        idle = asyncio.ensure_future(sink.wait_idle())
+        await asyncio.sleep(0)
+        assert not idle.done()
+        saves.complete()
+        await asyncio.sleep(0)
+        assert not idle.done()  # written, not yet durable
+        sync.complete()
+        await asyncio.wait_for(idle, 5)
+        assert acks == [1]
 
     asyncio.run(body())
 

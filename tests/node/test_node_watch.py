@@ -82,3 +82,43 @@ def test_a_watcher_that_falls_behind_is_marked_with_the_revision_to_resume_from(
     assert [rev for rev, _ in watcher.queue] == [5, 7]
     assert watcher.queue[0][1] == [event]
     assert watcher.overflowed_at == 8
+
+
+def store_with(*puts, history_limit=None):
+    from abcd.kv import KVStore
+
+    store = KVStore(history_limit=history_limit)
+    for index, (key, value) in enumerate(puts, start=1):
+        store.apply({"op": "put", "key": key, "value": value, "lease": 0}, index=index)
+    return store
+
+
+def test_after_a_snapshot_is_installed_a_watch_resumes_from_its_history_without_gap_or_duplicate():
+    watcher = watch.Watcher("a", None)
+    watcher.next_revision = 2  # started at revision 1
+    watcher.on_commit(2, [{"type": "put", "kv": {"key": "a", "value": "1"}, "prev_kv": None}])
+    watcher.queue.clear()  # sent
+    # The leader's state: revisions 2..6 (the follower saw 2), two of them for "a".
+    leader = store_with(("a", "1"), ("b", "x"), ("a", "2"), ("c", "y"), ("a", "3"))
+    watcher.on_restore(leader)
+    assert [(rev, [e["kv"]["value"] for e in events]) for rev, events in watcher.queue] == [(4, ["2"]), (6, ["3"])]
+    assert watcher.next_revision == 7 and watcher.overflowed_at is None and watcher.wakeup.is_set()
+    watcher.on_commit(7, [{"type": "put", "kv": {"key": "a", "value": "4"}, "prev_kv": None}])
+    assert [rev for rev, _ in watcher.queue] == [4, 6, 7]
+
+
+def test_a_watch_whose_next_revision_the_snapshot_compacted_is_closed_with_where_to_resume():
+    watcher = watch.Watcher(None, "")
+    watcher.next_revision = 3
+    leader = store_with(*[("k", str(i)) for i in range(10)])
+    leader.compact(8)
+    watcher.on_restore(leader)
+    assert watcher.overflowed_at == 3 and "resume with start_revision=3" in watcher.close_reason
+    assert not watcher.queue
+
+
+def test_a_watch_on_a_restore_that_is_not_ahead_of_it_is_closed():
+    watcher = watch.Watcher(None, "")
+    watcher.next_revision = 9  # it saw revision 8
+    watcher.on_restore(store_with(("k", "1")))  # revision 2
+    assert watcher.overflowed_at == 9 and "went back to revision 2" in watcher.close_reason
