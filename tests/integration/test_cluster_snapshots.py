@@ -16,16 +16,6 @@ import pytest
 
 from abcd.client import Client
 from abcd.localcluster import LocalCluster, http, wait_for
-from abcd.raft.core import RaftCore
-from abcd.raft.effects import Persist, Send
-from abcd.raft.messages import (
-    AppendEntriesRequest,
-    AppendEntriesResponse,
-    InstallSnapshotRequest,
-    Persisted,
-    Snapshot,
-    Tick,
-)
 
 pytestmark = pytest.mark.integration
 
@@ -35,28 +25,6 @@ ARGS = [
     "--heartbeat-ms", "20", "--election-timeout-ms", "200", "--log-level", "WARNING",
     "--snapshot-count", str(SNAPSHOT_COUNT), "--snapshot-catchup-entries", str(CATCHUP),
 ]
-
-
-def core_sends_snapshots() -> bool:
-    """Whether the Raft core answers a follower that needs compacted entries with an
-    InstallSnapshotRequest yet (rather than only tracing SnapshotNeeded)."""
-    core = RaftCore(1, snapshot=Snapshot(10, 1, frozenset({1}), frozenset({2})), seed=1)
-    effects: list = []
-    try:
-        for _ in range(100):
-            effects = core.step(Tick())
-            for effect in effects:
-                if type(effect) is Persist:
-                    effects += core.step(Persisted(effect.seq))
-            if core.is_leader():
-                break
-        probes = [e.message for e in effects if type(e) is Send and type(e.message) is AppendEntriesRequest]
-        prev = probes[-1].prev_log_index if probes else core.log.last_index
-        # Learner 2's log is empty: it rejects, and needs entries before the snapshot.
-        effects = core.step(AppendEntriesResponse(core.current_term, 2, 1, False, prev, 1, 0))
-    except Exception:
-        return False
-    return any(type(e) is Send and type(e.message) is InstallSnapshotRequest for e in effects)
 
 
 async def write(endpoints: list[str], prefix: str, count: int, writers: int = 8) -> dict[str, str]:
@@ -142,11 +110,6 @@ def test_nodes_snapshot_and_compact_and_a_restarted_node_starts_from_its_snapsho
         assert all(name in output for name in damaged) and "fails its CRC check" in output, output
 
 
-@pytest.mark.skipif(
-    not core_sends_snapshots(),
-    reason="the Raft core does not send InstallSnapshotRequest yet (it traces SnapshotNeeded): "
-    "a follower behind the leader's compacted log cannot catch up",
-)
 def test_a_follower_behind_the_compacted_log_catches_up_through_install_snapshot(tmp_path):
     with LocalCluster(os.fspath(tmp_path), 3, args=ARGS) as cluster:
         leader = cluster.wait_ready()

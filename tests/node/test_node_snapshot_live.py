@@ -5,26 +5,12 @@ from __future__ import annotations
 import asyncio
 import os
 
-import pytest
-
 from abcd.kv import KVStore
 from abcd.node.membership import MemberInfo, encode_context
 from abcd.node.snapshots import encode_wire
-from abcd.raft.core import RaftCore
-from abcd.raft.effects import Restore
 from abcd.raft.messages import InstallSnapshotRequest
 from abcd.storage import load_latest_snapshot
 from node_harness import LocalNode, wait_until
-
-
-def core_installs_snapshots() -> bool:
-    """Whether the Raft core installs a leader's snapshot (emits Restore) yet."""
-    core = RaftCore(1, voters={1, 2})
-    try:
-        effects = core.step(InstallSnapshotRequest(1, 2, 1, 5, 1, frozenset({1, 2}), frozenset(), b"x"))
-    except TypeError:  # a core that does not know the message
-        return False
-    return any(type(effect) is Restore for effect in effects)
 
 
 def run(body, timeout: float = 30.0) -> None:
@@ -86,7 +72,6 @@ def leader_data(index: int, keys: dict[str, str], members: dict[int, MemberInfo]
     return encode_wire(encode_context(members, max(members) + 1), store.snapshot())
 
 
-@pytest.mark.skipif(not core_installs_snapshots(), reason="the Raft core does not install InstallSnapshot yet")
 def test_a_node_installs_a_leaders_snapshot_and_restarts_from_it(tmp_path):
     data_dir = os.fspath(tmp_path / "node")
 
