@@ -138,7 +138,6 @@ class Node:
             data_dir=config.data_dir,
             snapshot_count=config.snapshot_count,
             catchup_entries=config.snapshot_catchup_entries,
-            stagger=snapshots.stagger_for(self.node_id, config.snapshot_count),
             core=self.core,
             store=self.store,
             membership=self.membership,

@@ -182,13 +182,6 @@ def load_store(template: KVStore, kv: bytes | memoryview) -> KVStore:
     return store
 
 
-def stagger_for(node_id: int, snapshot_count: int) -> int:
-    """How many entries past `snapshot_count` this member's first snapshot waits: 0,
-    1/8, 2/8 or 3/8 of it by node id (ids are handed out 1, 2, 3, ...), so that the
-    members of a three-node cluster take theirs far apart."""
-    return (node_id - 1) % 4 * snapshot_count // 8
-
-
 def thread_runner(loop: asyncio.AbstractEventLoop, executor: Executor) -> Runner:
     """Run jobs in `executor` and report back on `loop` (never inside `run` itself)."""
 
@@ -295,7 +288,6 @@ class Snapshotter:
         data_dir: str,
         snapshot_count: int,
         catchup_entries: int,
-        stagger: int = 0,
         core,
         store: KVStore,
         membership: Membership,
@@ -306,17 +298,11 @@ class Snapshotter:
         on_event: OnEvent = lambda name, fields: None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
-        if snapshot_count < 0 or catchup_entries < 0 or stagger < 0:
-            raise ValueError("snapshot_count, catchup_entries and stagger must be >= 0")
+        if snapshot_count < 0 or catchup_entries < 0:
+            raise ValueError("snapshot_count and catchup_entries must be >= 0")
         self._data_dir = data_dir
         self.snapshot_count = snapshot_count
         self.catchup_entries = catchup_entries
-        # Extra entries before this process's first snapshot.  Members applying the same
-        # log would otherwise all encode at the same index, each taking a core for
-        # ~0.4 s at 10,000 keys (performance.md): staggered, a quorum always has members
-        # that are not encoding.  Each later snapshot counts from the member's own last
-        # one, so the members stay apart.
-        self.stagger = stagger
         self._core = core
         self._store = store
         self._membership = membership
@@ -381,8 +367,7 @@ class Snapshotter:
         if not self.snapshot_count or self.in_progress or self._closed:
             return
         applied = self._store.applied_index
-        due = self.newest_index + self.snapshot_count + (self.stagger if not self.taken else 0)
-        if applied >= due and applied >= self._retry_from:
+        if applied - self.newest_index >= self.snapshot_count and applied >= self._retry_from:
             self.take()
 
     def take(self) -> bool:

@@ -51,9 +51,7 @@ def put(key: str, value: str = "v") -> bytes:
 class Rig:
     """A one-voter leader wired as the node wires it, minus the network."""
 
-    def __init__(
-        self, tmp_path, *, count: int = 10, catchup: int = 3, segment_bytes: int = 400, stagger: int = 0
-    ) -> None:
+    def __init__(self, tmp_path, *, count: int = 10, catchup: int = 3, segment_bytes: int = 400) -> None:
         self.data_dir = os.fspath(tmp_path / "data")
         seed = Entry(1, 1, encode_config(Configuration(frozenset({1})), CONTEXT), ENTRY_CONFIG)
         self.wal, _ = WAL.open(self.data_dir, segment_bytes=segment_bytes)
@@ -71,7 +69,6 @@ class Rig:
             data_dir=self.data_dir,
             snapshot_count=count,
             catchup_entries=catchup,
-            stagger=stagger,
             core=self.core,
             store=self.store,
             membership=self.membership,
@@ -215,31 +212,6 @@ def test_old_snapshot_files_are_pruned_to_the_newest_two(rig):
     assert indexes == [30, 40]
     assert rig.snapshots.newest.index == 40 and rig.snapshots.taken == 4
     assert rig.events[-1][1]["snapshots_removed"] == 1
-
-
-def test_a_staggered_member_takes_its_first_snapshot_later_then_every_count_entries(tmp_path):
-    rig = Rig(tmp_path, count=10, stagger=4)
-    try:
-        rig.put(*(f"k{i}" for i in range(11)))  # applied index 13: count + 3
-        assert rig.runner.pending == 0
-        rig.put("k11")  # index 14 = count + stagger
-        assert rig.runner.pending == 1
-        rig.runner.complete()
-        assert rig.snapshots.newest.index == 14
-        rig.put(*(f"m{i}" for i in range(9)))  # up to index 23: the next one is at 24, not 28
-        assert rig.runner.pending == 0
-        rig.put("m9")
-        rig.runner.complete()
-        assert rig.snapshots.newest.index == 24
-    finally:
-        rig.close()
-
-
-def test_members_stagger_their_snapshots_by_node_id():
-    assert [snapshots.stagger_for(node_id, 100_000) for node_id in (1, 2, 3, 4, 5)] == [
-        0, 12_500, 25_000, 37_500, 0,
-    ]
-    assert snapshots.stagger_for(7, 0) == 0
 
 
 def test_a_failed_snapshot_is_logged_compacts_nothing_and_is_retried_after_count_more_entries(rig):
