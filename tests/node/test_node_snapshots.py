@@ -425,13 +425,19 @@ def test_recovery_without_a_snapshot_uses_the_whole_wal(tmp_path):
     assert snapshot is None and len(entries) == 3 and store.applied_index == 0
 
 
-def test_a_damaged_newest_snapshot_is_passed_over_with_a_warning_when_the_wal_covers_it(tmp_path):
-    data_dir = os.fspath(tmp_path)
+def save_two_with_the_newest_damaged(data_dir: str) -> str:
+    """Snapshots at index 5 (intact) and 10 (its last bytes overwritten); the latter's path."""
     save(data_dir, 5, saved_store(5, {"a": "1"}))
     damaged = save(data_dir, 10, saved_store(10, {"a": "2"}))
     with open(damaged, "r+b") as f:
         f.seek(-3, os.SEEK_END)
         f.write(b"XXX")
+    return damaged
+
+
+def test_a_damaged_newest_snapshot_is_passed_over_with_a_warning_when_the_wal_covers_it(tmp_path):
+    data_dir = os.fspath(tmp_path)
+    damaged = save_two_with_the_newest_damaged(data_dir)
     log = ListLogger()
     snapshot, entries = snapshots.recover(data_dir, Recovered(HardState(1), wal_entries(4, 12), 4), KVStore(), log)
     assert snapshot.index == 5 and [e.index for e in entries] == list(range(6, 13))
@@ -441,11 +447,7 @@ def test_a_damaged_newest_snapshot_is_passed_over_with_a_warning_when_the_wal_co
 
 def test_a_damaged_snapshot_the_wal_cannot_stand_in_for_stops_the_start_naming_both_files(tmp_path):
     data_dir = os.fspath(tmp_path)
-    save(data_dir, 5, saved_store(5, {"a": "1"}))
-    damaged = save(data_dir, 10, saved_store(10, {"a": "2"}))
-    with open(damaged, "r+b") as f:
-        f.seek(-3, os.SEEK_END)
-        f.write(b"XXX")
+    damaged = save_two_with_the_newest_damaged(data_dir)
     with pytest.raises(StorageError) as raised:
         snapshots.recover(data_dir, Recovered(HardState(1), wal_entries(9, 12), 9), KVStore(), ListLogger())
     message = str(raised.value)
