@@ -23,7 +23,8 @@ or 504 after `request_timeout` (a write's outcome is then unknown).
 
 Everything runs on the event loop's thread; only fsync may run in a worker thread
 (wal_sink.AdaptiveSyncRunner: when this disk's fsyncs are slow), and snapshot files
-are encoded, saved and pruned in another (snapshots.Snapshotter).
+are waited for, read back, saved and pruned in another (snapshots.Snapshotter); a
+snapshot the node takes is encoded and written by a forked child process.
 """
 from __future__ import annotations
 

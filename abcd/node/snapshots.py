@@ -4,19 +4,24 @@ Theory of operation
 -------------------
 Taking (§7 of the Raft paper).  Once `snapshot_count` entries were applied since the
 newest snapshot, and none is being taken, `Snapshotter.on_effects` (a sink after the
-applier) captures the store on the event loop: kv/snapshot.capture copies the
-containers and shares the immutable KVs, so later writes cannot change the capture.
-A worker thread then encodes it with orjson in slices (`encode_state`: one call over
-a big store would hold the GIL, and so stall the loop, for the whole encoding), saves
-it durably as `snap/<term>-<index>.snap` with the configuration as of that index in
-its meta (voters, learners, and the member table's context: see membership.py), and
-prunes the older files (the newest `KEEP_SNAPSHOTS` stay).  Back on the loop, in its
-own callback and so between pipeline steps, the node remembers it as its newest
-snapshot and compacts: the core's log up to `index - catchup_entries` (entries kept so
-that a follower a little behind still gets AppendEntries rather than a whole
-snapshot), never behind the start of the log; and the WAL segments that hold nothing
-after that point.  A failed attempt is logged and retried after another
-`snapshot_count` entries; the WAL still holds everything meanwhile.
+applier) forks a child process on the event loop (snapshot_child.py): its
+copy-on-write image of the process is the store exactly at the applied index, and it
+encodes that with orjson and saves it durably as `snap/<term>-<index>.snap`, with the
+configuration as of that index in its meta (voters, learners, and the member table's
+context: see membership.py), on its own interpreter lock and at a lower priority than
+the node.  A worker thread waits for the child, reads the file back (checking it) for
+sending, and prunes the older files (the newest `KEEP_SNAPSHOTS` stay).  Where the
+node cannot fork, the store is captured on the loop instead (kv/snapshot.capture
+copies the containers and shares the immutable KVs, so later writes cannot change the
+capture) and the worker thread encodes it in slices (`encode_state`: one call over a
+big store would hold the GIL, and so stall the loop, for the whole encoding) and saves
+it.  Back on the loop, in its own callback and so between pipeline steps, the node
+remembers it as its newest snapshot and compacts: the core's log up to `index -
+catchup_entries` (entries kept so that a follower a little behind still gets
+AppendEntries rather than a whole snapshot), never behind the start of the log; and
+the WAL segments that hold nothing after that point.  A failed attempt is logged and
+retried after another `snapshot_count` entries; the WAL still holds everything
+meanwhile.
 
 Sending.  The core asks for a snapshot with an InstallSnapshotRequest whose data is
 empty (it never holds state-machine bytes); `fill` puts the node's newest snapshot in
@@ -47,9 +52,9 @@ core is built on it and on the WAL entries after it, and the member table starts
 its meta.  Damage is an error naming the file, never a silent fall-back that could
 lose committed entries.
 
-One worker thread does every snapshot file operation (saving taken and installed
-snapshots, pruning), so they never race: pruning deletes stale temp files, which could
-otherwise be one being written.  It is not the fsync thread, so no WAL fsync ever
+One worker thread does every snapshot file operation (waiting for the child that saves
+a taken snapshot, saving installed snapshots, pruning), so they never race: pruning
+deletes stale temp files, which could otherwise be one being written.  It is not the fsync thread, so no WAL fsync ever
 waits behind a snapshot.
 """
 from __future__ import annotations
@@ -68,8 +73,9 @@ from ..kv import snapshot as kv_snapshot
 from ..kv.mvcc import CapturedVersions
 from ..raft.effects import Persist, Restore
 from ..raft.messages import Entry, InstallSnapshotRequest, Message, Snapshot
-from ..storage import StorageError, load_latest_snapshot, prune_snapshots, save_snapshot
+from ..storage import StorageError, load_latest_snapshot, prune_snapshots, read_snapshot, save_snapshot
 from ..storage.recovery import Recovered
+from . import snapshot_child
 from .membership import Membership, check_context
 
 WIRE_FORMAT = "abcd-node-snapshot"
@@ -96,11 +102,12 @@ class SnapshotDataError(ValueError):
 # --------------------------------------------------------------------------- formats
 
 
-def encode_state_parts(state: dict) -> list[bytes]:
+def encode_state_parts(state: dict, *, pause: bool = True) -> list[bytes]:
     """A KV capture as kv/snapshot.encode would write it (compact UTF-8 JSON, keys in
     capture order), in pieces: the big lists are encoded by orjson a slice at a time.
 
-    Meant for a worker thread.  After each slice it yields the GIL (time.sleep(0)): a
+    Meant for a worker thread.  After each slice it yields the GIL (time.sleep(0),
+    unless `pause` is false: a process of its own has no one to yield to): a
     thread that gives the GIL up only when forced to (after the 5 ms switch interval)
     makes the event loop wait up to that long each time the loop releases it for I/O.
     Measured while a 63,000-key store was encoded: the loop's longest wait 7-9 ms
@@ -117,7 +124,8 @@ def encode_state_parts(state: dict) -> list[bytes]:
                 if start:
                     parts.append(b",")
                 parts.append(orjson.dumps(value[start : start + ENCODE_SLICE])[1:-1])
-                time.sleep(0)
+                if pause:
+                    time.sleep(0)
             parts.append(b"]")
         elif isinstance(value, CapturedVersions):
             parts.append(orjson.dumps(value.to_list()))
@@ -127,9 +135,9 @@ def encode_state_parts(state: dict) -> list[bytes]:
     return parts
 
 
-def encode_state(state: dict) -> bytes:
+def encode_state(state: dict, *, pause: bool = True) -> bytes:
     """encode_state_parts, joined: the same bytes as one orjson.dumps(state)."""
-    return b"".join(encode_state_parts(state))
+    return b"".join(encode_state_parts(state, pause=pause))
 
 
 def wire_header(members: str | None) -> bytes:
@@ -297,6 +305,7 @@ class Snapshotter:
         logger=loguru.logger,
         on_event: OnEvent = lambda name, fields: None,
         clock: Callable[[], float] = time.perf_counter,
+        fork: bool = True,
     ) -> None:
         if snapshot_count < 0 or catchup_entries < 0:
             raise ValueError("snapshot_count and catchup_entries must be >= 0")
@@ -311,6 +320,9 @@ class Snapshotter:
         self._logger = logger
         self._on_event = on_event
         self._clock = clock
+        # Write taken snapshots in a forked child (snapshot_child.py) where the
+        # platform can; False: in the worker thread.
+        self.fork = fork
         self.newest = newest
         self.in_progress = False  # a snapshot is being taken
         self._jobs = 0  # worker-thread jobs not yet reported back
@@ -381,22 +393,15 @@ class Snapshotter:
         try:
             config = core.config_at(index)
             members = self._membership.context_at(core, index)
-            state = kv_snapshot.capture(store)
             keys = len(store)
+            meta = {"voters": sorted(config.voters), "learners": sorted(config.learners), "members": members}
+            job = self._forked_job(index, term, members, meta) if self.fork else None
+            if job is None:
+                job = self._threaded_job(index, term, members, meta, kv_snapshot.capture(store), self._data_dir)
         except Exception as error:  # a bug; the node goes on without this snapshot
             self._failed(index, started, error)
             return False
         capture_seconds = self._clock() - started
-        meta = {"voters": sorted(config.voters), "learners": sorted(config.learners), "members": members}
-        data_dir = self._data_dir
-
-        def job() -> tuple[str, bytes, int, list[str]]:  # in the worker thread
-            # One buffer holds the wire form; the file gets the KV document out of it.
-            wire = encode_wire(members, encode_state_parts(state))
-            kv = memoryview(wire)[len(wire_header(members)) :]
-            path = save_snapshot(data_dir, term, index, kv, meta)
-            pruned = prune_snapshots(data_dir, keep=KEEP_SNAPSHOTS)
-            return path, wire, len(kv), pruned
 
         def done(result: Any, error: BaseException | None) -> None:  # on the loop, between steps
             self.in_progress = False
@@ -429,6 +434,44 @@ class Snapshotter:
         self.in_progress = True
         self._submit(job, done)
         return True
+
+    def _forked_job(self, index: int, term: int, members: str | None, meta: dict) -> Callable[[], Any] | None:
+        """Fork a child that captures, encodes and saves the store as it is now (see
+        snapshot_child.py); the job waits for it and reads the file back for sending.
+        None if the node cannot fork."""
+        store, data_dir = self._store, self._data_dir
+
+        def write() -> None:  # in the child
+            kv = encode_state(kv_snapshot.capture(store), pause=False)
+            save_snapshot(data_dir, term, index, kv, meta)
+
+        child = snapshot_child.start(write)
+        if child is None:
+            return None
+
+        def job() -> tuple[str, bytes, int, list[str]]:  # in the worker thread
+            child.wait()
+            loaded = read_snapshot(data_dir, term, index)
+            pruned = prune_snapshots(data_dir, keep=KEEP_SNAPSHOTS)
+            return loaded.path, encode_wire(members, loaded.data), len(loaded.data), pruned
+
+        return job
+
+    @staticmethod
+    def _threaded_job(
+        index: int, term: int, members: str | None, meta: dict, state: dict, data_dir: str
+    ) -> Callable[[], Any]:
+        """Encode and save a capture in the worker thread, sharing the GIL with the loop."""
+
+        def job() -> tuple[str, bytes, int, list[str]]:  # in the worker thread
+            # One buffer holds the wire form; the file gets the KV document out of it.
+            wire = encode_wire(members, encode_state_parts(state))
+            kv = memoryview(wire)[len(wire_header(members)) :]
+            path = save_snapshot(data_dir, term, index, kv, meta)
+            pruned = prune_snapshots(data_dir, keep=KEEP_SNAPSHOTS)
+            return path, wire, len(kv), pruned
+
+        return job
 
     def _failed(self, index: int, started: float, error: BaseException) -> None:
         self.failures += 1

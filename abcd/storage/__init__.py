@@ -9,7 +9,7 @@ Layout of a data directory (docs/storage.md)::
 from .errors import CorruptWALError, StorageError
 from .meta import read_meta, write_meta
 from .recovery import Recovered
-from .snapshot import LoadedSnapshot, load_latest_snapshot, prune_snapshots, save_snapshot
+from .snapshot import LoadedSnapshot, load_latest_snapshot, prune_snapshots, read_snapshot, save_snapshot
 from .wal import DEFAULT_SEGMENT_BYTES, WAL
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "WAL",
     "load_latest_snapshot",
     "prune_snapshots",
+    "read_snapshot",
     "read_meta",
     "save_snapshot",
     "write_meta",

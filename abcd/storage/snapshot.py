@@ -105,6 +105,16 @@ def load_latest_snapshot(data_dir: str | os.PathLike) -> LoadedSnapshot | None:
     return None
 
 
+def read_snapshot(data_dir: str | os.PathLike, term: int, index: int) -> LoadedSnapshot:
+    """The snapshot file of `term` and `index`, checked; StorageError naming it if it
+    is missing or fails a check."""
+    path = os.path.join(os.fspath(data_dir), SNAP_DIRNAME, snapshot_name(term, index))
+    try:
+        return _read(path, term, index, ())
+    except _BadSnapshot as e:
+        raise StorageError(f"{path}: {e}") from None
+
+
 def prune_snapshots(data_dir: str | os.PathLike, keep: int = 2) -> list[str]:
     """Delete all but the `keep` newest snapshot files (and stale temp files).
 

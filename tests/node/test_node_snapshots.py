@@ -3,7 +3,8 @@ InstallSnapshotRequest, screening and installing a leader's snapshot, starting f
 
 The core here is a real one-voter leader whose Persists go to a real WAL (small
 segments, so that compaction deletes some); the worker thread is a ManualRunner, so
-each test decides when a snapshot's save completes.
+each test decides when a snapshot's save completes.  Snapshots are written in that
+thread unless a test asks for the forked child (`fork=True`), whose timing is its own.
 """
 from __future__ import annotations
 
@@ -51,7 +52,9 @@ def put(key: str, value: str = "v") -> bytes:
 class Rig:
     """A one-voter leader wired as the node wires it, minus the network."""
 
-    def __init__(self, tmp_path, *, count: int = 10, catchup: int = 3, segment_bytes: int = 400) -> None:
+    def __init__(
+        self, tmp_path, *, count: int = 10, catchup: int = 3, segment_bytes: int = 400, fork: bool = False
+    ) -> None:
         self.data_dir = os.fspath(tmp_path / "data")
         seed = Entry(1, 1, encode_config(Configuration(frozenset({1})), CONTEXT), ENTRY_CONFIG)
         self.wal, _ = WAL.open(self.data_dir, segment_bytes=segment_bytes)
@@ -76,6 +79,7 @@ class Rig:
             run=self.runner,
             logger=self.log,
             on_event=lambda name, fields: self.events.append((name, fields)),
+            fork=fork,
         )
         for _ in range(100):
             self.step([Tick()])
@@ -193,6 +197,60 @@ def test_a_snapshot_is_taken_after_count_entries_then_the_log_and_wal_are_compac
     rig.wal = wal
     assert recovered.first_index <= 11 and recovered.last_index == 12
     assert [e.index for e in recovered.entries_after(10)] == [11, 12]
+
+
+def test_a_forked_child_writes_the_same_snapshot_as_the_worker_thread(tmp_path):
+    threaded, forked = Rig(tmp_path / "thread"), Rig(tmp_path / "fork", fork=True)
+    try:
+        for r in (threaded, forked):
+            r.put(*(f"k{i}" for i in range(8)))  # index 10: a snapshot starts
+            r.put("after")  # applied after the snapshot's index: in neither file
+            assert r.runner.pending == 1
+            r.runner.complete()
+        assert forked.snapshots.taken == 1 and forked.snapshots.failures == 0
+        assert snap_files(forked.data_dir) == snap_files(threaded.data_dir)
+        [name] = snap_files(forked.data_dir)
+        with open(os.path.join(forked.data_dir, "snap", name), "rb") as f, open(
+            os.path.join(threaded.data_dir, "snap", name), "rb"
+        ) as g:
+            assert f.read() == g.read()
+        assert forked.snapshots.newest.data == threaded.snapshots.newest.data
+        assert forked.snapshots.newest.path == os.path.join(forked.data_dir, "snap", name)
+        assert forked.core.log.snapshot_index == threaded.core.log.snapshot_index == 7
+        assert KVStore.restore(load_latest_snapshot(forked.data_dir).data).get("after") is None
+    finally:
+        threaded.close()
+        forked.close()
+
+
+def test_a_forked_child_that_fails_reports_why_and_the_snapshot_is_retried(tmp_path):
+    rig = Rig(tmp_path, fork=True)
+    try:
+        with open(os.path.join(rig.data_dir, "snap"), "w") as f:  # a file where the directory goes
+            f.write("in the way")
+        rig.put(*(f"k{i}" for i in range(8)))
+        rig.runner.complete()
+        assert rig.snapshots.failures == 1 and rig.snapshots.newest is None and rig.core.log.snapshot_index == 0
+        [error] = rig.log.at("ERROR")
+        assert "taking a snapshot at index 10 failed: the process writing the snapshot exited with status 1" in error
+        assert "snap" in error and "next attempt is at index 20" in error
+        os.unlink(os.path.join(rig.data_dir, "snap"))
+        rig.put(*(f"m{i}" for i in range(10)))
+        rig.runner.complete()
+        assert rig.snapshots.newest.index == 20 and rig.core.log.snapshot_index == 17
+    finally:
+        rig.close()
+
+
+def test_without_fork_the_worker_thread_writes_the_snapshot(tmp_path, monkeypatch):
+    monkeypatch.delattr(os, "fork")
+    rig = Rig(tmp_path, fork=True)
+    try:
+        rig.put(*(f"k{i}" for i in range(8)))
+        rig.runner.complete()
+        assert rig.snapshots.newest.index == 10 and rig.snapshots.failures == 0
+    finally:
+        rig.close()
 
 
 def test_the_member_table_survives_compacting_away_every_config_entry(rig):
