@@ -37,6 +37,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from operator import itemgetter
+from typing import Callable
 
 from .errors import bad_request, compacted, future_revision
 from .sorted_keys import SortedKeys
@@ -241,25 +242,37 @@ class MVCC:
     def capture(self) -> dict:
         """The state as containers that later changes here do not touch, sorted by key.
 
-        Cheap enough for the event loop: the key order and the table of version lists
-        are copied (pointers), the version lists themselves are shared and copied on
-        write from now on (the KVs are shared anyway, being immutable); `versions` is a
-        CapturedVersions, whose [key, [KV, ...]] pairs are built when it is encoded.
+        Cheap enough for the event loop: the key order, the table of version lists and
+        the event lists are copied (pointers), the version lists themselves are shared
+        and copied on write from now on (the KVs are shared anyway, being immutable);
+        `versions` and `events` are a CapturedVersions and a CapturedEvents, which build
+        the snapshot's compact form when they are encoded (kv/snapshot.py, version 2).
         """
         self._unshared = set()
+        lists = self._versions.copy()
         return {
             "revision": self.revision,
             "compact_revision": self.compact_revision,
-            "versions": CapturedVersions(self._index.to_list(), self._versions.copy()),
-            "events": [[rev, events] for rev, events in zip(self._event_revs, self._event_lists)],
+            "versions": CapturedVersions(self._index.to_list(), lists),
+            "events": CapturedEvents(self._event_revs.copy(), self._event_lists.copy(), lists),
         }
 
     @classmethod
     def from_capture(cls, state: dict, history_limit: int | None) -> "MVCC":
-        """Inverse of capture(); raises ValueError/KeyError/TypeError on malformed input."""
+        """Inverse of capture(), for either snapshot format version (1: KVs in full
+        everywhere; 2: compact); raises ValueError/KeyError/TypeError on malformed input."""
         mvcc = cls(history_limit)
         mvcc.revision = _int(state["revision"], "revision")
         mvcc.compact_revision = _int(state["compact_revision"], "compact_revision")
+        if state.get("version") == 1:
+            last = mvcc._load_v1(state)
+        else:
+            last = mvcc._load_v2(state)
+        if mvcc.compact_revision > mvcc.revision or last > mvcc.revision:
+            raise ValueError("revisions are inconsistent")
+        return mvcc
+
+    def _load_v1(self, state: dict) -> int:
         # Share KV objects between versions and events, as the live store does.
         by_version: dict[tuple[str, int], dict] = {}
         keys = []
@@ -269,11 +282,9 @@ class MVCC:
             for kv in versions:
                 _check_kv(kv, key)
                 by_version[(key, kv["mod_revision"])] = kv
-            mvcc._versions[key] = versions
+            self._add_versions(key, versions)
             keys.append(key)
-            if versions[-1]["version"]:
-                mvcc.live[key] = versions[-1]
-        mvcc._index = SortedKeys(keys)
+        self._index = SortedKeys(keys)
 
         def shared(kv: dict | None) -> dict | None:
             if kv is None:
@@ -282,22 +293,85 @@ class MVCC:
             same = by_version.get((kv["key"], kv["mod_revision"]))
             return same if same == kv else kv
 
+        return self._load_events(state["events"], lambda rev, event: _event(event, shared))
+
+    def _load_v2(self, state: dict) -> int:
+        keys = []
+        for key, compact in state["versions"]:
+            if type(key) is not str or type(compact) is not list or not compact:
+                raise ValueError(f"bad version list for key {key!r}")
+            self._add_versions(key, [_kv_from_compact(key, item) for item in compact])
+            keys.append(key)
+        self._index = SortedKeys(keys)
+        lists = self._versions
+
+        def event(rev: int, item: object) -> dict:
+            if type(item) is not list:
+                return _event(item, _full_kv)  # a KV no version list holds: written in full
+            if len(item) != 3:
+                raise ValueError(f"bad event: {item!r:.200}")
+            key, i, j = item
+            versions = lists.get(key) if type(key) is str else None
+            if versions is None or type(i) is not int or type(j) is not int or not 0 <= i < len(versions):
+                raise ValueError(f"event {item!r:.200} names no version")
+            kv = versions[i]
+            if kv["mod_revision"] != rev or not -1 <= j < i:
+                raise ValueError(f"event {item!r:.200} at revision {rev} does not match its versions")
+            return {"type": "put" if kv["version"] else "delete", "kv": kv, "prev_kv": versions[j] if j >= 0 else None}
+
+        return self._load_events(state["events"], event)
+
+    def _add_versions(self, key: str, versions: list[dict]) -> None:
+        revs = [kv["mod_revision"] for kv in versions]
+        if any(a > b for a, b in zip(revs, revs[1:])):
+            raise ValueError(f"the versions of key {key!r} are not in revision order")
+        self._versions[key] = versions
+        if versions[-1]["version"]:
+            self.live[key] = versions[-1]
+
+    def _load_events(self, records: list, event: Callable[[int, object], dict]) -> int:
         last = 0
-        for rev, events in state["events"]:
+        for rev, events in records:
             if type(rev) is not int or rev <= last or type(events) is not list:
                 raise ValueError(f"bad event record at revision {rev!r}")
             last = rev
-            mvcc._event_revs.append(rev)
-            mvcc._event_lists.append([_event(e, shared) for e in events])
-        if mvcc.compact_revision > mvcc.revision or last > mvcc.revision:
-            raise ValueError("revisions are inconsistent")
-        return mvcc
+            self._event_revs.append(rev)
+            self._event_lists.append([event(rev, e) for e in events])
+        return last
+
+
+# A KV's compact form (written as a JSON array): all its fields but the key.
+_compact_kv = itemgetter("value", "create_revision", "mod_revision", "version", "lease")
+
+
+def _kv_from_compact(key: str, item: object) -> dict:
+    if type(item) is not list or len(item) != 5:
+        raise ValueError(f"bad version of key {key!r}: {item!r:.200}")
+    value, create_revision, mod_revision, version, lease = item
+    if (
+        type(value) is not str
+        or type(create_revision) is not int
+        or type(mod_revision) is not int
+        or type(version) is not int
+        or type(lease) is not int
+        or (create_revision | mod_revision | version | lease) < 0  # negative if any one is
+    ):
+        raise ValueError(f"bad version of key {key!r}: {item!r:.200}")
+    return {
+        "key": key,
+        "value": value,
+        "create_revision": create_revision,
+        "mod_revision": mod_revision,
+        "version": version,
+        "lease": lease,
+    }
 
 
 class CapturedVersions:
-    """The `versions` of a capture: [[key, [KV, ...]], ...] in key order, as a read-only
-    sequence whose pairs are made when read (by whoever encodes the capture, in its own
-    thread), so that capturing costs no pass over the keys' versions."""
+    """The `versions` of a capture: [[key, [[value, create_revision, mod_revision,
+    version, lease], ...]], ...] in key order, as a read-only sequence whose pairs are
+    made when read (by whoever encodes the capture, in its own thread or process), so
+    that capturing costs no pass over the keys' versions."""
 
     __slots__ = ("_keys", "_lists")
 
@@ -311,17 +385,63 @@ class CapturedVersions:
     def __getitem__(self, index: int | slice):
         lists = self._lists
         if isinstance(index, slice):
-            return [[key, lists[key]] for key in self._keys[index]]
+            return [[key, list(map(_compact_kv, lists[key]))] for key in self._keys[index]]
         key = self._keys[index]
-        return [key, lists[key]]
+        return [key, list(map(_compact_kv, lists[key]))]
 
     def __iter__(self):
-        lists = self._lists
-        for key in self._keys:
-            yield [key, lists[key]]
+        for i in range(len(self._keys)):
+            yield self[i]
 
     def to_list(self) -> list[list]:
         return self[:]
+
+
+class CapturedEvents:
+    """The `events` of a capture: [[revision, [event, ...]], ...], made when read like
+    CapturedVersions.  An event is written as [key, i, j]: its KV is the key's version
+    i, its previous KV version j (-1: none), in the version lists of the same capture;
+    an event whose KV the lists no longer hold (trimmed at the compaction point) is
+    written in full, {"type", "kv", "prev_kv"}.  The KVs are found by identity, since
+    one revision may hold several versions of a key (a txn that writes it twice)."""
+
+    __slots__ = ("_revs", "_events", "_lists", "_positions")
+
+    def __init__(self, revs: list[int], events: list[list[dict]], lists: dict[str, list[dict]]) -> None:
+        self._revs = revs
+        self._events = events
+        self._lists = lists
+        self._positions: dict[int, int] | None = None  # id(KV) -> its index in its key's list
+
+    def __len__(self) -> int:
+        return len(self._revs)
+
+    def __getitem__(self, index: int | slice):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self._revs)))]
+        return [self._revs[index], [self._compact(event) for event in self._events[index]]]
+
+    def __iter__(self):
+        for i in range(len(self._revs)):
+            yield self[i]
+
+    def to_list(self) -> list[list]:
+        return self[:]
+
+    def _compact(self, event: dict) -> list | dict:
+        positions = self._positions
+        if positions is None:
+            # Built once, by the encoder: every KV of the capture is alive (the lists
+            # hold it), so no two share an id, and an id found here is the KV itself.
+            positions = self._positions = {
+                id(kv): i for versions in self._lists.values() for i, kv in enumerate(versions)
+            }
+        kv, prev = event["kv"], event["prev_kv"]
+        i = positions.get(id(kv))
+        j = -1 if prev is None else positions.get(id(prev))
+        if i is not None and j is not None and j < i:
+            return [kv["key"], i, j]
+        return event
 
 
 def _int(value: object, name: str) -> int:
@@ -334,6 +454,12 @@ def _event(event: object, shared) -> dict:
     if type(event) is not dict or event.keys() != {"type", "kv", "prev_kv"} or event["type"] not in ("put", "delete"):
         raise ValueError(f"bad event: {event!r:.200}")
     return {"type": event["type"], "kv": shared(event["kv"]), "prev_kv": shared(event["prev_kv"])}
+
+
+def _full_kv(kv: object) -> dict | None:
+    if kv is not None:
+        _check_kv(kv, kv.get("key") if type(kv) is dict else None)
+    return kv
 
 
 def _check_kv(kv: object, key: object) -> None:

@@ -70,7 +70,7 @@ import orjson
 
 from ..kv import KVStore, SnapshotError
 from ..kv import snapshot as kv_snapshot
-from ..kv.mvcc import CapturedVersions
+from ..kv.mvcc import CapturedEvents, CapturedVersions
 from ..raft.effects import Persist, Restore
 from ..raft.messages import Entry, InstallSnapshotRequest, Message, Snapshot
 from ..storage import StorageError, load_latest_snapshot, prune_snapshots, read_snapshot, save_snapshot
@@ -118,7 +118,7 @@ def encode_state_parts(state: dict, *, pause: bool = True) -> list[bytes]:
         parts.append(b"," if parts else b"{")
         parts.append(orjson.dumps(key))
         parts.append(b":")
-        if isinstance(value, (list, CapturedVersions)) and len(value) > ENCODE_SLICE:
+        if isinstance(value, (list, CapturedVersions, CapturedEvents)) and len(value) > ENCODE_SLICE:
             parts.append(b"[")
             for start in range(0, len(value), ENCODE_SLICE):
                 if start:
@@ -127,7 +127,7 @@ def encode_state_parts(state: dict, *, pause: bool = True) -> list[bytes]:
                 if pause:
                     time.sleep(0)
             parts.append(b"]")
-        elif isinstance(value, CapturedVersions):
+        elif isinstance(value, (CapturedVersions, CapturedEvents)):
             parts.append(orjson.dumps(value.to_list()))
         else:
             parts.append(orjson.dumps(value))
