@@ -14,6 +14,8 @@ the child sees is the store exactly at the applied index.  The child:
 - first closes every file descriptor it inherited except its report pipe, so that no
   socket, the WAL's lock or the event loop's descriptors live on in it (a node
   restarted while a child still ran would otherwise find its WAL locked);
+- asks the kernel (Linux) to kill it when the node dies, so that no orphan goes on
+  writing, or holding the copies of descriptors it has not closed yet, after a crash;
 - resets the signal handlers the node installed (they would wake the parent's loop
   through the inherited wake-up descriptor);
 - runs `write()`, writes a one-line reason to the pipe if it fails, and leaves with
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import warnings
 from typing import Callable
 
@@ -36,6 +39,7 @@ from typing import Callable
 # about nine tenths of it (CFS weights 1024 against 110).
 CHILD_NICENESS = 10
 _MAX_REASON = 4096
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class SnapshotChildError(RuntimeError):
@@ -72,6 +76,8 @@ def start(write: Callable[[], None]) -> ForkedWriter | None:
     """Fork a child that runs `write()` and exits; None if this platform cannot fork."""
     if not hasattr(os, "fork"):
         return None
+    set_death_signal = _death_signal_setter()  # resolved here: the child must not load libraries
+    parent = os.getpid()
     read_fd, write_fd = os.pipe()
     try:
         with warnings.catch_warnings():
@@ -84,14 +90,24 @@ def start(write: Callable[[], None]) -> ForkedWriter | None:
         os.close(write_fd)
         return None
     if pid == 0:  # pragma: no cover - the child; its outcome is checked by the parent
-        _run_child(write, read_fd, write_fd)
+        _run_child(write, read_fd, write_fd, set_death_signal, parent)
     os.close(write_fd)
     return ForkedWriter(pid, read_fd)
 
 
-def _run_child(write: Callable[[], None], read_fd: int, report_fd: int) -> None:  # pragma: no cover
+def _run_child(
+    write: Callable[[], None],
+    read_fd: int,
+    report_fd: int,
+    set_death_signal: Callable[[], None] | None,
+    parent: int,
+) -> None:  # pragma: no cover - the child
     code = 1
     try:
+        if set_death_signal is not None:
+            set_death_signal()
+            if os.getppid() != parent:
+                return  # the node died before the request took effect: nobody would kill us
         os.close(read_fd)
         _close_inherited(keep=report_fd)
         _quiet_signals()
@@ -109,6 +125,29 @@ def _run_child(write: Callable[[], None], read_fd: int, report_fd: int) -> None:
             pass
     finally:
         os._exit(code)
+
+
+_death_signal: list = []  # [the setter or None], once resolved
+
+
+def _death_signal_setter() -> Callable[[], None] | None:
+    """A function that makes the calling process get SIGKILL when its parent dies
+    (Linux prctl); None elsewhere."""
+    if not _death_signal:
+        setter = None
+        if sys.platform.startswith("linux"):
+            try:
+                import ctypes
+
+                prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+                def setter() -> None:
+                    prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+            except (OSError, AttributeError):
+                setter = None
+        _death_signal.append(setter)
+    return _death_signal[0]
 
 
 def _close_inherited(keep: int) -> None:  # pragma: no cover - runs in the child

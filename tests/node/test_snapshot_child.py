@@ -5,6 +5,10 @@ from __future__ import annotations
 import fcntl
 import os
 import signal
+import subprocess
+import sys
+import textwrap
+import time
 
 import pytest
 
@@ -93,3 +97,42 @@ def test_a_failed_fork_means_no_child_and_no_leaked_pipe(monkeypatch):
     assert snapshot_child.start(lambda: None) is None
     if before is not None:
         assert len(os.listdir("/proc/self/fd")) == before
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_the_child_dies_with_its_node(tmp_path):
+    # A node killed mid-snapshot leaves no orphan writing in its data directory.
+    script = tmp_path / "node.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import sys, time
+            from abcd.node import snapshot_child
+            child = snapshot_child.start(lambda: time.sleep(60))
+            print(child.pid, flush=True)
+            time.sleep(60)
+            """
+        )
+    )
+    root = os.path.dirname(os.path.dirname(os.path.abspath(snapshot_child.__file__)))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    node = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        child = int(node.stdout.readline())
+        assert alive(child)
+    finally:
+        node.kill()
+        node.wait()
+    deadline = time.monotonic() + 10
+    while alive(child):
+        assert time.monotonic() < deadline, f"the child {child} outlived its node"
+        time.sleep(0.01)
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rpartition(")")[2].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")  # a zombie has exited; its reaper may be slow
