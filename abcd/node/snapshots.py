@@ -11,7 +11,7 @@ configuration as of that index in its meta (voters, learners, and the member tab
 context: see membership.py), on its own interpreter lock and at a lower priority than
 the node.  A worker thread waits for the child, reads the file back (checking it) for
 sending, and prunes the older files (the newest `KEEP_SNAPSHOTS` stay).  Where the
-node cannot fork, the store is captured on the loop instead (kv/snapshot.capture
+node cannot fork, and after a child has failed, the store is captured on the loop instead (kv/snapshot.capture
 copies the containers and shares the immutable KVs, so later writes cannot change the
 capture) and the worker thread encodes it in slices (`encode_state`: one call over a
 big store would hold the GIL, and so stall the loop, for the whole encoding) and saves
@@ -477,9 +477,15 @@ class Snapshotter:
         self.failures += 1
         self.take_seconds += self._clock() - started
         self._retry_from = index + max(1, self.snapshot_count)
+        how = ""
+        if isinstance(error, snapshot_child.SnapshotChildError) and self.fork:
+            # A child killed (by the kernel's out-of-memory killer, say: a fork can
+            # double the node's memory) would be killed again; the thread needs none.
+            self.fork = False
+            how = " (in the worker thread, not a forked child)"
         self._logger.opt(exception=error).error(
-            "taking a snapshot at index {} failed: {}; the WAL keeps every entry, the next attempt is at index {}",
-            index, error, self._retry_from,
+            "taking a snapshot at index {} failed: {}; the WAL keeps every entry, the next attempt is at index {}{}",
+            index, error, self._retry_from, how,
         )
 
     def _compact(self, index: int) -> tuple[int, int]:

@@ -233,7 +233,8 @@ def test_a_forked_child_that_fails_reports_why_and_the_snapshot_is_retried(tmp_p
         assert rig.snapshots.failures == 1 and rig.snapshots.newest is None and rig.core.log.snapshot_index == 0
         [error] = rig.log.at("ERROR")
         assert "taking a snapshot at index 10 failed: the process writing the snapshot exited with status 1" in error
-        assert "snap" in error and "next attempt is at index 20" in error
+        assert "snap" in error and "next attempt is at index 20 (in the worker thread, not a forked child)" in error
+        assert not rig.snapshots.fork
         os.unlink(os.path.join(rig.data_dir, "snap"))
         rig.put(*(f"m{i}" for i in range(10)))
         rig.runner.complete()
