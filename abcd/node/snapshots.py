@@ -11,11 +11,11 @@ configuration as of that index in its meta (voters, learners, and the member tab
 context: see membership.py), on its own interpreter lock and at a lower priority than
 the node.  A worker thread waits for the child, reads the file back (checking it) for
 sending, and prunes the older files (the newest `KEEP_SNAPSHOTS` stay).  Where the
-node cannot fork, and after a child has failed, the store is captured on the loop instead (kv/snapshot.capture
-copies the containers and shares the immutable KVs, so later writes cannot change the
-capture) and the worker thread encodes it in slices (`encode_state`: one call over a
-big store would hold the GIL, and so stall the loop, for the whole encoding) and saves
-it.  Back on the loop, in its own callback and so between pipeline steps, the node
+node cannot fork, and after a child has failed, the store is captured on the loop
+instead (kv/snapshot.capture copies the containers and shares the immutable KVs, so
+later writes cannot change the capture) and the worker thread encodes it in slices
+(`encode_state`: one call over a big store would hold the GIL, and so stall the loop,
+for the whole encoding) and saves it.  Back on the loop, in its own callback and so between pipeline steps, the node
 remembers it as its newest snapshot and compacts: the core's log up to `index -
 catchup_entries` (entries kept so that a follower a little behind still gets
 AppendEntries rather than a whole snapshot), never behind the start of the log; and
@@ -54,8 +54,8 @@ lose committed entries.
 
 One worker thread does every snapshot file operation (waiting for the child that saves
 a taken snapshot, saving installed snapshots, pruning), so they never race: pruning
-deletes stale temp files, which could otherwise be one being written.  It is not the fsync thread, so no WAL fsync ever
-waits behind a snapshot.
+deletes stale temp files, which could otherwise be one being written.  It is not the
+fsync thread, so no WAL fsync ever waits behind a snapshot.
 """
 from __future__ import annotations
 
