@@ -403,7 +403,8 @@ class CapturedEvents:
     i, its previous KV version j (-1: none), in the version lists of the same capture;
     an event whose KV the lists no longer hold (trimmed at the compaction point) is
     written in full, {"type", "kv", "prev_kv"}.  The KVs are found by identity, since
-    one revision may hold several versions of a key (a txn that writes it twice)."""
+    the table lets one revision hold several versions of a key (commands never do: a
+    txn branch writes a key at most once), and an equal KV is not the same version."""
 
     __slots__ = ("_revs", "_events", "_lists", "_positions")
 
