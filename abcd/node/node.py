@@ -147,6 +147,7 @@ class Node:
             newest=newest,
             logger=self.logger,
             on_event=self._snapshot_event,
+            defer=loop.call_soon,
         )
         self.applier = Applier(
             self.store,

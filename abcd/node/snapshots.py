@@ -15,11 +15,12 @@ node cannot fork, and after a child has failed, the store is captured on the loo
 instead (kv/snapshot.capture copies the containers and shares the immutable KVs, so
 later writes cannot change the capture) and the worker thread encodes it in slices
 (`encode_state`: one call over a big store would hold the GIL, and so stall the loop,
-for the whole encoding) and saves it.  Back on the loop, in its own callback and so between pipeline steps, the node
-remembers it as its newest snapshot and compacts: the core's log up to `index -
-catchup_entries` (entries kept so that a follower a little behind still gets
-AppendEntries rather than a whole snapshot), never behind the start of the log; and
-the WAL segments that hold nothing after that point.  A failed attempt is logged and
+for the whole encoding) and saves it.  Back on the loop, in its own callback and so
+between pipeline steps, the node remembers it as its newest snapshot and compacts: the
+WAL segments that hold nothing after `index - catchup_entries` (entries kept so that a
+follower a little behind still gets AppendEntries rather than a whole snapshot), at
+once; and the core's log up to that point, never behind its start, `COMPACT_STEP`
+entries per loop turn (freeing them all at once stalled the loop).  A failed attempt is logged and
 retried after another `snapshot_count` entries; the WAL still holds everything
 meanwhile.
 
@@ -88,6 +89,11 @@ KEEP_SNAPSHOTS = 2
 # of work for typical keys, so the thread encoding a snapshot hands the GIL back to the
 # event loop at least that often.
 ENCODE_SLICE = 1024
+# Entries dropped from the core's log per loop turn when it is compacted behind a new
+# snapshot.  Freeing 100,000 entries in one call held the loop for 30-100 ms (each
+# entry and its command are freed, a page fault apiece after the fork), which was the
+# writes' p99 at c=256; a step this size takes a few milliseconds.
+COMPACT_STEP = 4096
 
 Done = Callable[[Any, BaseException | None], None]
 # run(fn, done): run fn() in a worker thread, then done(result, error) on the loop.
@@ -306,6 +312,7 @@ class Snapshotter:
         on_event: OnEvent = lambda name, fields: None,
         clock: Callable[[], float] = time.perf_counter,
         fork: bool = True,
+        defer: Callable[[Callable[[], None]], None] | None = None,
     ) -> None:
         if snapshot_count < 0 or catchup_entries < 0:
             raise ValueError("snapshot_count and catchup_entries must be >= 0")
@@ -323,6 +330,11 @@ class Snapshotter:
         # Write taken snapshots in a forked child (snapshot_child.py) where the
         # platform can; False: in the worker thread.
         self.fork = fork
+        # defer(fn): run fn later, between pipeline steps (the node: loop.call_soon); the
+        # core's log is then compacted COMPACT_STEP entries at a time.  None: at once.
+        self._defer = defer
+        self._compact_target = 0  # where the core's log is being compacted to
+        self._compacting = False  # a compaction step is deferred
         self.newest = newest
         self.in_progress = False  # a snapshot is being taken
         self._jobs = 0  # worker-thread jobs not yet reported back
@@ -489,18 +501,41 @@ class Snapshotter:
         )
 
     def _compact(self, index: int) -> tuple[int, int]:
-        """Compact the core's log and the WAL behind a durable snapshot at `index`."""
+        """Compact the core's log and the WAL behind a durable snapshot at `index`.
+
+        The WAL at once (it only deletes whole files); the core's log from here on, in
+        steps (`_compact_log_step`).  Returns where the log is being compacted to, and
+        the number of WAL segments deleted."""
         core = self._core
         target = max(core.log.snapshot_index, index - self.catchup_entries)
         if self._closed:
             return core.log.snapshot_index, 0
-        if target > core.log.snapshot_index:
-            # The member table falls back to the base once no config entry is left.
-            self._membership.set_base(self._membership.context_at(core, target))
-            core.compact(target)
+        if target > self._compact_target:
+            self._compact_target = target
+        if not self._compacting:
+            self._compact_log_step()
         # Never past this snapshot: a newer one installed meanwhile may not be durable
         # yet, nor the WAL's record that the log now starts after it.
         return target, self._compact_wal(min(target, index))
+
+    def _compact_log_step(self) -> None:
+        """Drop up to COMPACT_STEP entries of the core's log towards `_compact_target`,
+        and defer the next step if more are left.  A snapshot installed meanwhile may
+        have replaced the log beyond the target: then nothing is left to do."""
+        self._compacting = False
+        core = self._core
+        start = core.log.snapshot_index
+        if self._closed or self._compact_target <= start:
+            return
+        upto = self._compact_target
+        if self._defer is not None:
+            upto = min(upto, start + COMPACT_STEP)
+        # The member table falls back to the base once no config entry is left.
+        self._membership.set_base(self._membership.context_at(core, upto))
+        core.compact(upto)
+        if upto < self._compact_target:
+            self._compacting = True
+            self._defer(self._compact_log_step)
 
     def _compact_wal(self, upto: int) -> int:
         try:

@@ -53,7 +53,14 @@ class Rig:
     """A one-voter leader wired as the node wires it, minus the network."""
 
     def __init__(
-        self, tmp_path, *, count: int = 10, catchup: int = 3, segment_bytes: int = 400, fork: bool = False
+        self,
+        tmp_path,
+        *,
+        count: int = 10,
+        catchup: int = 3,
+        segment_bytes: int = 400,
+        fork: bool = False,
+        defer=None,
     ) -> None:
         self.data_dir = os.fspath(tmp_path / "data")
         seed = Entry(1, 1, encode_config(Configuration(frozenset({1})), CONTEXT), ENTRY_CONFIG)
@@ -80,6 +87,7 @@ class Rig:
             logger=self.log,
             on_event=lambda name, fields: self.events.append((name, fields)),
             fork=fork,
+            defer=defer,
         )
         for _ in range(100):
             self.step([Tick()])
@@ -288,6 +296,90 @@ def test_a_failed_snapshot_is_logged_compacts_nothing_and_is_retried_after_count
     rig.put("m9")  # index 20
     rig.runner.complete()
     assert rig.snapshots.newest.index == 20 and rig.core.log.snapshot_index == 17
+
+
+class Deferred:
+    """defer(fn) of the node (loop.call_soon), run by hand: one callback at a time."""
+
+    def __init__(self) -> None:
+        self.pending: list = []
+
+    def __call__(self, fn) -> None:
+        self.pending.append(fn)
+
+    def run_one(self) -> None:
+        self.pending.pop(0)()
+
+
+def test_the_log_is_compacted_a_step_per_loop_turn(tmp_path, monkeypatch):
+    monkeypatch.setattr(snapshots, "COMPACT_STEP", 2)
+    deferred = Deferred()
+    rig = Rig(tmp_path, defer=deferred)
+    try:
+        rig.put(*(f"k{i}" for i in range(8)))  # a snapshot at index 10; the log goes to 7
+        segments = len(rig.wal.segment_paths)
+        rig.runner.complete()
+        # The first step at once, the WAL whole at once; then one step per deferred call.
+        assert rig.core.log.snapshot_index == 2 and len(rig.wal.segment_paths) < segments
+        [(name, fields)] = rig.events
+        assert name == "SnapshotTaken" and fields["log_compacted_to"] == 7
+        seen = []
+        while deferred.pending:
+            assert len(deferred.pending) == 1  # one chain of steps, never two
+            deferred.run_one()
+            seen.append(rig.core.log.snapshot_index)
+        assert seen == [4, 6, 7]
+        assert rig.core.log.first_index == 8 and rig.core.config_entries == []
+        # The member table fell back to the base as the seed's config entry went.
+        rig.membership.sync(rig.core)
+        assert rig.membership.members == {1: MemberInfo("n1", "127.0.0.1:8080")}
+        rig.put("after")  # the node goes on writing on the compacted log
+        assert rig.store.get("after")["value"] == "v-after"
+    finally:
+        rig.close()
+
+
+def test_a_newer_snapshot_moves_the_target_of_the_steps_in_progress(tmp_path, monkeypatch):
+    monkeypatch.setattr(snapshots, "COMPACT_STEP", 3)
+    deferred = Deferred()
+    rig = Rig(tmp_path, defer=deferred)
+    try:
+        rig.put(*(f"k{i}" for i in range(8)))
+        rig.runner.complete()  # snapshot at 10, target 7: compacted to 3 so far
+        assert rig.core.log.snapshot_index == 3 and len(deferred.pending) == 1
+        rig.put(*(f"m{i}" for i in range(10)))
+        rig.runner.complete()  # snapshot at 20, target 17: the same chain goes on
+        assert rig.snapshots.newest.index == 20 and len(deferred.pending) == 1
+        seen = []
+        while deferred.pending:
+            deferred.run_one()
+            seen.append(rig.core.log.snapshot_index)
+        assert seen == [6, 9, 12, 15, 17]
+    finally:
+        rig.close()
+
+
+def test_compaction_steps_stop_when_the_log_moved_past_them_or_the_node_stops(tmp_path, monkeypatch):
+    monkeypatch.setattr(snapshots, "COMPACT_STEP", 2)
+    deferred = Deferred()
+    rig = Rig(tmp_path, defer=deferred)
+    try:
+        rig.put(*(f"k{i}" for i in range(8)))
+        rig.runner.complete()
+        assert rig.core.log.snapshot_index == 2
+        # As a snapshot installed from a leader would: the log starts past the target.
+        rig.core.compact(9)
+        deferred.run_one()
+        assert rig.core.log.snapshot_index == 9 and not deferred.pending
+
+        rig.put(*(f"m{i}" for i in range(10)))
+        rig.runner.complete()  # snapshot at 20, target 17: one step to 11 so far
+        assert rig.core.log.snapshot_index == 11 and len(deferred.pending) == 1
+        rig.snapshots.close()
+        deferred.run_one()
+        assert rig.core.log.snapshot_index == 11 and not deferred.pending
+    finally:
+        rig.close()
 
 
 def test_snapshot_count_zero_takes_none(tmp_path):
