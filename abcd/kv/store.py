@@ -36,7 +36,7 @@ from .errors import KVError, bad_request, key_not_found, lease_not_found
 from .lease import Lease, Leases
 from .mvcc import MVCC
 from .sessions import DEFAULT_MAX_CLIENTS, DEFAULT_WINDOW, Sessions
-from .validate import is_write, validate_command, validate_request
+from .validate import WRITE_OPS, is_write, validate_command, validate_request
 
 _log = logging.getLogger(__name__)
 
@@ -93,11 +93,14 @@ class KVStore:
         so every node would re-check the same bytes for nothing (it cost ~15 % of an
         apply).
         """
-        self.mark_applied(index)
+        # mark_applied, written out: this runs for every entry on every member.
+        if type(index) is not int or index <= self.applied_index:
+            raise ValueError(f"log index {index!r} is not after applied_index {self.applied_index}")
+        self.applied_index = index
         if not normalized:
             cmd = validate_command(cmd)
         request_id = cmd.get("request_id")
-        if request_id is None or not is_write(cmd):
+        if request_id is None or (cmd["op"] not in WRITE_OPS and not is_write(cmd)):
             return self._execute(cmd)
         client, _, seq_text = request_id.rpartition(":")  # validated: "client:seq"
         seq = int(seq_text)
@@ -140,12 +143,20 @@ class KVStore:
         return self._read(cmd)
 
     def _put(self, cmd: dict) -> dict:
+        # The commonest write, so _write_put and _commit are written out here.
         lease = cmd["lease"]
         if lease and self._leases.get(lease) is None:
             raise lease_not_found(lease)
-        rev = self._mvcc.revision + 1
-        kv, prev = self._write_put(cmd["key"], cmd["value"], lease, rev)
-        self._commit(rev, [{"type": "put", "kv": kv, "prev_kv": prev}])
+        mvcc = self._mvcc
+        rev = mvcc.revision + 1
+        key = cmd["key"]
+        kv, prev = mvcc.put(key, cmd["value"], lease, rev)
+        if lease or (prev is not None and prev["lease"]):
+            self._move_lease(key, prev["lease"] if prev is not None else 0, lease)
+        events = [{"type": "put", "kv": kv, "prev_kv": prev}]
+        mvcc.commit(rev, events)
+        if self._listeners:
+            self._notify(rev, events)
         return {"revision": rev, "prev_kv": prev}
 
     def _delete(self, cmd: dict) -> dict:
@@ -211,13 +222,16 @@ class KVStore:
 
     def _write_put(self, key: str, value: str, lease: int, rev: int) -> tuple[dict, dict | None]:
         kv, prev = self._mvcc.put(key, value, lease, rev)
-        old = prev["lease"] if prev is not None else 0
+        self._move_lease(key, prev["lease"] if prev is not None else 0, lease)
+        return kv, prev
+
+    def _move_lease(self, key: str, old: int, lease: int) -> None:
+        """`key` was attached to lease `old` (0: none) and now is to `lease`."""
         if old != lease:
             if old:
                 self._leases.detach(key, old)
             if lease:
                 self._leases.attach(key, lease)
-        return kv, prev
 
     def _write_delete(self, key: str, rev: int) -> dict:
         tombstone, prev = self._mvcc.delete(key, rev)
@@ -232,6 +246,10 @@ class KVStore:
 
     def _commit(self, rev: int, events: list[dict]) -> None:
         self._mvcc.commit(rev, events)
+        if self._listeners:
+            self._notify(rev, events)
+
+    def _notify(self, rev: int, events: list[dict]) -> None:
         for listener in list(self._listeners):
             try:
                 listener(rev, events)

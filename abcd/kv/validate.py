@@ -37,7 +37,7 @@ CLIENT_OPS = ("put", "get", "delete", "range", "txn", "lease_grant", "lease_revo
 INTERNAL_OPS = ("lease_expire", "compact")
 # Ops that change state and so go through the log.  A txn is a write when either
 # branch holds a put or a delete (see is_write).
-_WRITE_OPS = frozenset(("put", "delete", "lease_grant", "lease_revoke", "lease_expire", "compact"))
+WRITE_OPS = frozenset(("put", "delete", "lease_grant", "lease_revoke", "lease_expire", "compact"))
 
 # Fields every request may carry besides its op's own.
 _ENVELOPE = frozenset(("op", "id", "request_id"))
@@ -60,7 +60,7 @@ def is_write(op: dict) -> bool:
     kind = op["op"]
     if kind == "txn":
         return any("get" not in o for o in op["success"]) or any("get" not in o for o in op["failure"])
-    return kind in _WRITE_OPS
+    return kind in WRITE_OPS
 
 
 def parse_request_id(request_id: object) -> tuple[str, int]:
