@@ -141,6 +141,7 @@ async def run_node(args: argparse.Namespace, settings: dict) -> int:
 
     from . import logs
     from .api.app import Server, bind_socket
+    from .node import gcwatch
     from .node.cluster_ops import hand_off_leadership
     from .node.config import NodeConfig
     from .node.identity import IdentityError, bootstrap, join, load_meta
@@ -223,6 +224,12 @@ async def run_node(args: argparse.Namespace, settings: dict) -> int:
     # per batch (c=256 writes 8,550 -> 10,445/s, c=64 6,554 -> 7,245/s in tools/bench.py,
     # medians of 3).  Survivors still move on and get frozen (see _freeze_survivors).
     gc.set_threshold(*GC_THRESHOLDS)
+    gcwatch.install(
+        lambda generation, seconds, collected: logger.bind(event="SlowGC").warning(
+            "a garbage collection (generation {}) stopped the node for {:.0f} ms ({} objects freed)",
+            generation, 1000 * seconds, collected,
+        )
+    )
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -9,6 +9,8 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from . import gcwatch
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -64,6 +66,25 @@ class NodeCollector:
         yield counter("abcd_snapshots_sent", "Snapshots sent to followers (InstallSnapshot).", snaps.sent)
         yield counter("abcd_snapshots_installed", "Snapshots from the leader installed (durable).", snaps.installed)
         yield counter("abcd_snapshots_refused", "Snapshots from the leader refused as malformed.", snaps.refused)
+        watch = gcwatch.installed()
+        if watch is not None:  # process-wide: `python -m abcd` installs it
+            by_generation = names + ["generation"]
+            collections = CounterMetricFamily(
+                "abcd_gc_collections", "Garbage collections in the node's process, by generation.", labels=by_generation
+            )
+            pauses = CounterMetricFamily(
+                "abcd_gc_pause_seconds",
+                "Time the node's process stood still for garbage collections, by generation.",
+                labels=by_generation,
+            )
+            for generation in range(gcwatch.GENERATIONS):
+                collections.add_metric(values + [str(generation)], watch.collections[generation])
+                pauses.add_metric(values + [str(generation)], watch.pause_seconds[generation])
+            yield collections
+            yield pauses
+            yield gauge(
+                "abcd_gc_longest_pause_seconds", "The longest garbage-collection pause so far.", watch.longest_seconds
+            )
 
 
 def make_registry(node) -> CollectorRegistry:

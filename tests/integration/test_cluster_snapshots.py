@@ -83,6 +83,7 @@ def test_nodes_snapshot_and_compact_and_a_restarted_node_starts_from_its_snapsho
             assert len(snap_files(node)) == 2, snap_files(node)  # older ones pruned
             assert metric(node, "abcd_snapshots_taken_total") >= 300 // SNAPSHOT_COUNT - 1
             assert metric(node, "abcd_snapshot_seconds_total") > 0
+            assert metric(node, "abcd_gc_pause_seconds_total") >= 0  # the process's watch is installed
 
         follower = next(n for n in cluster.nodes if n is not leader)
         snapshot_index = status_of(follower, "snapshot_index")

@@ -2,6 +2,7 @@
 import aiohttp
 import orjson
 
+from abcd.node import gcwatch
 from node_harness import run_with_node, wait_until
 
 
@@ -169,6 +170,8 @@ def test_the_answers_one_step_completes_leave_in_one_frame(tmp_path):
 
 
 def test_status_health_metrics_members(tmp_path):
+    gcwatch.install()  # as `python -m abcd` does
+
     async def body(n):
         status, s = await n.call("GET", "/v1/status")
         assert status == 200
@@ -187,6 +190,10 @@ def test_status_health_metrics_members(tmp_path):
         assert reply.status == 200
         assert f'abcd_term{{node="{s["name"]}"}} {float(s["term"])}' in text
         assert "abcd_wal_fsyncs_total" in text and "abcd_proposals_total" in text
+        for generation in range(3):
+            assert f'abcd_gc_collections_total{{generation="{generation}",node="{s["name"]}"}}' in text
+            assert f'abcd_gc_pause_seconds_total{{generation="{generation}",node="{s["name"]}"}}' in text
+        assert "abcd_gc_longest_pause_seconds" in text
 
     run_with_node(tmp_path, body)
 
