@@ -14,7 +14,11 @@ Theory of operation (the model is etcd's mvcc package):
   in etcd, and marks in a version list where the key stopped existing.
 - `_versions[key]` lists a key's KVs (tombstones included) in revision order, back to
   the compaction point.  A read at revision R takes the last one with mod_revision <= R.
-- `_event_revs[i]` / `_event_lists[i]`: the events of the i-th write, for watches.
+- `_event_revs[i]` / `_events[i]`: the revision and the event of the i-th write, for
+  watches: the event's dict when the write made one (puts and deletes of one key, the
+  usual case), else the list of its events.  One object per write instead of a list
+  and its dict: each is kept for the history limit, and the garbage collector's young
+  collections walk every one of them (performance.md).
 - `compact(C)` forgets what no read at a revision >= C can see: events below C, and in
   each key's list the versions older than its last one at or below C (that one, too,
   when it is a tombstone).  Reads and watches below C then fail with `compacted`.
@@ -60,7 +64,7 @@ class MVCC:
         "_versions",
         "_index",
         "_event_revs",
-        "_event_lists",
+        "_events",
         "_unshared",
     )
 
@@ -76,7 +80,7 @@ class MVCC:
         self._versions: dict[str, list[dict]] = {}
         self._index = SortedKeys()
         self._event_revs: list[int] = []
-        self._event_lists: list[list[dict]] = []
+        self._events: list[dict | list[dict]] = []
         # Keys whose version list was made (or copied) since the last capture; None
         # until the first capture, when no list is shared.
         self._unshared: set[str] | None = None
@@ -128,7 +132,7 @@ class MVCC:
     def commit(self, rev: int, events: list[dict]) -> None:
         self.revision = rev
         self._event_revs.append(rev)
-        self._event_lists.append(events)
+        self._events.append(events[0] if len(events) == 1 else events)
         limit = self.history_limit
         if limit is not None and rev - self.compact_revision >= limit + max(1, limit // COMPACT_SLICES):
             # Compact in small chunks (1/16 of the limit): the cost per write stays O(1)
@@ -193,11 +197,11 @@ class MVCC:
             raise bad_request("watch either a key or a prefix, not both")
         if revision < self.compact_revision:
             raise compacted(revision, self.compact_revision)
-        revs, lists = self._event_revs, self._event_lists
+        revs, written = self._event_revs, self._events
         out: list[tuple[int, dict]] = []
         for i in range(bisect_left(revs, revision), len(revs)):
             rev = revs[i]
-            for event in lists[i]:
+            for event in _each(written[i]):
                 k = event["kv"]["key"]
                 if (key is None or k == key) and (prefix is None or k.startswith(prefix)):
                     out.append((rev, event))
@@ -213,9 +217,9 @@ class MVCC:
         # Only keys written at a revision below `revision` (and at or above the previous
         # compaction point) can hold versions that just became invisible.
         n = bisect_left(self._event_revs, revision)
-        touched = {event["kv"]["key"] for events in self._event_lists[:n] for event in events}
+        touched = {event["kv"]["key"] for events in self._events[:n] for event in _each(events)}
         del self._event_revs[:n]
-        del self._event_lists[:n]
+        del self._events[:n]
         for key in touched:
             self._trim(key, revision)
         self.compact_revision = revision
@@ -254,7 +258,7 @@ class MVCC:
             "revision": self.revision,
             "compact_revision": self.compact_revision,
             "versions": CapturedVersions(self._index.to_list(), lists),
-            "events": CapturedEvents(self._event_revs.copy(), self._event_lists.copy(), lists),
+            "events": CapturedEvents(self._event_revs.copy(), self._events.copy(), lists),
         }
 
     @classmethod
@@ -336,7 +340,8 @@ class MVCC:
                 raise ValueError(f"bad event record at revision {rev!r}")
             last = rev
             self._event_revs.append(rev)
-            self._event_lists.append([event(rev, e) for e in events])
+            loaded = [event(rev, e) for e in events]
+            self._events.append(loaded[0] if len(loaded) == 1 else loaded)
         return last
 
 
@@ -408,7 +413,7 @@ class CapturedEvents:
 
     __slots__ = ("_revs", "_events", "_lists", "_positions")
 
-    def __init__(self, revs: list[int], events: list[list[dict]], lists: dict[str, list[dict]]) -> None:
+    def __init__(self, revs: list[int], events: list[dict | list[dict]], lists: dict[str, list[dict]]) -> None:
         self._revs = revs
         self._events = events
         self._lists = lists
@@ -420,7 +425,7 @@ class CapturedEvents:
     def __getitem__(self, index: int | slice):
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self._revs)))]
-        return [self._revs[index], [self._compact(event) for event in self._events[index]]]
+        return [self._revs[index], [self._compact(event) for event in _each(self._events[index])]]
 
     def __iter__(self):
         for i in range(len(self._revs)):
@@ -443,6 +448,11 @@ class CapturedEvents:
         if i is not None and j is not None and j < i:
             return [kv["key"], i, j]
         return event
+
+
+def _each(written: dict | list[dict]) -> list[dict] | tuple[dict]:
+    """The events of one write as stored in `MVCC._events`, as a sequence."""
+    return (written,) if type(written) is dict else written
 
 
 def _int(value: object, name: str) -> int:
