@@ -311,6 +311,27 @@ class Deferred:
         self.pending.pop(0)()
 
 
+def stepped_rig(tmp_path, monkeypatch, step: int) -> tuple[Rig, Deferred]:
+    """A rig compacting `step` entries per deferred call, with a snapshot at index 10
+    taken and the first step done (the log goes to 7)."""
+    monkeypatch.setattr(snapshots, "COMPACT_STEP", step)
+    deferred = Deferred()
+    rig = Rig(tmp_path, defer=deferred)
+    rig.put(*(f"k{i}" for i in range(8)))
+    rig.runner.complete()
+    return rig, deferred
+
+
+def run_steps(rig: Rig, deferred: Deferred) -> list[int]:
+    """Run the deferred steps one by one: where the log starts after each."""
+    seen = []
+    while deferred.pending:
+        assert len(deferred.pending) == 1  # one chain of steps, never two
+        deferred.run_one()
+        seen.append(rig.core.log.snapshot_index)
+    return seen
+
+
 def test_the_log_is_compacted_a_step_per_loop_turn(tmp_path, monkeypatch):
     monkeypatch.setattr(snapshots, "COMPACT_STEP", 2)
     deferred = Deferred()
@@ -323,12 +344,7 @@ def test_the_log_is_compacted_a_step_per_loop_turn(tmp_path, monkeypatch):
         assert rig.core.log.snapshot_index == 2 and len(rig.wal.segment_paths) < segments
         [(name, fields)] = rig.events
         assert name == "SnapshotTaken" and fields["log_compacted_to"] == 7
-        seen = []
-        while deferred.pending:
-            assert len(deferred.pending) == 1  # one chain of steps, never two
-            deferred.run_one()
-            seen.append(rig.core.log.snapshot_index)
-        assert seen == [4, 6, 7]
+        assert run_steps(rig, deferred) == [4, 6, 7]
         assert rig.core.log.first_index == 8 and rig.core.config_entries == []
         # The member table fell back to the base as the seed's config entry went.
         rig.membership.sync(rig.core)
@@ -340,32 +356,20 @@ def test_the_log_is_compacted_a_step_per_loop_turn(tmp_path, monkeypatch):
 
 
 def test_a_newer_snapshot_moves_the_target_of_the_steps_in_progress(tmp_path, monkeypatch):
-    monkeypatch.setattr(snapshots, "COMPACT_STEP", 3)
-    deferred = Deferred()
-    rig = Rig(tmp_path, defer=deferred)
+    rig, deferred = stepped_rig(tmp_path, monkeypatch, 3)
     try:
-        rig.put(*(f"k{i}" for i in range(8)))
-        rig.runner.complete()  # snapshot at 10, target 7: compacted to 3 so far
         assert rig.core.log.snapshot_index == 3 and len(deferred.pending) == 1
         rig.put(*(f"m{i}" for i in range(10)))
         rig.runner.complete()  # snapshot at 20, target 17: the same chain goes on
         assert rig.snapshots.newest.index == 20 and len(deferred.pending) == 1
-        seen = []
-        while deferred.pending:
-            deferred.run_one()
-            seen.append(rig.core.log.snapshot_index)
-        assert seen == [6, 9, 12, 15, 17]
+        assert run_steps(rig, deferred) == [6, 9, 12, 15, 17]
     finally:
         rig.close()
 
 
 def test_compaction_steps_stop_when_the_log_moved_past_them_or_the_node_stops(tmp_path, monkeypatch):
-    monkeypatch.setattr(snapshots, "COMPACT_STEP", 2)
-    deferred = Deferred()
-    rig = Rig(tmp_path, defer=deferred)
+    rig, deferred = stepped_rig(tmp_path, monkeypatch, 2)
     try:
-        rig.put(*(f"k{i}" for i in range(8)))
-        rig.runner.complete()
         assert rig.core.log.snapshot_index == 2
         # As a snapshot installed from a leader would: the log starts past the target.
         rig.core.compact(9)
