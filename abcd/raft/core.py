@@ -438,7 +438,7 @@ class RaftCore(ElectionMixin, ReplicationMixin, ReadsMixin, MembershipMixin, Sna
         apply_to = min(self.commit_index, self.stable_index)
         if apply_to > self.last_applied:
             lo = max(self.last_applied + 1, self.log.first_index)
-            entries = tuple(self.log.entries[lo - self.log.first_index : apply_to - self.log.first_index + 1])
+            entries = tuple(self.log.between(lo, apply_to + 1))
             self.last_applied = apply_to
             if entries:
                 effects.append(Apply(entries))

@@ -1,30 +1,49 @@
 """The in-memory Raft log: entries after a (possibly empty) snapshot.
 
-Indexes start at 1.  The log holds entries[0].index == snapshot_index + 1, so the
+Indexes start at 1.  The log holds the entries snapshot_index + 1 .. last_index, so the
 first index can move forward when a snapshot compacts the prefix.
-Invariant: entries[i].index == snapshot_index + 1 + i (contiguous).
+
+The entries are kept as three parallel columns (terms, commands, kinds), not as Entry
+objects: a busy node holds up to a snapshot's worth of entries (100,000 by default),
+and as objects each one was walked by the garbage collector's young collections, most
+of the objects in them (their pauses were the largest of a member under load;
+docs/performance.md).  Ints in an array and bytes in a list are not tracked by the
+collector.  Entry objects are made when asked for, and short-lived.
+
+Invariant: len(_terms) == len(_data) == len(_kinds); the entry at offset i has index
+snapshot_index + 1 + i.
 """
 from __future__ import annotations
 
-from itertools import accumulate
+from array import array
 from bisect import bisect_right
-from operator import attrgetter
+from itertools import accumulate
+from operator import itemgetter
 
 from .messages import Entry
 
-_data = attrgetter("data")
+# Entry is a NamedTuple: fields by position are cheaper than by name.
+_term, _index, _data, _kind = itemgetter(0), itemgetter(1), itemgetter(2), itemgetter(3)
+_make = Entry._make
 
 
 class RaftLog:
-    __slots__ = ("snapshot_index", "snapshot_term", "entries")
+    __slots__ = ("snapshot_index", "snapshot_term", "_terms", "_data", "_kinds", "_last_slice")
 
     def __init__(self, snapshot_index: int = 0, snapshot_term: int = 0, entries=()) -> None:
         self.snapshot_index = snapshot_index
         self.snapshot_term = snapshot_term
-        self.entries: list[Entry] = list(entries)
-        for offset, entry in enumerate(self.entries):
+        self._terms = array("Q")
+        self._data: list[bytes] = []
+        self._kinds = array("b")
+        # The last slice handed out, so that followers at the same point get the same
+        # Entry objects (the transport encodes them once for all: codec.EncodeCache).
+        self._last_slice: tuple[int, int, tuple[Entry, ...]] | None = None
+        entries = list(entries)
+        for offset, entry in enumerate(entries):
             if entry.index != snapshot_index + 1 + offset:
                 raise ValueError(f"log entries are not contiguous at index {entry.index}")
+        self._extend(entries)
 
     @property
     def first_index(self) -> int:
@@ -32,19 +51,24 @@ class RaftLog:
 
     @property
     def last_index(self) -> int:
-        return self.snapshot_index + len(self.entries)
+        return self.snapshot_index + len(self._terms)
 
     @property
     def last_term(self) -> int:
-        return self.entries[-1].term if self.entries else self.snapshot_term
+        return self._terms[-1] if self._terms else self.snapshot_term
+
+    @property
+    def entries(self) -> list[Entry]:
+        """Every entry, as new Entry objects (for tests and rare scans)."""
+        return self.between(self.first_index, self.last_index + 1)
 
     def term_at(self, index: int) -> int | None:
         """The term of the entry at `index`, or None if it is compacted or beyond the end."""
         if index == self.snapshot_index:
             return self.snapshot_term
         offset = index - self.snapshot_index - 1
-        if 0 <= offset < len(self.entries):
-            return self.entries[offset].term
+        if 0 <= offset < len(self._terms):
+            return self._terms[offset]
         return None
 
     def matches(self, index: int, term: int) -> bool:
@@ -53,7 +77,28 @@ class RaftLog:
     def entry(self, index: int) -> Entry:
         if not self.snapshot_index < index <= self.last_index:
             raise IndexError(f"no entry {index}: log spans ({self.snapshot_index}, {self.last_index}]")
-        return self.entries[index - self.snapshot_index - 1]
+        offset = index - self.snapshot_index - 1
+        return Entry(self._terms[offset], index, self._data[offset], self._kinds[offset])
+
+    def between(self, lo: int, hi: int) -> list[Entry]:
+        """The entries [lo, hi), clipped to what the log holds, as new Entry objects."""
+        begin = max(lo - self.snapshot_index - 1, 0)
+        end = min(hi - self.snapshot_index - 1, len(self._terms))
+        if begin >= end:
+            return []
+        first = self.snapshot_index + 1 + begin
+        return list(
+            map(_make, zip(self._terms[begin:end], range(first, first + end - begin), self._data[begin:end], self._kinds[begin:end]))
+        )
+
+    def indexes_of_kind(self, kind: int) -> list[int]:
+        """The indexes of the entries of `kind` (configuration entries are rare)."""
+        kinds = self._kinds.tobytes()
+        found, offset = [], kinds.find(kind.to_bytes(1, "little", signed=True))
+        while offset >= 0:
+            found.append(self.snapshot_index + 1 + offset)
+            offset = kinds.find(kind.to_bytes(1, "little", signed=True), offset + 1)
+        return found
 
     def is_up_to_date(self, last_log_term: int, last_log_index: int) -> bool:
         """§5.4.1: the other log is at least as up-to-date as ours."""
@@ -73,25 +118,40 @@ class RaftLog:
         truncated = None
         if start <= self.last_index:
             truncated = start
-            del self.entries[start - self.snapshot_index - 1 :]
-        self.entries.extend(entries)
+            self._cut(start - self.snapshot_index - 1)
+        self._extend(entries)
         return truncated
+
+    def _extend(self, entries) -> None:
+        self._terms.extend(map(_term, entries))
+        self._data.extend(map(_data, entries))
+        self._kinds.extend(map(_kind, entries))
+
+    def _cut(self, offset: int) -> None:
+        """Drop the entries from `offset` on."""
+        del self._terms[offset:]
+        del self._data[offset:]
+        del self._kinds[offset:]
+        self._last_slice = None
 
     def slice(self, lo: int, hi: int, max_count: int, max_bytes: int) -> tuple[Entry, ...]:
         """Entries [lo, hi) capped by count and total data size (always at least one)."""
         if lo <= self.snapshot_index:
             raise ValueError(f"cannot slice from {lo}: entries up to {self.snapshot_index} are compacted")
         begin = lo - self.snapshot_index - 1
-        end = min(hi - self.snapshot_index - 1, begin + max_count, len(self.entries))
+        end = min(hi - self.snapshot_index - 1, begin + max_count, len(self._terms))
         if begin >= end:
             return ()
-        chosen = self.entries[begin:end]
-        if max_bytes <= 0:
-            return tuple(chosen)
-        sizes = list(accumulate(map(len, map(_data, chosen))))
-        if sizes[-1] > max_bytes:
-            chosen = chosen[: max(1, bisect_right(sizes, max_bytes))]
-        return tuple(chosen)
+        if max_bytes > 0:
+            sizes = list(accumulate(map(len, self._data[begin:end])))
+            if sizes[-1] > max_bytes:
+                end = begin + max(1, bisect_right(sizes, max_bytes))
+        last = self._last_slice
+        if last is not None and last[0] == lo and last[1] == end - begin:
+            return last[2]
+        chosen = tuple(self.between(lo, lo + end - begin))
+        self._last_slice = (lo, end - begin, chosen)
+        return chosen
 
     def first_index_of_term(self, index: int, floor: int) -> int:
         """The first index of the run of entries having the term of `index`, not below `floor`."""
@@ -102,16 +162,17 @@ class RaftLog:
 
     def last_index_of_term(self, term: int) -> int | None:
         """The last index holding `term`, or None (used by the leader for fast backtracking)."""
-        for entry in reversed(self.entries):
-            if entry.term == term:
-                return entry.index
-            if entry.term < term:
+        terms = self._terms
+        for offset in range(len(terms) - 1, -1, -1):
+            if terms[offset] == term:
+                return self.snapshot_index + 1 + offset
+            if terms[offset] < term:
                 return None
         return None
 
     def reset(self, index: int, term: int) -> None:
         """Discard every entry: the log now starts after a snapshot at index/term."""
-        self.entries = []
+        self._cut(0)
         self.snapshot_index, self.snapshot_term = index, term
 
     def compact(self, index: int, term: int) -> None:
@@ -119,7 +180,11 @@ class RaftLog:
         if index <= self.snapshot_index:
             return
         if self.term_at(index) == term:
-            del self.entries[: index - self.snapshot_index]
+            count = index - self.snapshot_index
+            del self._terms[:count]
+            del self._data[:count]
+            del self._kinds[:count]
+            self._last_slice = None
         else:
-            self.entries = []
+            self._cut(0)
         self.snapshot_index, self.snapshot_term = index, term

@@ -17,7 +17,8 @@ from .roles import LEADER
 
 class MembershipMixin:
     def rebuild_config(self) -> None:
-        entries = [(e.index, decode_config(e.data)) for e in self.log.entries if e.kind == ENTRY_CONFIG]
+        log = self.log
+        entries = [(i, decode_config(log.entry(i).data)) for i in log.indexes_of_kind(ENTRY_CONFIG)]
         self.config_entries = entries
         config = entries[-1][1] if entries else self.base_config
         if config != self.config:
