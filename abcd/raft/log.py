@@ -23,7 +23,7 @@ from operator import itemgetter
 from .messages import Entry
 
 # Entry is a NamedTuple: fields by position are cheaper than by name.
-_term, _index, _data, _kind = itemgetter(0), itemgetter(1), itemgetter(2), itemgetter(3)
+_term, _data, _kind = itemgetter(0), itemgetter(2), itemgetter(3)
 _make = Entry._make
 
 
@@ -93,11 +93,11 @@ class RaftLog:
 
     def indexes_of_kind(self, kind: int) -> list[int]:
         """The indexes of the entries of `kind` (configuration entries are rare)."""
-        kinds = self._kinds.tobytes()
-        found, offset = [], kinds.find(kind.to_bytes(1, "little", signed=True))
+        kinds, wanted = self._kinds.tobytes(), kind.to_bytes(1, "little", signed=True)
+        found, offset = [], kinds.find(wanted)
         while offset >= 0:
             found.append(self.snapshot_index + 1 + offset)
-            offset = kinds.find(kind.to_bytes(1, "little", signed=True), offset + 1)
+            offset = kinds.find(wanted, offset + 1)
         return found
 
     def is_up_to_date(self, last_log_term: int, last_log_index: int) -> bool:
