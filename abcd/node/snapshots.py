@@ -20,9 +20,9 @@ between pipeline steps, the node remembers it as its newest snapshot and compact
 WAL segments that hold nothing after `index - catchup_entries` (entries kept so that a
 follower a little behind still gets AppendEntries rather than a whole snapshot), at
 once; and the core's log up to that point, never behind its start, `COMPACT_STEP`
-entries per loop turn (freeing them all at once stalled the loop).  A failed attempt is logged and
-retried after another `snapshot_count` entries; the WAL still holds everything
-meanwhile.
+entries per loop turn (freeing them all at once stalled the loop).  A failed attempt is
+logged and retried after another `snapshot_count` entries; the WAL still holds
+everything meanwhile.
 
 Sending.  The core asks for a snapshot with an InstallSnapshotRequest whose data is
 empty (it never holds state-machine bytes); `fill` puts the node's newest snapshot in

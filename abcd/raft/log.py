@@ -38,7 +38,7 @@ class RaftLog:
         self._kinds = array("b")
         # The last slice handed out, so that followers at the same point get the same
         # Entry objects (the transport encodes them once for all: codec.EncodeCache).
-        self._last_slice: tuple[int, int, tuple[Entry, ...]] | None = None
+        self._last_slice: tuple[tuple[int, int, int], tuple[Entry, ...]] | None = None
         entries = list(entries)
         for offset, entry in enumerate(entries):
             if entry.index != snapshot_index + 1 + offset:
@@ -87,9 +87,9 @@ class RaftLog:
         if begin >= end:
             return []
         first = self.snapshot_index + 1 + begin
-        return list(
-            map(_make, zip(self._terms[begin:end], range(first, first + end - begin), self._data[begin:end], self._kinds[begin:end]))
-        )
+        indexes = range(first, first + end - begin)
+        columns = zip(self._terms[begin:end], indexes, self._data[begin:end], self._kinds[begin:end])
+        return list(map(_make, columns))
 
     def indexes_of_kind(self, kind: int) -> list[int]:
         """The indexes of the entries of `kind` (configuration entries are rare)."""
@@ -142,15 +142,18 @@ class RaftLog:
         end = min(hi - self.snapshot_index - 1, begin + max_count, len(self._terms))
         if begin >= end:
             return ()
+        # The same request as the last one (the next follower at the same point): the
+        # same objects, without sizing the commands again.
+        key = (lo, end, max_bytes)
+        last = self._last_slice
+        if last is not None and last[0] == key:
+            return last[1]
         if max_bytes > 0:
             sizes = list(accumulate(map(len, self._data[begin:end])))
             if sizes[-1] > max_bytes:
                 end = begin + max(1, bisect_right(sizes, max_bytes))
-        last = self._last_slice
-        if last is not None and last[0] == lo and last[1] == end - begin:
-            return last[2]
         chosen = tuple(self.between(lo, lo + end - begin))
-        self._last_slice = (lo, end - begin, chosen)
+        self._last_slice = (key, chosen)
         return chosen
 
     def first_index_of_term(self, index: int, floor: int) -> int:
