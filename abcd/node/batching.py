@@ -10,6 +10,11 @@ The flush is scheduled with `scheduler.schedule` (no due time): under asyncio th
 `loop.call_soon`, i.e. after the callbacks already queued for this turn; under a
 TestScheduler it is the same virtual instant, after the items already scheduled
 for it.  So "one turn" means the same thing in production and in marble tests.
+
+A node passes its loop's `call_soon` as well, and the flush is scheduled with it
+directly: the same turn, without the scheduler's wrapping of every action in three
+disposables (each with a lock), which cost as much as the rest of a step's plumbing
+(docs/performance.md, "The pipeline's own cost").
 """
 from __future__ import annotations
 
@@ -20,19 +25,21 @@ from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, SerialDisposable
 
 
-def batch_per_turn(scheduler: abc.SchedulerBase | None = None) -> Callable[[Observable[list]], Observable[list]]:
+def batch_per_turn(
+    scheduler: abc.SchedulerBase | None = None, *, call_soon: Callable[..., Any] | None = None
+) -> Callable[[Observable[list]], Observable[list]]:
     """Operator: lists arriving in one loop turn -> one concatenated list, next turn."""
 
     def operator(source: Observable[list]) -> Observable[list]:
         def subscribe(observer: abc.ObserverBase[list], subscribe_scheduler: abc.SchedulerBase | None = None):
             timer = scheduler or subscribe_scheduler
-            if timer is None:
+            if timer is None and call_soon is None:
                 raise ValueError("batch_per_turn needs a scheduler (given here or at subscribe)")
             pending: list[Any] = []
             flush_slot = SerialDisposable()
             completed = False
 
-            def flush(_scheduler: Any, _state: Any) -> None:
+            def flush(_scheduler: Any = None, _state: Any = None) -> None:
                 batch = pending.copy()
                 pending.clear()
                 if batch:
@@ -44,7 +51,10 @@ def batch_per_turn(scheduler: abc.SchedulerBase | None = None) -> Callable[[Obse
                 if not items:
                     return
                 if not pending:
-                    flush_slot.disposable = timer.schedule(flush)
+                    if call_soon is not None:
+                        call_soon(flush)  # a flush after dispose finds the observer detached
+                    else:
+                        flush_slot.disposable = timer.schedule(flush)
                 pending.extend(items)
 
             def on_error(error: Exception) -> None:

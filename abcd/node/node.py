@@ -157,7 +157,11 @@ class Node:
             logger=self.logger,
         )
         self.pipeline = Pipeline(
-            self.core.step_many, tick_seconds=config.tick_seconds, to_events=self.requests.to_events, faults=self.faults
+            self.core.step_many,
+            tick_seconds=config.tick_seconds,
+            to_events=self.requests.to_events,
+            faults=self.faults,
+            call_soon=loop.call_soon,
         )
         self.transport = PeerTransport(
             self.node_id,

@@ -13,13 +13,16 @@ once per turn whatever the load: the unit that flows is a batch, never a message
 
 `core.step_many` mutates the core and returns effects; a `map` over it is the
 `scan(RaftCore.step)` of architecture.md with the state kept in the core object.
-`share()` matters: without it every sink would subscribe its own copy of the chain
-and the same events would be stepped several times.  Sinks subscribe in the order
-given, and Rx calls them in that order for each batch: the WAL sink writes a batch's
-records before the outbound sink hands its messages to the transport.
+`share()` matters: without it every subscriber would get its own copy of the chain
+and the same events would be stepped several times.  The sinks are one subscriber
+that calls them in the order given, for each batch (node.py says why the outbound
+sink comes before the WAL sink).
 
 Everything runs on ONE scheduler (the AsyncIOScheduler of the node's loop, or a
-TestScheduler in marble tests).  `merge` subscribes to its sources on that
+TestScheduler in marble tests).  Given the loop's `call_soon`, `batch_per_turn`
+schedules its flush with it directly rather than through the scheduler, which wraps
+each action in three disposables with a lock each, once per step; marble tests leave
+it out.  `merge` subscribes to its sources on that
 scheduler, i.e. only once the loop runs: `started()` tells when the inputs are
 listening, and nothing must be pushed before that (it would be dropped).
 """
@@ -50,8 +53,10 @@ class Pipeline:
         tick_seconds: float,
         to_events: Callable[[list], list] = lambda batch: batch,
         faults: Faults | None = None,
+        call_soon: Callable[..., Any] | None = None,
     ) -> None:
         self._step = step
+        self._call_soon = call_soon
         self._to_events = to_events
         self._tick_seconds = tick_seconds
         self._faults = faults
@@ -73,7 +78,7 @@ class Pipeline:
         self.ticks = reactivex.interval(self._tick_seconds, scheduler=scheduler).pipe(ops.share())
         tick_events = self.ticks.pipe(ops.map(lambda _: TICK_BATCH))
         self.effects = reactivex.merge(inbound_events, tick_events, self.client_requests, self.storage_acks).pipe(
-            batch_per_turn(scheduler),
+            batch_per_turn(scheduler, call_soon=self._call_soon),
             ops.map(self._step_batch),
             ops.share(),
         )
@@ -93,10 +98,19 @@ class Pipeline:
         on_tick: Callable[[Any], None] | None = None,
         on_error: Callable[[Exception], None] | None = None,
     ) -> None:
-        """Subscribe the sinks (in order) and, if given, `on_tick` to the ticks."""
+        """Subscribe the sinks (in order) and, if given, `on_tick` to the ticks.
+
+        The sinks are one subscriber that calls each in turn: a Subject delivering to
+        eleven observers cost about as much per step as the rest of the plumbing
+        together (docs/performance.md, "The pipeline's own cost")."""
         effects = self.build(scheduler)
-        for sink in sinks:
-            self._subscription.add(effects.subscribe(sink, on_error, scheduler=scheduler))
+        sinks = tuple(sinks)
+
+        def each_sink(effects: list) -> None:
+            for sink in sinks:
+                sink(effects)
+
+        self._subscription.add(effects.subscribe(each_sink, on_error, scheduler=scheduler))
         if on_tick is not None and self.ticks is not None:
             self._subscription.add(self.ticks.subscribe(on_tick, on_error, scheduler=scheduler))
 

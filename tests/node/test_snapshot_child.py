@@ -114,7 +114,7 @@ def test_the_child_dies_with_its_node(tmp_path):
             """
         )
     )
-    root = os.path.dirname(os.path.dirname(os.path.abspath(snapshot_child.__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(snapshot_child.__file__))))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     node = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env)
     try:
