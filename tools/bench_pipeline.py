@@ -33,7 +33,8 @@ from reactivex.scheduler.eventloop import AsyncIOScheduler  # noqa: E402
 from abcd.node.pipeline import Pipeline  # noqa: E402
 
 
-async def per_step(wiring: str, steps: int, sinks: int) -> float:
+async def per_step(wiring: str, steps: int, sinks: int, on_sink=None) -> float:
+    """Seconds per step; `on_sink(i)`, if given, is called by sink i for each step."""
     loop = asyncio.get_running_loop()
     scheduler = AsyncIOScheduler(loop)
     seen = 0
@@ -42,7 +43,16 @@ async def per_step(wiring: str, steps: int, sinks: int) -> float:
         nonlocal seen
         seen += 1
 
+    def noted(i: int, sink):
+        def run(effects: list) -> None:
+            on_sink(i)
+            sink(effects)
+
+        return run
+
     handlers = [lambda effects: None for _ in range(sinks - 1)] + [last]
+    if on_sink is not None:
+        handlers = [noted(i, sink) for i, sink in enumerate(handlers)]
     if wiring == "node":
         pipeline = Pipeline(lambda events: events, tick_seconds=3600.0, call_soon=loop.call_soon)
         pipeline.start(scheduler, handlers)
