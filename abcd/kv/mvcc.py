@@ -66,6 +66,7 @@ class MVCC:
         "_event_revs",
         "_events",
         "_unshared",
+        "_compact_due",
     )
 
     def __init__(self, history_limit: int | None = None) -> None:
@@ -84,6 +85,7 @@ class MVCC:
         # Keys whose version list was made (or copied) since the last capture; None
         # until the first capture, when no list is shared.
         self._unshared: set[str] | None = None
+        self._compact_due = self._due()
 
     # ----------------------------------------------------------------------- writes
     # put and delete change the tables at revision `rev` (= revision + 1); the caller then
@@ -130,15 +132,25 @@ class MVCC:
         return versions
 
     def commit(self, rev: int, events: list[dict]) -> None:
+        self.commit_event(rev, events[0] if len(events) == 1 else events)
+
+    def commit_event(self, rev: int, written: dict | list[dict]) -> None:
+        """commit() for the usual write of one event, given as its dict (or a list)."""
         self.revision = rev
         self._event_revs.append(rev)
-        self._events.append(events[0] if len(events) == 1 else events)
-        limit = self.history_limit
-        if limit is not None and rev - self.compact_revision >= limit + max(1, limit // COMPACT_SLICES):
+        self._events.append(written)
+        if rev >= self._compact_due:
             # Compact in small chunks (1/16 of the limit): the cost per write stays O(1)
             # and no single write pays for a big trim (a chunk of the whole limit was a
             # 50 ms stall every 10,000 writes, the writes' p99).
-            self.compact(rev - limit)
+            self.compact(rev - self.history_limit)
+
+    def _due(self) -> int | float:
+        """The revision whose commit compacts automatically next (inf: never)."""
+        limit = self.history_limit
+        if limit is None:
+            return float("inf")
+        return self.compact_revision + limit + max(1, limit // COMPACT_SLICES)
 
     # ----------------------------------------------------------------------- reads
 
@@ -217,29 +229,34 @@ class MVCC:
         # Only keys written at a revision below `revision` (and at or above the previous
         # compaction point) can hold versions that just became invisible.
         n = bisect_left(self._event_revs, revision)
-        touched = {event["kv"]["key"] for events in self._events[:n] for event in _each(events)}
+        chunk = self._events[:n]
+        touched = {written["kv"]["key"] for written in chunk if type(written) is dict}
+        for written in chunk:
+            if type(written) is list:
+                touched.update([event["kv"]["key"] for event in written])
         del self._event_revs[:n]
         del self._events[:n]
+        # The trim of each key, written out (it runs about once per write).
+        all_versions, unshared = self._versions, self._unshared
         for key in touched:
-            self._trim(key, revision)
+            versions = all_versions.get(key)
+            if versions is None:
+                continue
+            i = bisect_right(versions, revision, key=_MOD_REVISION)  # versions[:i] are <= revision
+            if i == 0:
+                continue
+            # versions[i-1] is what a read at `revision` sees; a tombstone there is needed
+            # by no one, since a read of an absent key needs no version at all.
+            keep_from = i - 1 if versions[i - 1]["version"] else i
+            if keep_from:
+                if unshared is not None and key not in unshared:
+                    versions = self._own(key)
+                del versions[:keep_from]
+            if not versions:
+                del all_versions[key]
+                self._index.remove(key)
         self.compact_revision = revision
-
-    def _trim(self, key: str, revision: int) -> None:
-        versions = self._versions.get(key)
-        if versions is None:
-            return
-        i = bisect_right(versions, revision, key=_MOD_REVISION)  # versions[:i] are <= revision
-        if i == 0:
-            return
-        # versions[i-1] is what a read at `revision` sees; a tombstone there is needed
-        # by no one, since a read of an absent key needs no version at all.
-        keep_from = i - 1 if versions[i - 1]["version"] else i
-        if keep_from:
-            versions = self._own(key)
-            del versions[:keep_from]
-        if not versions:
-            del self._versions[key]
-            self._index.remove(key)
+        self._compact_due = self._due()
 
     # ----------------------------------------------------------------------- snapshots
 
@@ -268,6 +285,7 @@ class MVCC:
         mvcc = cls(history_limit)
         mvcc.revision = _int(state["revision"], "revision")
         mvcc.compact_revision = _int(state["compact_revision"], "compact_revision")
+        mvcc._compact_due = mvcc._due()
         if state.get("version") == 1:
             last = mvcc._load_v1(state)
         else:

@@ -100,7 +100,9 @@ class KVStore:
         if not normalized:
             cmd = validate_command(cmd)
         request_id = cmd.get("request_id")
-        if request_id is None or (cmd["op"] not in WRITE_OPS and not is_write(cmd)):
+        if request_id is None:
+            return self._put(cmd) if cmd["op"] == "put" else self._execute(cmd)
+        if cmd["op"] not in WRITE_OPS and not is_write(cmd):
             return self._execute(cmd)
         client, _, seq_text = request_id.rpartition(":")  # validated: "client:seq"
         seq = int(seq_text)
@@ -153,10 +155,10 @@ class KVStore:
         kv, prev = mvcc.put(key, cmd["value"], lease, rev)
         if lease or (prev is not None and prev["lease"]):
             self._move_lease(key, prev["lease"] if prev is not None else 0, lease)
-        events = [{"type": "put", "kv": kv, "prev_kv": prev}]
-        mvcc.commit(rev, events)
+        event = {"type": "put", "kv": kv, "prev_kv": prev}
+        mvcc.commit_event(rev, event)
         if self._listeners:
-            self._notify(rev, events)
+            self._notify(rev, [event])
         return {"revision": rev, "prev_kv": prev}
 
     def _delete(self, cmd: dict) -> dict:
