@@ -103,6 +103,21 @@ def _validate(request: object, allowed_ops: tuple[str, ...], op_set: frozenset) 
 
 
 def _put(r: dict) -> dict:
+    key, value = r.get("key"), r.get("value")
+    # The usual put (ASCII text within the limits, no lease), checked in one
+    # expression: half the interpreter steps of the checks below, which anything
+    # else takes and which say what is wrong.  ASCII text is as long in UTF-8.
+    if (
+        type(key) is str
+        and type(value) is str
+        and 0 < len(key) <= MAX_KEY_BYTES
+        and len(value) <= MAX_VALUE_BYTES
+        and key.isascii()
+        and value.isascii()
+        and r.get("lease") is None
+        and r.keys() <= _PUT.allowed
+    ):
+        return {"op": "put", "key": key, "value": value, "lease": 0}
     _check_fields(r, "put", _PUT)
     return {
         "op": "put",
