@@ -19,12 +19,12 @@ that calls them in the order given, for each batch (node.py says why the outboun
 sink comes before the WAL sink).
 
 Everything runs on ONE scheduler (the AsyncIOScheduler of the node's loop, or a
-TestScheduler in marble tests).  Given the loop's `call_soon`, `batch_per_turn`
-schedules its flush with it directly rather than through the scheduler, which wraps
-each action in three disposables with a lock each, once per step; marble tests leave
-it out.  `merge` subscribes to its sources on that
+TestScheduler in marble tests).  `merge` subscribes to its sources on that
 scheduler, i.e. only once the loop runs: `started()` tells when the inputs are
-listening, and nothing must be pushed before that (it would be dropped).
+listening, and nothing must be pushed before that (it would be dropped).  Given the
+loop's `call_soon`, `batch_per_turn` schedules its flush with it directly rather than
+through the scheduler, which wraps each action in three disposables with a lock
+each, once per step; marble tests leave it out.
 """
 from __future__ import annotations
 
@@ -106,9 +106,9 @@ class Pipeline:
         effects = self.build(scheduler)
         sinks = tuple(sinks)
 
-        def each_sink(effects: list) -> None:
+        def each_sink(step_effects: list) -> None:
             for sink in sinks:
-                sink(effects)
+                sink(step_effects)
 
         self._subscription.add(effects.subscribe(each_sink, on_error, scheduler=scheduler))
         if on_tick is not None and self.ticks is not None:
