@@ -24,6 +24,9 @@ class NodeConfig:
     # Entries kept in the log behind a snapshot, so that a follower a little behind
     # still gets AppendEntries rather than the whole snapshot.
     snapshot_catchup_entries: int = 5_000
+    # How far ahead of its writes the WAL keeps the current segment zero-filled (0: off):
+    # an fdatasync then has no file size or block allocation to commit (storage.md).
+    wal_preallocate_bytes: int = 4 * 2**20
 
     def __post_init__(self) -> None:
         if self.heartbeat_ms < 1:
@@ -37,6 +40,8 @@ class NodeConfig:
             raise ValueError(f"request_timeout must be positive, got {self.request_timeout}")
         if self.snapshot_count < 0:
             raise ValueError(f"--snapshot-count must be at least 0 (0 turns snapshots off), got {self.snapshot_count}")
+        if self.wal_preallocate_bytes < 0:
+            raise ValueError(f"wal_preallocate_bytes must be at least 0, got {self.wal_preallocate_bytes}")
         if self.snapshot_catchup_entries < 0:
             raise ValueError(f"--snapshot-catchup-entries must be at least 0, got {self.snapshot_catchup_entries}")
 

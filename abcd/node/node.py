@@ -110,7 +110,7 @@ class Node:
         loop = asyncio.get_running_loop()
         self.loop = loop
         config = self.config
-        self.wal, recovered = WAL.open(config.data_dir)
+        self.wal, recovered = WAL.open(config.data_dir, preallocate_bytes=config.wal_preallocate_bytes)
         if recovered.torn_bytes_truncated:
             self.logger.warning("recovery cut a torn write of {} bytes off the WAL", recovered.torn_bytes_truncated)
         self.store = KVStore()

@@ -54,6 +54,15 @@ def write_all(fd: int, data) -> None:
         view = view[written:]
 
 
+def pwrite_all(fd: int, data, offset: int) -> None:
+    """os.pwrite until all of `data` is written at `offset` (writes may come up short)."""
+    view = memoryview(data).cast("B")
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view = view[written:]
+        offset += written
+
+
 def atomic_write(path: str, chunks: Iterable[bytes]) -> None:
     """Replace `path` with the concatenation of `chunks`, all or nothing, durably.
 

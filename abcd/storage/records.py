@@ -199,23 +199,58 @@ def scan(buf: memoryview) -> tuple[list[tuple[int, int, memoryview]], int, tuple
     return records, pos, None
 
 
+# A record may end in a few zero bytes (a small integer's high bytes), never in this many.
+_TRAILING_ZEROS_MAX = 64
+
+
+def data_end(buf: memoryview, offset: int) -> int:
+    """The offset just past the last non-zero byte at or after `offset` (`offset` if none).
+
+    A preallocated segment is zero-filled ahead of the writes: what follows is unused.
+    """
+    return offset + len(buf[offset:].tobytes().rstrip(b"\0"))
+
+
 def intact_record_after(buf: memoryview, offset: int) -> int | None:
     """The offset of the first intact record (right length, right CRC) after `offset`.
 
     Used to tell a torn tail from damage in the middle of the last segment: a torn write
-    is the last thing in the file, so if an intact record follows the damaged one, the
-    damage is not a torn write (e.g. a flipped bit in a length field) and truncating
-    there would throw away good records.
+    is the last thing written, so if an intact record follows the damaged one, the damage
+    is either corruption (e.g. a flipped bit in a length field, and truncating there
+    would throw away good records) or, in a preallocated segment, sectors of a write the
+    crash cut short that never reached the disk (`unwritten_sector`).  Only the data part
+    of the buffer is searched: records never sit in the zeros after it.
     """
-    size = len(buf)
-    if buf[offset:].tobytes().count(0) == size - offset:
-        return None  # the common torn tail on some file systems: zeros, no record in them
+    stop = min(len(buf), data_end(buf, offset) + _TRAILING_ZEROS_MAX)
     unpack = HEADER.unpack_from
-    for pos in range(offset + 1, size - HEADER_SIZE + 1):
+    for pos in range(offset + 1, stop - HEADER_SIZE + 1):
         if buf[pos + 8] not in RECORD_TYPE_NAMES:  # cheap filter on the type byte
             continue
         length, crc, record_type = unpack(buf, pos)
         end = pos + HEADER_SIZE + length
-        if end <= size and record_crc(record_type, buf[pos + HEADER_SIZE : end]) == crc:
+        if end <= stop and record_crc(record_type, buf[pos + HEADER_SIZE : end]) == crc:
             return pos
     return None
+
+
+SECTOR = 512
+
+
+def unwritten_sector(buf: memoryview, start: int, stop: int) -> bool:
+    """Whether some sector's share of buf[start:stop] is all zeros.
+
+    A preallocated segment holds zeros where nothing was written yet.  A crash while
+    written pages were still on their way to the disk can leave any of them unwritten,
+    so a write cut short shows as a damaged record with a zero-filled sector in it,
+    possibly followed by a later record that did arrive.  Neither was acknowledged:
+    an fsync covering the later one would have covered the damaged one too.  Damage
+    with real bytes in every sector (a flipped bit) is not this.  The record bytes
+    abcd writes (JSON and short integers) never hold a whole sector of zeros.
+    """
+    pos = start
+    while pos < stop:
+        end = min(stop, (pos // SECTOR + 1) * SECTOR)
+        if buf[pos:end].tobytes().count(0) == end - pos:
+            return True
+        pos = end
+    return False

@@ -10,10 +10,14 @@ Recovery rules (docs/storage.md has the operator's view):
   a conflicting suffix, §5.3); LOG_RESET empties the log after an installed snapshot.
   An ENTRIES record that starts beyond the log's end leaves a gap: corruption.
 * Only the last segment can end in a torn write, because the writer fsyncs a segment
-  before it creates the next one.  There, damage at offset p is a torn tail if it could
-  come from a write cut short (not an impossible length) and no intact record follows
-  it; the file is then truncated to p.  Any other damage raises CorruptWALError naming
-  the file and offset: starting without those records could lose committed entries.
+  (cut to its last record) before it creates the next one.  There, zeros after the last
+  intact record are unused space (a preallocated segment, or a crashed append that the
+  file system shows as zeros).  Damage at offset p is a torn tail if it could come from
+  a write cut short (not an impossible length) and either no intact record follows it
+  or a sector of it is all zeros (pages of an unacknowledged write that never reached
+  a preallocated segment); the file is then truncated to p.  Any other damage raises
+  CorruptWALError naming the file and offset: starting without those records could
+  lose committed entries.
 """
 from __future__ import annotations
 
@@ -31,8 +35,10 @@ from .records import (
     decode_entries,
     decode_hard_state,
     decode_log_reset,
+    data_end,
     intact_record_after,
     scan,
+    unwritten_sector,
 )
 
 SEGMENT_SUFFIX = ".wal"
@@ -105,7 +111,8 @@ def list_segments(wal_dir: str) -> list[Segment]:
 
 def replay(segments: list[Segment]) -> tuple[Recovered, int]:
     """Replay `segments` (non-empty, in order).  Returns (recovered, good_size), where
-    good_size is the length the last segment must be truncated to (its size if intact).
+    good_size is the end of the last segment's last intact record: the WAL writes on
+    from there, after truncating the file to it if torn bytes follow.
 
     Fills in each segment's max_index as a side effect.
     """
@@ -174,14 +181,18 @@ def replay(segments: list[Segment]) -> tuple[Recovered, int]:
 
 
 def _torn_tail_or_raise(path: str, buf: memoryview, offset: int, damage: tuple[str, bool], is_last: bool) -> int:
-    """The number of torn bytes at `offset`, or raise if the damage is not a torn tail."""
+    """The number of bytes to truncate at `offset` (0 for a tail of zeros, which is
+    unused space); raises if the damage is not a torn tail."""
     reason, tearable = damage
     if not is_last:
         raise CorruptWALError.at_record(path, offset, f"{reason} (not in the last segment, so not a torn write)")
+    end = data_end(buf, offset)
+    if end == offset:
+        return 0
     if not tearable:
         raise CorruptWALError.at_record(path, offset, reason)
     follower = intact_record_after(buf, offset)
-    if follower is not None:
+    if follower is not None and not unwritten_sector(buf, offset, follower):
         raise CorruptWALError.at_record(
             path, offset, f"{reason}, yet an intact record follows at offset {follower} (so not a torn write)"
         )

@@ -14,13 +14,23 @@ segments not yet fsynced, both guarded by `_lock`.  A rolled segment's descripto
 closed by the sync() that flushed it, never by write(), so a sync() in flight never
 fsyncs a descriptor number that was closed (or reused) under it.
 
-Rolling: when the current segment has reached segment_bytes, the next write() fsyncs
-it, creates the next segment, fsyncs the directory and starts the new segment with
-the current hard state.  Fsyncing before creating means a torn write can only ever be
-in the last segment, so recovery can call damage anywhere else corruption; it costs
-one fsync on the writing thread per segment_bytes of log.  Starting each segment with
-the hard state means compact() can delete older segments without losing the term
-and vote.
+Rolling: when the current segment has reached segment_bytes, the next write() cuts
+it to its last record, fsyncs it, creates the next segment, fsyncs the directory and
+starts the new segment with the current hard state.  Fsyncing before creating means a
+torn write can only ever be in the last segment, so recovery can call damage anywhere
+else corruption; it costs one fsync on the writing thread per segment_bytes of log.
+Starting each segment with the hard state means compact() can delete older segments
+without losing the term and vote.
+
+Preallocation (`preallocate_bytes`): a worker thread keeps the current segment
+zero-filled and fsynced ahead of the writes, `preallocate_bytes` at a time.  An
+fdatasync after a write into space that is already allocated and inside the file's
+size has no metadata to commit, so on ext4 it skips the journal commit that an
+append needs, and three members syncing at once on one disk wait for each other less
+(docs/performance.md).  A write never lands in a range the worker is still filling:
+it waits for the worker first (the worker starts half a chunk ahead, so it has
+normally long finished).  Recovery reads the zeros after the last record as unused
+space.
 
 Errors: a failed write or fsync leaves the WAL refusing all further writes and syncs
 (after a failed fsync the kernel may have dropped the dirty pages, so a later fsync
@@ -34,7 +44,7 @@ import threading
 from ..raft.effects import Persist
 from ..raft.messages import HardState
 from .errors import StorageError
-from .files import O_CLOEXEC, O_DIRECTORY, datasync, ensure_dir, write_all
+from .files import O_CLOEXEC, O_DIRECTORY, datasync, ensure_dir, pwrite_all
 from .records import encode_entries, encode_hard_state, encode_log_reset
 from .recovery import Recovered, Segment, list_segments, replay, segment_name
 
@@ -45,6 +55,11 @@ except ImportError:  # pragma: no cover - not POSIX
 
 WAL_DIRNAME = "wal"
 DEFAULT_SEGMENT_BYTES = 64 * 2**20
+_ZEROS = bytes(2**20)
+# Zero-filled on the writing thread when a segment has nothing ahead of its records
+# (a new segment): small enough to cost about a millisecond, big enough to last until
+# the worker has filled the rest of the chunk.
+_FIRST_FILL_BYTES = 256 * 2**10
 
 
 class WAL:
@@ -61,12 +76,21 @@ class WAL:
         hard_state: HardState,
         last_index: int,
         segment_bytes: int,
+        preallocate_bytes: int = 0,
     ) -> None:
         self._wal_dir = wal_dir
         self._dir_fd = dir_fd  # held open for the process lock and for directory fsyncs
         self._segments = segments  # Invariant: names strictly increasing; the last is being written
-        self._fd = fd  # the last segment, opened O_APPEND
-        self._size = size  # bytes in the last segment
+        self._fd = fd  # the last segment; written with pwritev at _size
+        self._size = size  # bytes of records in the last segment
+        # The last segment's bytes [_size, _capacity) are zeros already in the file (and
+        # durable, once the filler that wrote them has fsynced).  Written only under _lock.
+        self._capacity = max(size, os.fstat(fd).st_size)
+        self._preallocate_bytes = preallocate_bytes
+        self._filler: threading.Thread | None = None  # zero-filling [_fill_start, ...)
+        self._fill_start = 0
+        self.fill_error: str | None = None  # the last failed fill (not fatal: writes just append)
+        self._fill_failed_fd = -1  # the segment whose fill failed: no more tries on it
         self._hard_state = hard_state  # as of the last write(): what a new segment starts with
         self._last_index = last_index  # as of the last write()
         self._segment_bytes = segment_bytes
@@ -80,40 +104,52 @@ class WAL:
 
     @classmethod
     def open(
-        cls, data_dir: str | os.PathLike, *, segment_bytes: int = DEFAULT_SEGMENT_BYTES
+        cls,
+        data_dir: str | os.PathLike,
+        *,
+        segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+        preallocate_bytes: int = 0,
     ) -> tuple["WAL", Recovered]:
         """Open (creating if needed) `<data_dir>/wal/` and recover its contents.
+
+        With `preallocate_bytes` > 0 the current segment is zero-filled that far ahead
+        of the writes, in a worker thread (see the module docstring).
 
         Raises CorruptWALError if a segment is damaged other than by a torn final write,
         StorageError if another process has the WAL open or a file is misnamed.
         """
         if type(segment_bytes) is not int or segment_bytes < 1:
             raise ValueError(f"segment_bytes must be a positive int, not {segment_bytes!r}")
+        if type(preallocate_bytes) is not int or preallocate_bytes < 0:
+            raise ValueError(f"preallocate_bytes must be an int >= 0, not {preallocate_bytes!r}")
         wal_dir = os.path.join(os.fspath(data_dir), WAL_DIRNAME)
         ensure_dir(wal_dir)
         dir_fd = os.open(wal_dir, os.O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         try:
             _lock_exclusively(dir_fd, wal_dir)
-            wal, recovered = cls._recover(wal_dir, dir_fd, segment_bytes)
+            wal, recovered = cls._recover(wal_dir, dir_fd, segment_bytes, preallocate_bytes)
         except BaseException:
             os.close(dir_fd)  # also drops the lock
             raise
         return wal, recovered
 
     @classmethod
-    def _recover(cls, wal_dir: str, dir_fd: int, segment_bytes: int) -> tuple["WAL", Recovered]:
+    def _recover(
+        cls, wal_dir: str, dir_fd: int, segment_bytes: int, preallocate_bytes: int
+    ) -> tuple["WAL", Recovered]:
         segments = list_segments(wal_dir)
         if segments:
             recovered, good_size = replay(segments)
-            fd = os.open(segments[-1].path, os.O_WRONLY | os.O_APPEND | O_CLOEXEC)
+            fd = os.open(segments[-1].path, os.O_WRONLY | O_CLOEXEC)
         else:
             recovered, good_size = Recovered(HardState(), [], 1, 0), 0
             segments = [Segment(1, os.path.join(wal_dir, segment_name(1)))]
             fd = _create_segment(segments[0].path, dir_fd)
         try:
-            if recovered.torn_bytes_truncated:
-                # Cut the torn write off durably now: appending after it would bury it
-                # in the middle of the segment, where it would read as corruption.
+            if recovered.torn_bytes_truncated or (not preallocate_bytes and os.fstat(fd).st_size > good_size):
+                # Cut the torn write off durably now: writing after it would bury it in
+                # the middle of the segment, where it would read as corruption.  (A tail
+                # of zeros is kept when preallocating: it is space to write into.)
                 os.ftruncate(fd, good_size)
                 datasync(fd)
             size = good_size
@@ -121,7 +157,7 @@ class WAL:
                 # A new (or wholly torn) last segment: start it with the hard state, as
                 # every segment does, so compaction never loses the term and vote.
                 record = encode_hard_state(recovered.hard_state)
-                write_all(fd, record)
+                pwrite_all(fd, record, 0)
                 datasync(fd)
                 size = len(record)
         except BaseException:
@@ -136,7 +172,9 @@ class WAL:
             hard_state=recovered.hard_state,
             last_index=recovered.last_index,
             segment_bytes=segment_bytes,
+            preallocate_bytes=preallocate_bytes,
         )
+        wal._fill_ahead()
         return wal, recovered
 
     # ------------------------------------------------------------------ state
@@ -209,10 +247,13 @@ class WAL:
                 records.insert(0, encode_hard_state(self._hard_state))
         fd = self._fd
         total = sum(map(len, records))
+        if self._filler is not None and self._size + total > self._fill_start:
+            self._filler.join()  # its zeros must not land on these records
+            self._filler = None
         try:
-            written = os.writev(fd, records) if hasattr(os, "writev") else 0
+            written = os.pwritev(fd, records, self._size) if hasattr(os, "pwritev") else 0
             if written < total:
-                write_all(fd, memoryview(b"".join(records))[written:])
+                pwrite_all(fd, memoryview(b"".join(records))[written:], self._size + written)
         except OSError as e:
             # Cut off whatever part got written, so that a restart does not find a
             # half record in the middle of the segment.
@@ -222,18 +263,68 @@ class WAL:
                 pass
             raise self._fail(f"writing {self._segments[-1].path} failed: {e}") from e
         self._size += total
+        self._fill_ahead()
+
+    def _fill_ahead(self) -> None:
+        """Start zero-filling the next chunk once less than half a chunk is left."""
+        chunk = self._preallocate_bytes
+        if not chunk or self._filler is not None or self._size >= self._segment_bytes:
+            return
+        fd = self._fd
+        if fd == self._fill_failed_fd:
+            return  # not again on this segment: every write would pay for a failing call
+        if self._capacity <= self._size:  # a new segment: nothing ahead of the records yet
+            if not self._fill(fd, self._size, self._size + min(chunk, _FIRST_FILL_BYTES)):
+                return
+        if self._capacity - self._size >= chunk // 2:
+            return
+        start = self._capacity
+        self._fill_start = start
+        self._filler = threading.Thread(
+            target=self._fill, args=(fd, start, start + chunk), name="wal-preallocate", daemon=True
+        )
+        self._filler.start()
+
+    def _fill(self, fd: int, start: int, end: int) -> bool:
+        """Write zeros over [start, end) of `fd` and fsync them; False if that failed."""
+        try:
+            pos = start
+            while pos < end:
+                pos += os.pwrite(fd, memoryview(_ZEROS)[: end - pos], pos)
+            datasync(fd)
+        except OSError as e:
+            # Not fatal: writes beyond the filled space append, as without preallocation.
+            self.fill_error = f"preallocating {end - start} bytes at offset {start} failed: {e}"
+            self._fill_failed_fd = fd
+            return False
+        with self._lock:
+            if self._fd == fd:
+                self._capacity = max(self._capacity, end)
+        return True
+
+    def _join_filler(self) -> None:
+        if self._filler is not None:
+            self._filler.join()
+            self._filler = None
 
     def _roll(self) -> None:
         old_fd = self._fd
         first_index = self._last_index + 1
         path = os.path.join(self._wal_dir, segment_name(first_index))
+        self._join_filler()
         try:
+            if self._capacity > self._size:
+                # A rolled segment ends at its last record: only the last segment may
+                # hold unused space, so recovery can call damage anywhere else corruption.
+                os.ftruncate(old_fd, self._size)
             datasync(old_fd)
             fd = _create_segment(path, self._dir_fd)
         except OSError as e:
             raise self._fail(f"rolling to a new WAL segment {path} failed: {e}") from e
         with self._lock:
             self._fd = fd
+            self._capacity = 0
+            self._fill_failed_fd = -1
             self._retired.append(old_fd)
         self._segments.append(Segment(first_index, path))
         self._size = 0
@@ -297,6 +388,7 @@ class WAL:
 
     def close(self) -> None:
         """Sync (unless a write or fsync failed) and close.  Idempotent."""
+        self._join_filler()
         with self._sync_lock:
             if self._closed:
                 return
@@ -338,7 +430,7 @@ class WAL:
 
 
 def _create_segment(path: str, dir_fd: int) -> int:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | O_CLOEXEC, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_CLOEXEC, 0o644)
     try:
         os.fsync(dir_fd)  # the new name must survive a crash before any record in it counts
     except BaseException:

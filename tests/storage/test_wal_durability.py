@@ -152,16 +152,16 @@ def test_a_failed_write_leaves_no_half_record_behind(tmp_path, monkeypatch):
     wal, _ = WAL.open(tmp_path)
     wal.write(Persist(1, HardState(1, 1), run(1, 1, 2)))
     size = os.path.getsize(wal.segment_paths[-1])
-    real_write = os.write
+    real_pwrite = os.pwrite
 
-    def short_writev(fd, buffers):
-        return real_write(fd, bytes(buffers[0])[:5])  # the disk fills up part-way
+    def short_pwritev(fd, buffers, offset):
+        return real_pwrite(fd, bytes(buffers[0])[:5], offset)  # the disk fills up part-way
 
-    def full(fd, data):
+    def full(fd, data, offset):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(os, "writev", short_writev)
-    monkeypatch.setattr(os, "write", full)
+    monkeypatch.setattr(os, "pwritev", short_pwritev)
+    monkeypatch.setattr(os, "pwrite", full)
     with pytest.raises(StorageError, match="No space left on device"):
         wal.write(Persist(2, None, run(1, 3, 9)))
     monkeypatch.undo()

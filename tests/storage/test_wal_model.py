@@ -56,12 +56,12 @@ class Model:
 
 
 @settings(max_examples=120, deadline=None)
-@given(ops=operations, segment_bytes=st.sampled_from([60, 150, 400, 1 << 20]))
-def test_wal_matches_an_in_memory_model(ops, segment_bytes):
+@given(ops=operations, segment_bytes=st.sampled_from([60, 150, 400, 1 << 20]), preallocate=st.sampled_from([0, 512]))
+def test_wal_matches_an_in_memory_model(ops, segment_bytes, preallocate):
     model = Model()
     seq = 0
     with tempfile.TemporaryDirectory() as data_dir:
-        wal, recovered = WAL.open(data_dir, segment_bytes=segment_bytes)
+        wal, recovered = WAL.open(data_dir, segment_bytes=segment_bytes, preallocate_bytes=preallocate)
         model.check(recovered)
         try:
             for op in ops:
@@ -86,7 +86,7 @@ def test_wal_matches_an_in_memory_model(ops, segment_bytes):
                     wal.sync()
                 elif kind == "reopen":
                     wal.close()
-                    wal, recovered = WAL.open(data_dir, segment_bytes=segment_bytes)
+                    wal, recovered = WAL.open(data_dir, segment_bytes=segment_bytes, preallocate_bytes=preallocate)
                     model.check(recovered)
                 elif kind == "compact":
                     # A snapshot at some committed index; Raft commits only what exists.
@@ -100,7 +100,7 @@ def test_wal_matches_an_in_memory_model(ops, segment_bytes):
                     model.log = [None] * index
                     model.floor = index
             wal.close()
-            wal, recovered = WAL.open(data_dir, segment_bytes=segment_bytes)
+            wal, recovered = WAL.open(data_dir, segment_bytes=segment_bytes, preallocate_bytes=preallocate)
             model.check(recovered)
         finally:
             wal.close()
