@@ -26,7 +26,7 @@ class NodeConfig:
     snapshot_catchup_entries: int = 5_000
     # How far ahead of its writes the WAL keeps the current segment zero-filled (0: off):
     # an fdatasync then has no file size or block allocation to commit (storage.md).
-    wal_preallocate_bytes: int = 4 * 2**20
+    wal_preallocate_bytes: int = 2**20
 
     def __post_init__(self) -> None:
         if self.heartbeat_ms < 1:
