@@ -386,6 +386,12 @@ class Node:
                 self._retry_parked()
         maybe_promote(self)
         self._expire_leases(now)
+        fill_error = self.wal.fill_error
+        if fill_error is not None:
+            self.wal.fill_error = None
+            self.logger.bind(event="WALPreallocateFailed").warning(
+                "{}; WAL writes append without preallocation (fsyncs get slower) until the next segment", fill_error
+            )
 
     def _expire_leases(self, now: float) -> None:
         core = self.core
