@@ -179,3 +179,32 @@ def test_a_write_into_the_range_being_filled_waits_for_the_filler(tmp_path, monk
     wal, recovered = WAL.open(tmp_path)
     wal.close()
     assert recovered.entries == list(run(1, 1, 1) + run(1, 2, 1200, size=300))
+
+
+def test_a_last_record_written_up_to_any_byte_recovers_the_records_before_it(tmp_path):
+    # In a preallocated segment a write cut short leaves zeros where its bytes did not
+    # arrive: the record's first `cut` bytes, then the zeros that were there before.
+    path, starts = _history(tmp_path / "src", 2)
+    with open(path, "rb") as f:
+        full = f.read()
+    start, end = starts[1], len(full.rstrip(b"\0"))  # the last record (it ends in b"x")
+    for cut in [*range(start, end, 7), end]:
+        data_dir = tmp_path / f"cut{cut}"
+        (data_dir / "wal").mkdir(parents=True)
+        (data_dir / "wal" / os.path.basename(path)).write_bytes(full[:cut] + bytes(len(full) - cut))
+        wal, recovered = open_wal(data_dir)
+        wal.write(Persist(9, HardState(3, 2), run(3, 5, 5)))
+        wal.close()
+        expected = list(run(1, 1, 1) + run(1, 2, 4, size=300))
+        if cut == end:  # the whole record arrived
+            expected += list(run(1, 5, 7, size=300))
+        assert recovered.entries == expected, cut
+        assert recovered.torn_bytes_truncated == (0 if cut in (start, end) else len(full) - start), cut
+        again = reopen_entries(data_dir)
+        assert again == expected[:4] + list(run(3, 5, 5)), cut
+
+
+def reopen_entries(data_dir) -> list[Entry]:
+    wal, recovered = WAL.open(data_dir)
+    wal.close()
+    return recovered.entries
