@@ -28,9 +28,10 @@ fdatasync after a write into space that is already allocated and inside the file
 size has no metadata to commit, so on ext4 it skips the journal commit that an
 append needs, and three members syncing at once on one disk wait for each other less
 (docs/performance.md).  A write never lands in a range the worker is still filling:
-it waits for the worker first (the worker starts half a chunk ahead, so it has
-normally long finished).  Recovery reads the zeros after the last record as unused
-space.
+it waits for the worker first (the worker starts while half a chunk of filled space
+is still ahead of the writes, so it has normally long finished).  A new segment gets
+its first 256 KiB on the writing thread.  Recovery reads the zeros after the last
+record as unused space.
 
 Errors: a failed write or fsync leaves the WAL refusing all further writes and syncs
 (after a failed fsync the kernel may have dropped the dirty pages, so a later fsync
