@@ -237,20 +237,24 @@ SECTOR = 512
 
 
 def unwritten_sector(buf: memoryview, start: int, stop: int) -> bool:
-    """Whether some sector's share of buf[start:stop] is all zeros.
+    """Whether a sector ending inside buf[start:stop] is all zeros from `start` (or from
+    its own beginning) to its end.
 
     A preallocated segment holds zeros where nothing was written yet.  A crash while
-    written pages were still on their way to the disk can leave any of them unwritten,
-    so a write cut short shows as a damaged record with a zero-filled sector in it,
-    possibly followed by a later record that did arrive.  Neither was acknowledged:
-    an fsync covering the later one would have covered the damaged one too.  Damage
-    with real bytes in every sector (a flipped bit) is not this.  The record bytes
-    abcd writes (JSON and short integers) never hold a whole sector of zeros.
+    written pages were still on their way to the disk can leave any of their sectors
+    unwritten, so a write cut short shows as a damaged record with a zero-filled sector
+    in it, possibly followed by a later record that did arrive.  Neither was
+    acknowledged: an fsync covering the later one would have covered the damaged one
+    too.  A sector that holds the start of the record after `stop` was written (that
+    record is intact), so it does not count.  Damage with real bytes in every sector
+    (a flipped bit) is not this; the record bytes abcd writes (JSON and short
+    integers) never hold a whole sector of zeros.
     """
     pos = start
-    while pos < stop:
-        end = min(stop, (pos // SECTOR + 1) * SECTOR)
+    while True:
+        end = (pos // SECTOR + 1) * SECTOR
+        if end > stop:
+            return False
         if buf[pos:end].tobytes().count(0) == end - pos:
             return True
         pos = end
-    return False

@@ -208,3 +208,25 @@ def reopen_entries(data_dir) -> list[Entry]:
     wal, recovered = WAL.open(data_dir)
     wal.close()
     return recovered.entries
+
+
+def test_only_a_sector_zero_to_its_end_counts_as_unwritten():
+    from abcd.storage.records import unwritten_sector
+
+    def buf(zeros: tuple[int, int]) -> memoryview:
+        data = bytearray(b"\x01" * (4 * SECTOR))
+        data[zeros[0] : zeros[1]] = bytes(zeros[1] - zeros[0])
+        return memoryview(bytes(data))
+
+    assert not unwritten_sector(buf((0, 0)), 10, 4 * SECTOR)
+    # A whole sector that never arrived, anywhere in the damaged stretch.
+    assert unwritten_sector(buf((SECTOR, 2 * SECTOR)), 10, 4 * SECTOR)
+    # The damaged record starts mid-sector, after records that were durable before:
+    # the sector's old content is those records, then zeros up to its end.
+    assert unwritten_sector(buf((SECTOR + 100, 2 * SECTOR)), SECTOR + 100, 4 * SECTOR)
+    assert not unwritten_sector(buf((SECTOR + 100, 2 * SECTOR)), SECTOR + 50, 4 * SECTOR)
+    # Zeros in the sector where the next intact record starts (`stop` inside it): that
+    # sector was written, so its zeros are data, not a missing write.
+    assert not unwritten_sector(buf((SECTOR, 2 * SECTOR - 1)), 10, 2 * SECTOR - 1)
+    # Zeros across a boundary that fill neither sector's end-share.
+    assert not unwritten_sector(buf((3 * SECTOR - 8, 3 * SECTOR + 8)), 0, 4 * SECTOR)
