@@ -248,9 +248,8 @@ class WAL:
                 records.insert(0, encode_hard_state(self._hard_state))
         fd = self._fd
         total = sum(map(len, records))
-        if self._filler is not None and self._size + total > self._fill_start:
-            self._filler.join()  # its zeros must not land on these records
-            self._filler = None
+        if self._size + total > self._fill_start:
+            self._join_filler()  # its zeros must not land on these records
         try:
             written = os.pwritev(fd, records, self._size) if hasattr(os, "pwritev") else 0
             if written < total:
