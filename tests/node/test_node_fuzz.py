@@ -1,6 +1,7 @@
 """Malformed input never takes a node down: random JSON at the HTTP API and the session."""
 import asyncio
 import json
+import shutil
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -43,6 +44,7 @@ class Shared:
     loop = None
     node = None
     ws = None
+    data_dir = None
 
 
 def run(coro):
@@ -53,7 +55,8 @@ def setup_module(module):
     import tempfile
 
     Shared.loop = asyncio.new_event_loop()
-    Shared.node = LocalNode(tempfile.mkdtemp(prefix="abcd-fuzz-"))
+    Shared.data_dir = tempfile.mkdtemp(prefix="abcd-fuzz-")
+    Shared.node = LocalNode(Shared.data_dir)
     run(Shared.node.start())
 
 
@@ -62,6 +65,7 @@ def teardown_module(module):
         run(Shared.ws.close())
     run(Shared.node.stop())
     Shared.loop.close()
+    shutil.rmtree(Shared.data_dir, ignore_errors=True)
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck), database=None)
