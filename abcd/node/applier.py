@@ -87,7 +87,10 @@ class Applier:
         self._on_restored(restore)
 
     def apply(self, entries: Sequence[Entry]) -> None:
+        if not entries:
+            return
         store, requests = self._store, self._requests
+        awaited = requests.awaited()
         for entry in entries:
             response = None
             if entry.kind == ENTRY_CONFIG:
@@ -97,21 +100,26 @@ class Applier:
             elif not entry.data:
                 store.mark_applied(entry.index)  # a leader's no-op (§8)
             else:
-                response = self._apply_command(entry)
-            requests.on_applied(entry, response)
+                # Only a write waiting here needs its Response made; on a follower none does.
+                response = self._apply_command(entry, entry.index in awaited)
+            if awaited:
+                requests.on_applied(entry, response)
+        requests.applied_through(entries[-1].index)
         self.entries_applied += len(entries)
 
-    def _apply_command(self, entry: Entry) -> responses.Response:
+    def _apply_command(self, entry: Entry, answer: bool = True) -> responses.Response | None:
+        """Apply the command of `entry`; its Response if `answer` or if it failed."""
         try:
             command = orjson.loads(entry.data)
             if type(command) is not dict:
                 raise TypeError(f"a command is a JSON object, not {type(command).__name__}")
-            return responses.ok(self._store.apply(command, index=entry.index, normalized=True))
+            body = self._store.apply(command, index=entry.index, normalized=True)
+            return responses.ok(body) if answer else None
         except KVError as e:
             self.commands_failed += 1
             return responses.from_kv_error(e)
         except (orjson.JSONDecodeError, KeyError, TypeError) as e:
-            # Only validated commands enter the log (Node._prepare), so this is a bug or a
+            # Only validated commands enter the log (Node.handle_many), so this is a bug or a
             # foreign writer.  Every node sees the same bytes and skips the entry alike.
             if self._store.applied_index < entry.index:
                 self._store.mark_applied(entry.index)

@@ -209,6 +209,15 @@ class PendingRequests:
 
     # ------------------------------------------------------------------ the applier's side
 
+    def awaited(self) -> dict[int, tuple[int, ClientWrite]]:
+        """The indexes some write waits for (read-only for the caller): the applier
+        needs to call on_applied only while this is not empty."""
+        return self._by_index
+
+    def applied_through(self, index: int) -> None:
+        """The applier applied every entry up to `index` (on_applied or not)."""
+        self.applied_index = index
+
     def on_applied(self, entry: Entry, response: Response | None) -> None:
         """The applier applied `entry`; `response` is what its command answered (None: no command)."""
         self.applied_index = entry.index

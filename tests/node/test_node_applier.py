@@ -49,6 +49,26 @@ def test_a_malformed_command_in_the_log_is_skipped_with_an_error_and_applying_go
 
 
 
+def test_a_response_is_made_only_for_a_write_that_waits_for_it(monkeypatch):
+    from abcd.node import responses
+
+    applier, store, _ = make()
+    requests = applier._requests
+    made = []
+    real_ok = responses.ok
+    monkeypatch.setattr(responses, "ok", lambda body: made.append(body) or real_ok(body))
+    # A follower: nothing waits, so applying makes no Response at all.
+    applier.apply([Entry(1, 1, put("a", "1")), Entry(1, 2, put("a", "2"))])
+    assert made == [] and store.applied_index == 2 and requests.applied_index == 2
+    # A leader: the write accepted at index 4 gets its answer; index 3 makes none.
+    answers = []
+    write = ClientWrite(put("b", "2"), {}, Waiter(answers.append, deadline=100.0))
+    requests.expect_apply(4, 1, write)
+    applier.apply([Entry(1, 3, put("b", "1")), Entry(1, 4, put("b", "2"))])
+    assert len(made) == 1 and requests.applied_index == 4
+    assert answers[0].status == 200 and answers[0].body["prev_kv"]["value"] == "1"
+
+
 
 # --------------------------------------------------------------------------- Restore
 
