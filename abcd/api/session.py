@@ -14,6 +14,7 @@ are never forwarded again.
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Any
 
 import aiohttp
@@ -92,6 +93,7 @@ async def handle_session(request: web.Request) -> web.WebSocketResponse:
     sockets: set = request.app[WEBSOCKETS]
     sockets.add(ws)
     replies = _Replies(ws, node)
+    answer = replies.answer
     try:
         async for message in ws:
             if message.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
@@ -112,10 +114,7 @@ async def handle_session(request: web.Request) -> web.WebSocketResponse:
                 if start:
                     await asyncio.sleep(0)  # one loop turn: the previous slice's step runs
                 node.handle_many(
-                    [
-                        (item, lambda response, rid=item.get("id"): replies.answer(rid, response))
-                        for item in items[start : start + SLICE]
-                    ],
+                    [(item, partial(answer, item.get("id"))) for item in items[start : start + SLICE]],
                     forwarded=forwarded,
                 )
     except Exception:

@@ -447,13 +447,35 @@ class Node:
     def handle_many(self, requests: list[tuple[object, Callable[[Response], None]]], *, forwarded: bool = False) -> None:
         """Handle the requests of one client frame together: one pipeline item for all.
 
-        Each callback is called exactly once, with its request's Response.
+        Each callback is called exactly once, with its request's Response.  What is the
+        same for every request of the frame (shutting down, room left, the deadline) is
+        looked up once: on the leader this loop runs for every write.
         """
-        items = []
+        if self.stopping:
+            for _request, callback in requests:
+                callback(responses.shutting_down())
+            return
+        room = MAX_PENDING_REQUESTS - self.requests.tracked
+        deadline = self.loop.time() + self.config.request_timeout
+        track = self.requests.track
+        items: list[ClientWrite | ClientRead] = []
         for request, callback in requests:
-            item = self._prepare(request, callback, forwarded)
-            if item is not None:
-                items.append(item)
+            try:
+                op = validate_request(request)
+            except KVError as e:
+                callback(responses.from_kv_error(e))
+                continue
+            if room <= 0:
+                callback(responses.unavailable("overloaded", f"{MAX_PENDING_REQUESTS} requests are in flight; retry shortly"))
+                continue
+            write = is_write(op)
+            if not write and op.get("serializable"):
+                callback(self._serve_read(op))
+                continue
+            room -= 1
+            waiter = Waiter(callback, deadline, is_write=write)
+            track(waiter)
+            items.append(ClientWrite(orjson.dumps(op), op, waiter, forwarded) if write else ClientRead(op, waiter, forwarded))
         if not items:
             return
         if self.core.is_leader():
@@ -461,29 +483,6 @@ class Node:
         else:
             for item in items:
                 self._dispatch(item)
-
-    def _prepare(self, request: object, callback: Callable[[Response], None], forwarded: bool):
-        """The pipeline item for a request, or None if it was answered at once."""
-        try:
-            op = validate_request(request)
-        except KVError as e:
-            callback(responses.from_kv_error(e))
-            return None
-        if self.stopping:
-            callback(responses.shutting_down())
-            return None
-        if self.requests.tracked >= MAX_PENDING_REQUESTS:
-            callback(responses.unavailable("overloaded", f"{MAX_PENDING_REQUESTS} requests are in flight; retry shortly"))
-            return None
-        write = is_write(op)
-        if not write and op.get("serializable"):
-            callback(self._serve_read(op))
-            return None
-        waiter = Waiter(callback, self.loop.time() + self.config.request_timeout, is_write=write)
-        self.requests.track(waiter)
-        if write:
-            return ClientWrite(orjson.dumps(op), op, waiter, forwarded)
-        return ClientRead(op, waiter, forwarded)
 
     def _dispatch(self, item: ClientWrite | ClientRead) -> None:
         if item.waiter.done:

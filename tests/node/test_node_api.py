@@ -320,3 +320,21 @@ def test_past_the_in_flight_limit_requests_are_refused_with_503(tmp_path, monkey
         assert (await n.call("PUT", "/v1/kv/a", json={"value": "x"}))[0] == 200
 
     run_with_node(tmp_path, body)
+
+
+def test_the_in_flight_limit_counts_the_requests_of_one_frame(tmp_path, monkeypatch):
+    from abcd.node import node as node_module
+
+    async def body(n):
+        monkeypatch.setattr(node_module, "MAX_PENDING_REQUESTS", n.node.requests.tracked + 2)
+        async with n.http.ws_connect(n.base.replace("http", "ws") + "/v1/session") as ws:
+            frame = [{"id": i, "op": "put", "key": f"k{i}", "value": "v"} for i in range(3)]
+            await ws.send_str(orjson.dumps(frame).decode())
+            answers = {}
+            while len(answers) < 3:
+                for answer in await ws.receive_json(timeout=5):
+                    answers[answer["id"]] = answer
+        assert [answers[i]["status"] for i in range(3)] == [200, 200, 503]
+        assert answers[2]["body"]["code"] == "overloaded"
+
+    run_with_node(tmp_path, body)
