@@ -60,6 +60,7 @@ from ..raft.messages import (
     RequestVoteRequest,
     RequestVoteResponse,
     TimeoutNow,
+    entry_from_tuple,
 )
 
 # One frame carries a whole snapshot (InstallSnapshot is not chunked), so the limit is
@@ -346,7 +347,7 @@ def _decode_entries(where: str, raw: Any, prev_log_index: int) -> tuple[Entry, .
                 and type(kind) is int and kind in KNOWN_ENTRY_KINDS and type(data) is str
             ):
                 try:
-                    append(Entry(term, index, data.encode("utf-8"), kind))
+                    append(entry_from_tuple((term, index, data.encode("utf-8"), kind)))
                     expected_index += 1
                     continue
                 except UnicodeEncodeError:

@@ -20,11 +20,10 @@ from bisect import bisect_right
 from itertools import accumulate
 from operator import itemgetter
 
-from .messages import Entry
+from .messages import Entry, entry_from_tuple
 
 # Entry is a NamedTuple: fields by position are cheaper than by name.
 _term, _data, _kind = itemgetter(0), itemgetter(2), itemgetter(3)
-_make = Entry._make
 
 
 class RaftLog:
@@ -89,7 +88,7 @@ class RaftLog:
         first = self.snapshot_index + 1 + begin
         indexes = range(first, first + end - begin)
         columns = zip(self._terms[begin:end], indexes, self._data[begin:end], self._kinds[begin:end])
-        return list(map(_make, columns))
+        return list(map(entry_from_tuple, columns))
 
     def indexes_of_kind(self, kind: int) -> list[int]:
         """The indexes of the entries of `kind` (configuration entries are rare)."""

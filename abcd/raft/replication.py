@@ -4,7 +4,7 @@ from __future__ import annotations
 from itertools import count, repeat
 
 from .effects import Accepted, Rejected
-from .messages import AppendEntriesRequest, AppendEntriesResponse, Entry, Propose, TimeoutNow
+from .messages import ENTRY_NORMAL, AppendEntriesRequest, AppendEntriesResponse, Propose, TimeoutNow, entry_from_tuple
 from .progress import PROBE, REPLICATE, SNAPSHOT, Progress
 from .roles import CANDIDATE, LEADER, PRE_CANDIDATE
 
@@ -30,7 +30,7 @@ class ReplicationMixin:
             return
         term = self.current_term
         first = self.log.last_index + 1
-        entries = list(map(Entry, repeat(term), count(first), event.commands))
+        entries = list(map(entry_from_tuple, zip(repeat(term), count(first), event.commands, repeat(ENTRY_NORMAL))))
         self.append_local(entries, may_hold_config=False)
         self.reply(event.tag, Accepted(term, first, entries[-1].index))
         self.broadcast_append()
