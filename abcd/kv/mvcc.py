@@ -113,7 +113,8 @@ class MVCC:
                 "version": prev["version"] + 1,
                 "lease": lease,
             }
-            self._own(key).append(kv)
+            # _own(key), written out for the commonest write: no capture shares a list.
+            (self._versions[key] if self._unshared is None else self._own(key)).append(kv)
         self.live[key] = kv
         return kv, prev
 
