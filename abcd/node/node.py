@@ -451,10 +451,7 @@ class Node:
         same for every request of the frame (shutting down, room left, the deadline) is
         looked up once: on the leader this loop runs for every write.
         """
-        if self.stopping:
-            for _request, callback in requests:
-                callback(responses.shutting_down())
-            return
+        stopping = self.stopping
         room = MAX_PENDING_REQUESTS - self.requests.tracked
         deadline = self.loop.time() + self.config.request_timeout
         track = self.requests.track
@@ -464,6 +461,9 @@ class Node:
                 op = validate_request(request)
             except KVError as e:
                 callback(responses.from_kv_error(e))
+                continue
+            if stopping:
+                callback(responses.shutting_down())
                 continue
             if room <= 0:
                 callback(responses.unavailable("overloaded", f"{MAX_PENDING_REQUESTS} requests are in flight; retry shortly"))
