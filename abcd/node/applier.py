@@ -101,16 +101,24 @@ class Applier:
                 store.mark_applied(entry.index)  # a leader's no-op (§8)
             else:
                 # Only a write waiting here needs its Response made; on a follower none does.
-                response = self._apply_command(entry, entry.index in awaited)
+                waiting = awaited.get(entry.index) if awaited else None
+                if waiting is not None and waiting[0] == entry.term:
+                    # Our own proposal (same index and term: the same entry, §5.3): apply
+                    # the command as validated instead of parsing its bytes again.
+                    response = self._apply_command(entry, True, waiting[1].request)
+                else:
+                    response = self._apply_command(entry, waiting is not None)
             if awaited:
                 requests.on_applied(entry, response)
         requests.applied_through(entries[-1].index)
         self.entries_applied += len(entries)
 
-    def _apply_command(self, entry: Entry, answer: bool = True) -> responses.Response | None:
-        """Apply the command of `entry`; its Response if `answer` or if it failed."""
+    def _apply_command(self, entry: Entry, answer: bool = True, command: dict | None = None) -> responses.Response | None:
+        """Apply the command of `entry` (`command`: the same, already decoded); its
+        Response if `answer` or if it failed."""
         try:
-            command = orjson.loads(entry.data)
+            if command is None:
+                command = orjson.loads(entry.data)
             if type(command) is not dict:
                 raise TypeError(f"a command is a JSON object, not {type(command).__name__}")
             body = self._store.apply(command, index=entry.index, normalized=True)

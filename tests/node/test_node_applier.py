@@ -62,11 +62,32 @@ def test_a_response_is_made_only_for_a_write_that_waits_for_it(monkeypatch):
     assert made == [] and store.applied_index == 2 and requests.applied_index == 2
     # A leader: the write accepted at index 4 gets its answer; index 3 makes none.
     answers = []
-    write = ClientWrite(put("b", "2"), {}, Waiter(answers.append, deadline=100.0))
+    op = orjson.loads(put("b", "2"))
+    write = ClientWrite(put("b", "2"), op, Waiter(answers.append, deadline=100.0))
     requests.expect_apply(4, 1, write)
     applier.apply([Entry(1, 3, put("b", "1")), Entry(1, 4, put("b", "2"))])
     assert len(made) == 1 and requests.applied_index == 4
     assert answers[0].status == 200 and answers[0].body["prev_kv"]["value"] == "1"
+
+
+def test_a_leader_applies_its_own_proposal_as_validated_and_another_term_s_entry_from_its_bytes(monkeypatch):
+    from abcd.node import applier as applier_module
+
+    applier, store, _ = make()
+    requests = applier._requests
+    parsed = []
+    real_loads = orjson.loads
+    monkeypatch.setattr(applier_module.orjson, "loads", lambda data: parsed.append(data) or real_loads(data))
+    answers = []
+    mine = {"op": "put", "key": "k", "value": "mine", "lease": 0}
+    requests.expect_apply(1, 1, ClientWrite(orjson.dumps(mine), mine, Waiter(answers.append, deadline=100.0)))
+    requests.expect_apply(2, 1, ClientWrite(orjson.dumps(mine), mine, Waiter(answers.append, deadline=100.0)))
+    # Index 1 holds our entry (same term): applied without parsing.  Index 2 holds a
+    # new leader's entry of term 2: its bytes are what counts, and our write was lost.
+    applier.apply([Entry(1, 1, orjson.dumps(mine)), Entry(2, 2, put("k", "theirs"))])
+    assert parsed == [put("k", "theirs")]
+    assert store.get("k")["value"] == "theirs" and store.get("k")["version"] == 2
+    assert answers[0].status == 200 and answers[1].body["code"] == "proposal_dropped"
 
 
 
