@@ -326,7 +326,10 @@ def test_the_in_flight_limit_counts_the_requests_of_one_frame(tmp_path, monkeypa
     from abcd.node import node as node_module
 
     async def body(n):
-        monkeypatch.setattr(node_module, "MAX_PENDING_REQUESTS", n.node.requests.tracked + 2)
+        # Answered requests leave the count at the next tick: wait for none, so that the
+        # room left is exactly two.
+        await wait_until(lambda: n.node.requests.tracked == 0, "no request tracked")
+        monkeypatch.setattr(node_module, "MAX_PENDING_REQUESTS", 2)
         async with n.http.ws_connect(n.base.replace("http", "ws") + "/v1/session") as ws:
             frame = [{"id": i, "op": "put", "key": f"k{i}", "value": "v"} for i in range(3)]
             await ws.send_str(orjson.dumps(frame).decode())
