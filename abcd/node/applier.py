@@ -4,7 +4,9 @@ Each Apply effect hands out entries exactly once per process life (the core's
 promise), so applying is a plain loop: decode the command, `KVStore.apply` it at its
 index (without validating it again: the leader validated and normalized it before
 proposing it), and give the response to the request waiting for that index (requests.py),
-which checks the entry's term against the one its proposal was accepted in.
+which checks the entry's term against the one its proposal was accepted in.  A leader
+applying its own proposal (same index, same term: the same entry) skips the decoding
+and applies the command as it validated it.
 
 Entries without a command for the store (the leader's no-op, configuration changes)
 only advance the store's applied index; configuration entries are also reported to
