@@ -34,6 +34,7 @@ import asyncio
 import random
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from functools import partial
 from urllib.parse import quote, urlsplit
 
 import aiohttp
@@ -143,6 +144,16 @@ def error_for(status: int, body: dict) -> ClientError:
     if status == 501:
         return NotSupported(status, code, message, body)
     return ClientError(status, code, message, body)
+
+
+class _Attempt:
+    """One attempt of a call: `sent` turns True just before its request may leave, so a
+    deadline that passes earlier (while connecting) is known to have sent nothing."""
+
+    __slots__ = ("sent",)
+
+    def __init__(self) -> None:
+        self.sent = False
 
 
 class _Unreachable(Exception):
@@ -484,8 +495,9 @@ class Client:
             if next_revision:
                 query["start_revision"] = str(next_revision)
 
-            async def connect(base: str, query=query):
+            async def connect(base: str, attempt: _Attempt, query=query):
                 url = yarl.URL(base.replace("http", "ws", 1) + "/v1/watch").with_query(query)
+                attempt.sent = True  # the handshake is the request
                 try:
                     return 200, await self._session().ws_connect(url, max_msg_size=MAX_FRAME_BYTES), None
                 except aiohttp.WSServerHandshakeError as e:
@@ -522,19 +534,20 @@ class Client:
     async def _kv(self, request: dict, *, write: bool) -> dict:
         what = request["op"]
         if not write:
-            return await self._retrying(lambda base: self._kv_attempt(base, request), write=False, what=what)
+            return await self._retrying(partial(self._kv_attempt, request=request), write=False, what=what)
         async with self._write_slots:
             request["request_id"] = self._next_request_id()
-            return await self._retrying(lambda base: self._kv_attempt(base, request), write=True, what=what)
+            return await self._retrying(partial(self._kv_attempt, request=request), write=True, what=what)
 
-    async def _kv_attempt(self, base: str, request: dict):
+    async def _kv_attempt(self, base: str, attempt: _Attempt, request: dict):
         if base not in self._no_session:
-            channel = await self._channel(base)
+            channel = await self._channel(base)  # connecting sends nothing
             if channel is not None:
+                attempt.sent = True
                 status, body = await channel.call(request)
                 return status, body, None
         method, path, query, body = _kv_http(request)
-        return await self._http_attempt(base, method, path, query, body, request.get("request_id"))
+        return await self._http_attempt(base, attempt, method, path, query, body, request.get("request_id"))
 
     async def _channel(self, base: str) -> _Channel | None:
         channel = self._channels.get(base)
@@ -575,12 +588,12 @@ class Client:
     async def _http_call(self, method: str, path: str, *, body: dict | None = None, write: bool) -> dict:
         request_id = self._next_request_id() if write else None
         return await self._retrying(
-            lambda base: self._http_attempt(base, method, path, {}, body, request_id),
+            lambda base, attempt: self._http_attempt(base, attempt, method, path, {}, body, request_id),
             write=write,
             what=f"{method} {path}",
         )
 
-    async def _http_attempt(self, base, method, path, query, body, request_id, hops: int = 0):
+    async def _http_attempt(self, base, attempt: _Attempt, method, path, query, body, request_id, hops: int = 0):
         headers = {}
         if request_id is not None:
             headers["X-Request-Id"] = request_id
@@ -591,6 +604,8 @@ class Client:
         url = yarl.URL(base + path, encoded=True)
         if query:
             url = url.with_query(query)
+        # aiohttp connects and sends in one call: from here the request may have left.
+        attempt.sent = True
         try:
             async with self._session().request(
                 method, url, data=data, headers=headers, allow_redirects=False
@@ -609,7 +624,7 @@ class Client:
             if hops >= MAX_REDIRECTS:
                 raise _Unreachable(f"{base}: more than {MAX_REDIRECTS} redirects", maybe_sent=True)
             target = self._adopt(str(yarl.URL(base).join(yarl.URL(location))))
-            return await self._http_attempt(target, method, path, query, body, request_id, hops + 1)
+            return await self._http_attempt(target, attempt, method, path, query, body, request_id, hops + 1)
         try:
             parsed = orjson.loads(raw) if raw else {}
         except orjson.JSONDecodeError:
@@ -631,8 +646,11 @@ class Client:
         if failed is None or self._endpoints[self._current] == failed:
             self._current = (self._current + 1) % len(self._endpoints)
 
-    async def _retrying(self, attempt: Callable[[str], Awaitable], *, write: bool, what: str):
-        """Run `attempt(base)` until an answer other than 503/504, failing over and backing off."""
+    async def _retrying(self, attempt: Callable[[str, _Attempt], Awaitable], *, write: bool, what: str):
+        """Run `attempt(base, progress)` until an answer other than 503/504, failing over
+        and backing off.  An attempt sets `progress.sent` before its request may leave: a
+        deadline passing before that (while connecting) sent nothing, so a write is then
+        known not to be applied, as when every attempt was refused."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
         maybe_applied = False  # some attempt of this write may have been applied
@@ -651,10 +669,19 @@ class Client:
                 )
             base = self._endpoints[self._current]
             attempts += 1
+            this = _Attempt()
             try:
                 async with asyncio.timeout(remaining):
-                    status, body, retry_after = await attempt(base)
+                    status, body, retry_after = await attempt(base, this)
             except TimeoutError:
+                if not this.sent:  # still connecting: this attempt sent nothing
+                    kind = Timeout if last_was_timeout else Unavailable
+                    raise kind(
+                        f"{what}: cluster unavailable after {attempts} attempt(s) in {self.timeout:g}s "
+                        f"(last: {last + '; then ' if last else ''}connecting to {base} took the rest of the time)"
+                        f"{_outcome(write, maybe_applied)}",
+                        outcome_unknown=maybe_applied,
+                    ) from None
                 raise Timeout(
                     f"{what}: no answer from {base} within {self.timeout:g}s{_outcome(write, write)}",
                     outcome_unknown=write,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 
 import pytest
@@ -91,6 +92,26 @@ def test_every_endpoint_down_raises_unavailable_with_a_known_outcome_after_the_t
     assert error.outcome_unknown is False and "was not applied" in str(error)
     assert "cannot reach" in str(error) and error.status == 503
     assert 0.4 <= elapsed < 4.0  # gave up at the timeout, not much later
+
+
+def test_a_deadline_passing_while_connecting_means_the_write_was_not_sent():
+    # A listener that never accepts: the kernel completes the TCP handshake, and the
+    # session's upgrade request (which carries no write) is never answered.
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    async def main():
+        async with Client([f"127.0.0.1:{listener.getsockname()[1]}"], timeout=0.3) as c:
+            with pytest.raises(Unavailable) as info:
+                await c.put("a", "1")
+            return info.value
+
+    try:
+        error = asyncio.run(main())
+    finally:
+        listener.close()
+    assert not isinstance(error, Timeout)
+    assert error.outcome_unknown is False and "was not applied" in str(error)
+    assert "connecting to" in str(error)
 
 
 def test_a_cluster_refusing_with_503_gives_unavailable_not_applied():
