@@ -85,22 +85,31 @@ class SessionDriver:
             await self._http.close()
             raise DriverError(f"cannot open a session at {self.url}: {e}") from None
 
-    def _request(self, inflight: dict, now: float) -> dict:
-        self._next_id += 1
-        rid = self._next_id
-        kind, key, arg = self.workload.next()
-        inflight[rid] = (now, kind)
-        if kind == "put":
-            return {"id": rid, "op": "put", "key": key, "value": arg}
-        return {"id": rid, "op": "get", "key": key, "serializable": arg}
+    def _frame(self, inflight: dict, count: int, clock) -> bytes:
+        """The next `count` requests as one frame.  Each is timed from the moment the
+        frame is encoded and handed to the socket, like etcdbench's `time.Now()` right
+        before `Put`: the driver's own bookkeeping of the answers that came before
+        (decoding them, recording, drawing the next keys) is not the request's latency."""
+        requests = []
+        workload = self.workload
+        for _ in range(count):
+            self._next_id += 1
+            kind, key, arg = workload.next()
+            if kind == "put":
+                requests.append({"id": self._next_id, "op": "put", "key": key, "value": arg})
+            else:
+                requests.append({"id": self._next_id, "op": "get", "key": key, "serializable": arg})
+        t0 = clock()
+        for request in requests:
+            inflight[request["id"]] = (t0, request["op"])
+        return orjson.dumps(requests)
 
     async def run(self) -> None:
         ws, rec = self._ws, self.rec
         end = rec.window.measure_until
         inflight: dict[int, tuple[float, str]] = {}
         clock = time.monotonic
-        now = clock()
-        await ws.send_bytes(orjson.dumps([self._request(inflight, now) for _ in range(self.clients)]))
+        await ws.send_bytes(self._frame(inflight, self.clients, clock))
         drain_deadline = None
         while inflight:
             timeout = None if drain_deadline is None else max(0.0, drain_deadline - clock())
@@ -112,7 +121,6 @@ class SessionDriver:
                 raise DriverError(f"the session at {self.url} closed ({message.type.name}, {ws.close_code}: {message.extra})")
             now = clock()
             answers = orjson.loads(message.data)
-            follow_ups = []
             for answer in answers:
                 t0, kind = inflight.pop(answer["id"])
                 status = answer["status"]
@@ -120,11 +128,9 @@ class SessionDriver:
                     rec.success(t0, now)
                 else:
                     rec.failure(now, str(status), _error_text(answer.get("body")))
-                if now < end:
-                    follow_ups.append(self._request(inflight, now))
             rec.completed(len(answers))
-            if follow_ups:
-                await ws.send_bytes(orjson.dumps(follow_ups))
+            if now < end and answers:
+                await ws.send_bytes(self._frame(inflight, len(answers), clock))
             elif drain_deadline is None and now >= end:
                 drain_deadline = now + DRAIN_TIMEOUT_S
 
