@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -25,10 +26,58 @@ class ClusterError(RuntimeError):
     pass
 
 
+# Ports are picked below the kernel's ephemeral range when it can be read (Linux).  A
+# port from that range can be taken, as its local port, by any outgoing connection on
+# the machine between the probe here and the node's own bind (or a restarted node's
+# rebind): a node then fails with "address already in use", now and then, under load.
+EPHEMERAL_RANGE_FILE = "/proc/sys/net/ipv4/ip_local_port_range"
+LOWEST_PORT = 10000
+_pick = random.SystemRandom()  # not the random module's state, which a test may seed
+
+
+def _ephemeral_start() -> int:
+    try:
+        with open(EPHEMERAL_RANGE_FILE) as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
+def _all_free(base: int, count: int) -> bool:
+    sockets = []
+    try:
+        for port in range(base, base + count):
+            s = socket.socket()
+            sockets.append(s)
+            s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def free_port_run(count: int = 1) -> int:
+    """A port such that it and the `count - 1` following ones are free on 127.0.0.1 right
+    now, below the ephemeral range if there is room there."""
+    highest_base = _ephemeral_start() - count
+    for _ in range(200):
+        if highest_base > LOWEST_PORT:
+            base = _pick.randrange(LOWEST_PORT, highest_base + 1)
+        else:
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                base = probe.getsockname()[1]
+            if base + count > 65536:
+                continue
+        if _all_free(base, count):
+            return base
+    raise ClusterError(f"found no {count} consecutive free ports on 127.0.0.1")
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_port_run(1)
 
 
 def http(port: int, method: str, path: str, body=None, *, raw: bytes | None = None, headers=None, timeout=5.0):

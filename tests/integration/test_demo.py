@@ -3,42 +3,18 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 
 import pytest
 
+from abcd.localcluster import free_port_run, wait_for
 from abcd.localcluster import http as call
-from abcd.localcluster import wait_for
 
 pytestmark = pytest.mark.integration
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NODES = 3
-
-
-def free_port_run(count: int) -> int:
-    """A port such that it and the `count - 1` following ones are free right now."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = probe.getsockname()[1]
-        if base + count > 65535:
-            continue
-        sockets = []
-        try:
-            for port in range(base, base + count):
-                s = socket.socket()
-                sockets.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in sockets:
-                s.close()
-    raise RuntimeError(f"found no {count} consecutive free ports")
 
 
 def start_demo(cwd, base: int) -> subprocess.Popen:
@@ -51,6 +27,12 @@ def start_demo(cwd, base: int) -> subprocess.Popen:
 
 def healthy(port: int) -> bool:
     return call(port, "GET", "/healthz", timeout=1)[0] == 200
+
+
+def all_healthy(demo: subprocess.Popen, ports) -> bool:
+    # A demo that gave up (a node that could not start) says why: fail with that at once.
+    assert demo.poll() is None, f"the demo exited with {demo.returncode}:\n{demo.stdout.read()}"
+    return all(healthy(p) for p in ports)
 
 
 def stop_demo(proc: subprocess.Popen) -> str:
@@ -70,7 +52,7 @@ def test_a_demo_run_again_in_the_same_folder_resumes_its_cluster_and_data(tmp_pa
     ports = range(base, base + NODES)
     first = start_demo(tmp_path, base)
     try:
-        wait_for(lambda: all(healthy(p) for p in ports), "the first demo's nodes to be healthy", timeout=60)
+        wait_for(lambda: all_healthy(first, ports), "the first demo's nodes to be healthy", timeout=60)
         assert call(base, "PUT", "/v1/kv/kept", {"value": "across runs"})[0] == 200
     finally:
         out = stop_demo(first)
@@ -78,7 +60,7 @@ def test_a_demo_run_again_in_the_same_folder_resumes_its_cluster_and_data(tmp_pa
     again = start_demo(tmp_path, base)
     try:
         # Every node resumes from ./abcd-data; none can be healthy before a majority is back.
-        wait_for(lambda: all(healthy(p) for p in ports), "the resumed demo's nodes to be healthy", timeout=60)
+        wait_for(lambda: all_healthy(again, ports), "the resumed demo's nodes to be healthy", timeout=60)
         status, body = call(base + 1, "GET", "/v1/kv/kept")
         assert status == 200 and body["kv"]["value"] == "across runs"
     finally:
