@@ -46,6 +46,8 @@ def main(argv: list[str]) -> int:
     if not 0 < ports[0] or ports[-1] > 65535:
         parser.error(f"--base-port {args.base_port} leaves no room for {args.nodes} nodes below port 65536")
     dashboard_port = args.base_port - 1 if args.dashboard_port is None else args.dashboard_port
+    if args.dashboard_port is None and dashboard_port < 1:
+        parser.error(f"--base-port {args.base_port} leaves no port below it for the dashboard; give --dashboard-port")
     if not 0 < dashboard_port < 65536:
         parser.error(f"--dashboard-port must be between 1 and 65535, got {dashboard_port}")
     if dashboard_port in ports:

@@ -117,19 +117,25 @@ class Supervisor:
 
     async def start(self, port: int) -> dict:
         member = self.member(port)
+        # Shielded: a caller cancelled mid-way (Ctrl-C during start-up) still leaves a
+        # started process recorded, so that stop_all ends it.
+        await asyncio.shield(self._start(member))
+        return member.describe()
+
+    async def _start(self, member: Member) -> None:
+        port = member.port
         async with member.starting:  # two restarts at once start one process
             if member.running:
                 raise DemoError(409, "already_running", f"the node on port {port} is running (pid {member.process.pid}); stop or kill it first")
             if self.shutting_down:
                 raise DemoError(409, "shutting_down", "the demo is stopping its nodes")
             # The node gets its own session: a terminal's Ctrl-C reaches the demo alone,
-            # which then stops every node in order.
+            # which then stops every node itself (stop_all).
             member.process = await asyncio.create_subprocess_exec(
                 *member.command, stdin=asyncio.subprocess.DEVNULL, start_new_session=True
             )
             member.state, member.since, member.exit_code, member.ending = RUNNING, time.time(), None, None
             member.watcher = asyncio.ensure_future(self._watch(member, member.process))
-        return member.describe()
 
     async def stop(self, port: int) -> dict:
         """SIGTERM: the node flushes, fsyncs and exits; SIGKILL if it has not after the grace period."""
@@ -213,6 +219,9 @@ class Supervisor:
     async def stop_all(self) -> None:
         """SIGTERM to every running node at once, wait for them, SIGKILL any still there after the grace period."""
         self.shutting_down = True
+        for member in self.members.values():
+            async with member.starting:  # a process being started is ended too
+                pass
         running = [m for m in self.members.values() if m.running]
         for member in running:
             member.ending = STOPPED
