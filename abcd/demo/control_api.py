@@ -6,6 +6,7 @@
     POST /demo/members/{port}/stop          SIGTERM, wait for the exit
     POST /demo/members/{port}/kill          SIGKILL (kill -9), wait for the exit
     POST /demo/members/{port}/restart       start it again on its port and data dir
+    POST /demo/slow {"slow": true|false}    slow mode on or off (restarts the members one by one)
 
 Answers are JSON; errors are `{"error", "code"}` as on the nodes.  A page served by a
 node (http://127.0.0.1:<node port>) may call this API too: those origins get CORS
@@ -84,6 +85,16 @@ async def act(request: web.Request) -> web.Response:
     return web.json_response({"member": await run(port)})
 
 
+async def set_slow(request: web.Request) -> web.Response:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise DemoError(400, "bad_request", 'the body must be JSON: {"slow": true} or {"slow": false}') from None
+    if not isinstance(body, dict) or set(body) != {"slow"} or not isinstance(body["slow"], bool):
+        raise DemoError(400, "bad_request", f'the body must be {{"slow": true}} or {{"slow": false}}, got {repr(body)[:200]}')
+    return web.json_response(await request.app[SUPERVISOR].set_slow(body["slow"]))
+
+
 async def index(request: web.Request) -> web.StreamResponse:
     page = os.path.join(STATIC_DIR, "index.html")
     if os.path.exists(page):
@@ -102,6 +113,7 @@ def create_app(supervisor: Supervisor) -> web.Application:
     app[ALLOWED_ORIGINS] = frozenset(f"http://127.0.0.1:{port}" for port in supervisor.ports)
     app.router.add_get("/demo/members", members)
     app.router.add_post("/demo/members/{port}/{action}", act)
+    app.router.add_post("/demo/slow", set_slow)
     app.router.add_get("/", index)
     if os.path.isdir(STATIC_DIR):
         app.router.add_static("/static/", STATIC_DIR)

@@ -49,8 +49,9 @@ def node_accepts(flag: str, value: str) -> bool:
 @dataclass
 class Member:
     port: int
-    command: list[str]
+    command: list[str]  # without the timers of slow mode, which are added at each start
     data_dir: str
+    slow: bool = False  # whether the running process (or the last one) has slow mode's timers
     process: asyncio.subprocess.Process | None = None
     state: str = STOPPED  # a member not started yet counts as stopped
     since: float = field(default_factory=time.time)  # wall-clock seconds of the last change of state
@@ -75,6 +76,7 @@ class Member:
             "state": self.state,
             "since": self.since,
             "exit_code": self.exit_code,
+            "slow": self.slow,
         }
 
 
@@ -84,9 +86,8 @@ class Supervisor:
         self.slow = slow
         self.report = report or (lambda line: print(line, file=sys.stderr, flush=True))
         self.shutting_down = False
+        self.switching = asyncio.Lock()  # one change of slow mode at a time
         extra = ["--enable-faults", "--log-level", log_level]
-        if slow:
-            extra += ["--heartbeat-ms", str(SLOW_HEARTBEAT_MS), "--election-timeout-ms", str(SLOW_ELECTION_TIMEOUT_MS)]
         if allow_origin and node_accepts("--allow-origin", allow_origin):
             extra += ["--allow-origin", allow_origin]  # lets the dashboard's page call the nodes
         first = f"127.0.0.1:{ports[0]}"
@@ -131,8 +132,10 @@ class Supervisor:
                 raise DemoError(409, "shutting_down", "the demo is stopping its nodes")
             # The node gets its own session: a terminal's Ctrl-C reaches the demo alone,
             # which then stops every node itself (stop_all).
+            slow = ["--heartbeat-ms", str(SLOW_HEARTBEAT_MS), "--election-timeout-ms", str(SLOW_ELECTION_TIMEOUT_MS)]
+            member.slow = self.slow
             member.process = await asyncio.create_subprocess_exec(
-                *member.command, stdin=asyncio.subprocess.DEVNULL, start_new_session=True
+                *member.command, *(slow if self.slow else ()), stdin=asyncio.subprocess.DEVNULL, start_new_session=True
             )
             member.state, member.since, member.exit_code, member.ending = RUNNING, time.time(), None, None
             member.watcher = asyncio.ensure_future(self._watch(member, member.process))
@@ -181,6 +184,28 @@ class Supervisor:
 
     # -- the whole cluster ---------------------------------------------------------
 
+    async def set_slow(self, slow: bool) -> dict:
+        """Slow mode on or off: restart the running members one at a time with the new timers.
+
+        One at a time, each healthy again before the next stops, so that a majority stays
+        up and the cluster keeps serving (a leader hands its leadership over as it stops).
+        A member that is not running gets the new timers when it is started again.
+        """
+        async with self.switching:
+            self.slow = slow
+            for member in list(self.members.values()):
+                if member.running and member.slow != slow:
+                    await self.stop(member.port)
+                    await self.start(member.port)
+                    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as http:
+                        if not await self._wait_healthy(http, member.port, 60.0):
+                            raise DemoError(
+                                503, "unavailable",
+                                f"the node on port {member.port} is not healthy after its restart; "
+                                "the members not restarted yet keep their timers",
+                            )
+        return self.describe()
+
     async def start_all(self) -> bool:
         """Start every node; True once all are healthy, False if one could not become so.
 
@@ -211,8 +236,8 @@ class Supervisor:
                         return True
             except (aiohttp.ClientError, asyncio.TimeoutError):
                 pass
-            if any(m.state == EXITED for m in self.members.values()):
-                return False  # a node that could not start (port taken, bad data dir...)
+            if not self.members[port].running:
+                return False  # it could not start (port taken, bad data dir...), or was stopped
             await asyncio.sleep(0.1)
         return False
 

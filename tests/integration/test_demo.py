@@ -227,22 +227,27 @@ def test_a_node_that_dies_on_its_own_does_not_stop_the_demo(demo):
 
 
 @pytest.mark.parametrize(
-    "method, path, status, code",
+    "method, path, raw, status, code",
     [
-        ("POST", "/demo/members/abc/kill", 400, "bad_request"),
-        ("POST", "/demo/members/1/kill", 404, "member_not_found"),
-        ("POST", "/demo/members/{port}/explode", 404, "not_found"),
-        ("GET", "/demo/members/{port}/kill", 405, "method_not_allowed"),
-        ("POST", "/demo/members/{port}/restart", 409, "already_running"),
-        ("GET", "/demo/nothing", 404, "not_found"),
+        ("POST", "/demo/members/abc/kill", None, 400, "bad_request"),
+        ("POST", "/demo/members/1/kill", None, 404, "member_not_found"),
+        ("POST", "/demo/members/{port}/explode", None, 404, "not_found"),
+        ("GET", "/demo/members/{port}/kill", None, 405, "method_not_allowed"),
+        ("POST", "/demo/members/{port}/restart", None, 409, "already_running"),
+        ("GET", "/demo/nothing", None, 404, "not_found"),
+        ("POST", "/demo/slow", b"", 400, "bad_request"),
+        ("POST", "/demo/slow", b"{slow", 400, "bad_request"),
+        ("POST", "/demo/slow", b'{"slow": "yes"}', 400, "bad_request"),
+        ("POST", "/demo/slow", b'{"slow": true, "nodes": 5}', 400, "bad_request"),
+        ("POST", "/demo/slow", b"[true]", 400, "bad_request"),
     ],
 )
-def test_bad_control_requests_get_a_clear_error_and_change_nothing(demo, method, path, status, code):
-    before = demo.members()["members"]
-    answer, body = call(demo.dashboard, method, path.format(port=demo.ports[0]))
+def test_bad_control_requests_get_a_clear_error_and_change_nothing(demo, method, path, raw, status, code):
+    before = demo.members()
+    answer, body = call(demo.dashboard, method, path.format(port=demo.ports[0]), raw=raw)
     assert (answer, body["code"]) == (status, code), body
     assert body["error"]
-    assert demo.members()["members"] == before
+    assert demo.members() == before
 
 
 def test_the_nodes_pages_may_call_the_control_api(demo):
@@ -266,12 +271,25 @@ def test_slow_mode_runs_the_nodes_with_long_timeouts_and_ctrl_c_stops_it(tmp_pat
         wait_for(slow.started, "the slow demo's node to be healthy", timeout=START_TIMEOUT)
         body = slow.members()
         assert body["slow"] is True
-        argv = command_line(body["members"][0]["pid"])
+        argv_pid = body["members"][0]["pid"]
+        argv = command_line(argv_pid)
         assert argv[argv.index("--heartbeat-ms") + 1] == "500", argv
         assert argv[argv.index("--election-timeout-ms") + 1] == "5000", argv
+        assert body["members"][0]["slow"] is True
         status = call(slow.ports[0], "GET", "/v1/status")[1]
         if "election_timeout_ms" in status:  # nodes that report their timers
             assert status["election_timeout_ms"] == 5000 and status["heartbeat_ms"] == 500, status
+
+        # Slow mode off: the member is restarted with the default timers, on the same data.
+        assert call(slow.ports[0], "PUT", "/v1/kv/slow", {"value": "kept"})[0] == 200
+        status, body = call(slow.dashboard, "POST", "/demo/slow", {"slow": False}, timeout=90)
+        assert status == 200 and body["slow"] is False and body["members"][0]["slow"] is False, body
+        member = body["members"][0]
+        slow.pids_seen.add(member["pid"])
+        assert member["state"] == "running" and member["pid"] != argv_pid, body
+        argv = command_line(member["pid"])
+        assert "--heartbeat-ms" not in argv and "--election-timeout-ms" not in argv, argv
+        assert call(slow.ports[0], "GET", "/v1/kv/slow")[1]["kv"]["value"] == "kept"
     finally:
         out = slow.stop(signal.SIGINT)  # what Ctrl-C in the terminal sends
     assert slow.proc.returncode == 0, out
