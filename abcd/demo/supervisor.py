@@ -46,6 +46,13 @@ def node_accepts(flag: str, value: str) -> bool:
     return not unknown
 
 
+def _signal(process: asyncio.subprocess.Process, signum: int) -> None:
+    try:
+        process.send_signal(signum)
+    except ProcessLookupError:
+        pass  # it has just exited; its watcher records how
+
+
 @dataclass
 class Member:
     port: int
@@ -162,14 +169,14 @@ class Supervisor:
         # A kill during a stop wins: the exit is then recorded as killed.
         if member.ending != KILLED:
             member.ending = ending
-        member.process.send_signal(signum)
+        _signal(member.process, signum)
         watcher = member.watcher
         try:
             await asyncio.wait_for(asyncio.shield(watcher), grace)
         except asyncio.TimeoutError:
             self.report(f"abcd demo: node on port {member.port} did not stop within {grace:.0f} s; killing it")
             member.ending = KILLED
-            member.process.kill()
+            _signal(member.process, signal.SIGKILL)
             await asyncio.shield(watcher)
 
     async def _watch(self, member: Member, process: asyncio.subprocess.Process) -> None:
@@ -250,7 +257,7 @@ class Supervisor:
         running = [m for m in self.members.values() if m.running]
         for member in running:
             member.ending = STOPPED
-            member.process.send_signal(signal.SIGTERM)
+            _signal(member.process, signal.SIGTERM)
         watchers = [m.watcher for m in running]
         if not watchers:
             return
@@ -259,5 +266,5 @@ class Supervisor:
             if member.running:
                 self.report(f"abcd demo: node on port {member.port} did not stop within {STOP_GRACE_SECONDS:.0f} s; killing it")
                 member.ending = KILLED
-                member.process.kill()
+                _signal(member.process, signal.SIGKILL)
         await asyncio.gather(*watchers)

@@ -2,7 +2,6 @@
 again, its dashboard, and the control that stops, kills and restarts its members."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
