@@ -7,10 +7,16 @@ import { findMember, formatNumber, isResponse, messageType, termColor } from "..
 import { svg } from "./svg.js";
 
 export const MAX_DOTS = 60;
+// Dots in flight on one link in one direction: past that, a busy link shows its count.
+const MAX_PER_LINK = 3;
+// Labels on the dots (entries carried, messages aggregated) only while few dots fly;
+// past that they would hide each other, and the links' counts say it.
+const LABELS_UNDER = 14;
 // Rare messages that explain an election or a snapshot are drawn even past the cap.
 const ALWAYS_DRAWN = new Set(["RequestVote", "RequestVoteResponse", "PreVote", "PreVoteResponse", "InstallSnapshot", "InstallSnapshotResponse", "TimeoutNow"]);
 const MAX_ALWAYS = 40;
 const SIDE_OFFSET = 7; // requests and answers on one link travel on either side of it
+// How long a link's count stays after its last message (it fades for the last 500 ms).
 const COUNT_LABEL_MS = 1500;
 
 export class MessagesLayer {
@@ -25,6 +31,7 @@ export class MessagesLayer {
     this.nodeRadius = nodeRadius;
     this.dots = [];
     this.labels = new Map(); // "from-to" -> {el, count, until}
+    this.perLink = new Map(); // "from-to" -> dots in flight
     this.duration = 700;
     this.state = null;
     this.dotsLayer = svg("g", { class: "dots" }, layer);
@@ -46,6 +53,12 @@ export class MessagesLayer {
   show(messages) {
     if (this.stopped) return;
     const now = performance.now();
+    const overflow = new Map(); // "from-to" -> [count, a, b, m]: DOM written once per link
+    const over = (m, a, b, key, count) => {
+      const o = overflow.get(key);
+      if (o) o[0] += count;
+      else overflow.set(key, [count, a, b, m]);
+    };
     for (const m of messages) {
       const type = messageType(m.type);
       const a = this.position(m.from);
@@ -53,19 +66,27 @@ export class MessagesLayer {
       if (!a || !b || m.from === m.to) continue;
       const count = m.count || 1;
       const rare = ALWAYS_DRAWN.has(type);
-      if (this.dots.length < MAX_DOTS || (rare && this.dots.length < MAX_DOTS + MAX_ALWAYS)) {
-        this.dots.push(this._dot(m, type, a, b, now));
-        if (count > 1) this._count(m, a, b, count - 1, now);
+      const key = `${m.from}-${m.to}`;
+      const onLink = this.perLink.get(key) || 0;
+      const room = this.dots.length < MAX_DOTS && onLink < MAX_PER_LINK;
+      if (room || (rare && this.dots.length < MAX_DOTS + MAX_ALWAYS)) {
+        const dot = this._dot(m, type, a, b, now);
+        dot.key = key;
+        this.perLink.set(key, onLink + 1);
+        this.dots.push(dot);
+        if (count > 1) over(m, a, b, key, count - 1);
       } else {
-        this._count(m, a, b, count, now);
+        over(m, a, b, key, count);
       }
     }
+    for (const [, [count, a, b, m]] of overflow) this._count(m, a, b, count, now);
     if (!this.raf) this.raf = requestAnimationFrame(this._frame);
   }
 
   clear() {
     for (const d of this.dots) d.el.remove();
     this.dots = [];
+    this.perLink.clear();
     for (const l of this.labels.values()) l.el.remove();
     this.labels.clear();
   }
@@ -96,11 +117,12 @@ export class MessagesLayer {
       svg("circle", { r: heartbeat ? 4 : 6.5, ...style, class: "shape" }, g);
       if (response && m.success === false) svg("path", { class: "mark refused", d: "M-3 -3 l6 6 M3 -3 l-6 6" }, g);
     }
-    if (!response && m.entries) {
+    const labelled = this.dots.length < LABELS_UNDER;
+    if (labelled && !response && m.entries) {
       const t = svg("text", { class: "dot-label", x: 9, y: -7 }, g);
       t.textContent = `+${formatNumber(m.entries)}`;
     }
-    if ((m.count || 1) > 1) {
+    if (labelled && (m.count || 1) > 1) {
       const t = svg("text", { class: "dot-label count", x: 9, y: 12 }, g);
       t.textContent = `×${formatNumber(m.count)}`;
     }
@@ -116,14 +138,21 @@ export class MessagesLayer {
     if (!label) {
       const p = edge(a, b, this.nodeRadius + 26, SIDE_OFFSET + 8);
       const el = svg("text", { class: "link-count", x: p.x.toFixed(1), y: p.y.toFixed(1) }, this.labelsLayer);
-      label = { el, count: 0, until: 0 };
+      label = { el, count: 0, until: 0, since: now, rate: null };
       this.labels.set(key, label);
+      label.el.setAttribute("transform", rotationAt(a, b, label.el));
+    }
+    // A link that stays busy shows messages per second over the last second, not a
+    // total that grows for ever.
+    if (now - label.since >= 1000) {
+      label.rate = (label.count * 1000) / (now - label.since);
+      label.count = 0;
+      label.since = now;
     }
     label.count += count;
     label.until = now + COUNT_LABEL_MS;
-    label.el.setAttribute("transform", rotationAt(a, b, label.el));
     // The arrow points the way the messages go, whichever way the text reads.
-    const n = formatNumber(label.count);
+    const n = label.rate === null ? formatNumber(label.count) : `${formatNumber(label.rate)}/s`;
     label.el.textContent = label.el.classList.contains("flipped") ? `‹ ${n}` : `${n} ›`;
     label.el.style.opacity = 1;
   }
@@ -135,6 +164,9 @@ export class MessagesLayer {
       const t = (now - d.start) / d.duration;
       if (t >= 1) {
         d.el.remove();
+        const left = (this.perLink.get(d.key) || 1) - 1;
+        if (left > 0) this.perLink.set(d.key, left);
+        else this.perLink.delete(d.key);
         continue;
       }
       const k = Math.max(0, t);
