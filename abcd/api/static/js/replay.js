@@ -233,6 +233,7 @@ export class Player {
     }
     this._on(document, "keydown", (ev) => {
       if (ev.target && /^(INPUT|SELECT|TEXTAREA)$/.test(ev.target.tagName) && ev.target.type !== "range") return;
+      if (ev.target && ev.target.tagName === "BUTTON" && (ev.key === " " || ev.key === "Enter")) return; // the button's own click
       if (ev.key === " ") { ev.preventDefault(); this.playing ? this.pause() : this.play(); }
       else if (ev.key === "ArrowRight") { ev.preventDefault(); this.pause(); this.step(1); }
       else if (ev.key === "ArrowLeft") { ev.preventDefault(); this.pause(); this.step(-1); }
@@ -256,17 +257,23 @@ export class Player {
     this.violationAhead = this.run.violationIndex !== null && this.position < this.run.violationIndex;
     this.clock = this.run.states[this.position].time;
     this.last = performance.now();
-    document.body.classList.add("playing");
+    this._showPlaying();
     this.raf = requestAnimationFrame(this._frame);
   }
 
   pause() {
     this.playing = false;
-    document.body.classList.remove("playing");
+    this._showPlaying();
     if (this.raf) cancelAnimationFrame(this.raf);
     this.raf = null;
     this.dash.setMessageDuration(700);
     this.setSpeed(this.speed);
+  }
+
+  _showPlaying() {
+    document.body.classList.toggle("playing", this.playing);
+    if (this.el.play) this.el.play.setAttribute("aria-pressed", String(this.playing));
+    if (this.el.pause) this.el.pause.setAttribute("aria-pressed", String(!this.playing));
   }
 
   step(delta) {

@@ -98,7 +98,9 @@ export class CardsView {
     const role = normalizeRole(m);
     const up = m.up !== false;
     const el = card.el;
-    setAttr(el, "data-role", role || "unknown");
+    // A member that is down has no role now, whatever it last said (a killed leader is
+    // not a second leader).
+    setAttr(el, "data-role", up ? role || "unknown" : "down");
     setAttr(el, "data-up", up ? "true" : "false");
     setAttr(el, "data-term", m.term);
     setAttr(el, "data-commit-index", m.commit_index);

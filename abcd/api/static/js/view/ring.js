@@ -103,7 +103,7 @@ export class RingView {
     const role = normalizeRole(m);
     const up = m.up !== false;
     const g = n.group;
-    setAttr(g, "data-role", role || "unknown");
+    setAttr(g, "data-role", up ? role || "unknown" : "down");
     setAttr(g, "data-up", up ? "true" : "false");
     g.classList.toggle("learner", m.voter === false);
     g.classList.toggle("down", !up);
