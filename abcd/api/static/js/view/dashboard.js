@@ -55,6 +55,7 @@ export class Dashboard {
   addEvents(events) {
     if (this.retired) return;
     this.timeline.add(events, this.state, this.previous);
+    if (this._countVotes(events) && this.state) this.ring.render(this.state);
   }
 
   /** Show a broken invariant (replays), or hide the banner with null. */
@@ -112,6 +113,7 @@ export class Dashboard {
   clearEvents() {
     if (this.retired) return;
     this.timeline.clear();
+    this.ring.votes.clear();
     this.state = null; // the next render has no "before"
   }
 
@@ -150,6 +152,25 @@ export class Dashboard {
     this.timeline.select(null);
     this.violation.hidden = true;
     if (this.notice) this.notice.hidden = true;
+  }
+
+  // The votes each (pre-)candidate has collected since its campaign began, for the ring.
+  _countVotes(events) {
+    let changed = false;
+    for (const e of events) {
+      const f = e.fields || {};
+      if (e.event === "BecomePreCandidate" || e.event === "BecomeCandidate") {
+        this.ring.votes.set(e.node, { pre: e.event === "BecomePreCandidate", voters: new Set([e.node]) });
+        changed = true;
+      } else if (e.event === "GrantVote") {
+        const campaign = this.ring.votes.get(f.candidate);
+        if (campaign && campaign.pre === Boolean(f.pre_vote)) {
+          campaign.voters.add(e.node);
+          changed = true;
+        }
+      }
+    }
+    return changed;
   }
 
   _filters(bar) {

@@ -11,7 +11,7 @@ export const MAX_DOTS = 60;
 const MAX_PER_LINK = 3;
 // Labels on the dots (entries carried, messages aggregated) only while few dots fly;
 // past that they would hide each other, and the links' counts say it.
-const LABELS_UNDER = 14;
+const LABELS_UNDER = 8;
 // Rare messages that explain an election or a snapshot are drawn even past the cap.
 const ALWAYS_DRAWN = new Set(["RequestVote", "RequestVoteResponse", "PreVote", "PreVoteResponse", "InstallSnapshot", "InstallSnapshotResponse", "TimeoutNow"]);
 const MAX_ALWAYS = 40;
@@ -136,7 +136,8 @@ export class MessagesLayer {
     const key = `${m.from}-${m.to}`;
     let label = this.labels.get(key);
     if (!label) {
-      const p = edge(a, b, this.nodeRadius + 26, SIDE_OFFSET + 8);
+      // On the link, a third of the way from the sender: clear of the members' labels.
+      const p = edge(a, b, Math.hypot(b.x - a.x, b.y - a.y) * 0.36, SIDE_OFFSET + 8);
       const el = svg("text", { class: "link-count", x: p.x.toFixed(1), y: p.y.toFixed(1) }, this.labelsLayer);
       label = { el, count: 0, until: 0, since: now, rate: null };
       this.labels.set(key, label);

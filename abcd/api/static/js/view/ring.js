@@ -29,6 +29,7 @@ export class RingView {
     this.animateTimers = animateTimers;
     this.timers = new Map(); // id -> {elapsed, timeout, lease, at}
     this.highlighted = new Set();
+    this.votes = new Map(); // candidate id -> {pre, voters}: filled from GrantVote events
     if (animateTimers) this._tick = this._tick.bind(this);
   }
 
@@ -116,7 +117,13 @@ export class RingView {
     setText(n.term, up ? `term ${m.term}` : "down");
     let roleText = role || "?";
     if (!up) roleText = "down";
-    else if (role === "pre-candidate") roleText = "pre-candidate";
+    const campaign = this.votes.get(m.id);
+    if (up && campaign && (role === "candidate" || role === "pre-candidate") && campaign.pre === (role === "pre-candidate")) {
+      // A majority of the voters wins: show how far this campaign is.
+      const voters = (state.members || []).filter((x) => x.voter !== false).length;
+      const need = Math.floor(voters / 2) + 1;
+      roleText = `${role} · ${campaign.voters.size}/${need} ${role === "candidate" ? "votes" : "pre-votes"}`;
+    }
     setText(n.role, roleText);
     let note = "";
     if (!up) {

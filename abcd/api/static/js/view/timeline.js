@@ -33,11 +33,13 @@ export class TimelineView {
   add(events, state, previous) {
     if (!events || events.length === 0) return;
     const fragment = [];
-    for (let e of events) {
-      if (this._merge(e, state)) continue;
-      e = this._withCommitFrom(e, previous);
+    for (const original of events) {
+      if (this._merge(original, state)) continue;
+      const e = this._withCommitFrom(original, previous);
       const text = this.narrator.narrate(e, state, previous);
-      fragment.push(this._row(e, text, state));
+      const row = this._row(e, text, state);
+      row.sources.add(original);
+      fragment.push(row);
     }
     // Newest first: the list reads from the top down into the past.
     for (const row of fragment) this.list.insertBefore(row.el, this.list.firstChild);
@@ -60,7 +62,7 @@ export class TimelineView {
   /** Mark the rows of the current step (replay). */
   markCurrent(events) {
     const set = new Set(events || []);
-    for (const row of this.rows.slice(-200)) row.el.classList.toggle("current", set.has(row.event));
+    for (const row of this.rows.slice(-200)) row.el.classList.toggle("current", [...row.sources].some((e) => set.has(e)));
   }
 
   select(row) {
@@ -96,7 +98,7 @@ export class TimelineView {
     const body = html("div", { class: "event-body" }, el);
     html("span", { class: "event-name", text: e.event }, body);
     const caption = html("span", { class: "caption", text }, body);
-    const row = { el, event: e, caption, state, records: e.records ? [...e.records] : [] };
+    const row = { el, event: e, caption, state, records: e.records ? [...e.records] : [], sources: new Set() };
     el.addEventListener("click", () => this.select(row));
     el.addEventListener("keydown", (ev) => {
       if (ev.key === "Enter" || ev.key === " ") {
@@ -115,6 +117,8 @@ export class TimelineView {
     if (Math.abs((e.time || 0) - (top.last || top.event.time || 0)) > (MERGE_WINDOW_S[this.mode] ?? 2)) return false;
     const from = top.event.fields.from_commit_index;
     top.last = e.time;
+    top.sources.add(e);
+    if (top.sources.size > MAX_MERGED_RECORDS) top.sources.delete(top.sources.values().next().value);
     top.merged = (top.merged || 1) + 1;
     const merged = { ...e, fields: { ...e.fields, from_commit_index: from } };
     setText(top.caption, this.narrator.narrate(merged, state) + ` (${top.merged} commits)`);
