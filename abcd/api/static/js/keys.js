@@ -91,6 +91,7 @@ function show(result, answer, live) {
   delete result.dataset.revision;
   delete result.dataset.version;
   delete result.dataset.code;
+  delete result.dataset.succeeded;
   const lines = [];
   const from = who ? `${who.name} (id ${who.id})` : member !== null ? `member ${member}` : "no member";
   if (!(status >= 200 && status < 300)) {

@@ -25,7 +25,8 @@ const RECONNECT_MIN_MS = 250;
 const RECONNECT_MAX_MS = 4000;
 const HTTP_TIMEOUT_MS = 8000;
 const COALESCE_MS = 1000; // a burst of one noisy event from one member is one timeline row
-const MAX_RECORDS = 20; // raw records kept on a coalesced row
+const MAX_RECORDS = 20;
+const EVENT_HOLD_MS = 300; // events wait this long, to be put in time order across members // raw records kept on a coalesced row
 
 // Traces of every message: the message layer shows those, aggregated.
 const MESSAGE_TRACES = new Set(["Send", "Receive"]);
@@ -276,7 +277,7 @@ export class LiveCluster {
   }
 
   emit(event) {
-    this.pendingEvents.push(event);
+    this.pendingEvents.push({ event, arrived: Date.now() });
     this.schedule();
   }
 
@@ -370,9 +371,13 @@ export class LiveCluster {
       this.dashboard.showMessages(messages);
     }
     if (this.pendingEvents.length) {
-      const events = this.pendingEvents.sort((a, b) => a.time - b.time);
-      this.pendingEvents = [];
-      this.dashboard.addEvents(events);
+      // Each member's events come on its own socket: holding them a moment lets
+      // the timeline show a vote before the victory it made possible.
+      const ripe = Date.now() - EVENT_HOLD_MS;
+      const events = this.pendingEvents.filter((e) => e.arrived <= ripe).map((e) => e.event);
+      this.pendingEvents = this.pendingEvents.filter((e) => e.arrived > ripe);
+      if (events.length) this.dashboard.addEvents(events.sort((a, b) => a.time - b.time));
+      if (this.pendingEvents.length) this.schedule();
     }
   }
 
@@ -448,7 +453,7 @@ export class LiveCluster {
       else this.reportedDown.add(m.id);
       const fields = { address: m.address, last_heard: m.last_heard };
       if (m.supervised) fields.supervised = m.supervised.state;
-      this.pendingEvents.push({
+      this.emit({
         time: state.time, node: m.id, event: m.up ? "MemberUp" : "MemberDown", term: m.term, role: m.role, fields,
         records: [],
       });
