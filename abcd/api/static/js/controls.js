@@ -127,9 +127,16 @@ export function mountControls(section, live) {
     return [reply];
   });
   if (demo) {
-    $("slow-mode").onchange = run("slow mode", async () => [
-      await live.demoRequest("POST", "/demo/slow", { slow: $("slow-mode").checked }),
-    ]);
+    $("slow-mode").onchange = run("slow mode", async () => {
+      const box = $("slow-mode");
+      const reply = await live.demoRequest("POST", "/demo/slow", { slow: box.checked });
+      if (reply.ok) return [reply];
+      box.checked = !box.checked;
+      if (reply.status === 404 || reply.status === 405) {
+        return [failure("this demo sets slow mode when it starts: python -m abcd demo --slow")];
+      }
+      return [reply];
+    });
   }
   live.onState((state) => update(section, state));
 }
