@@ -127,7 +127,7 @@ export class LiveCluster {
     this.memberList = []; // [{id, name, address, voter}] from the most authoritative status
     this.demo = null; // {members: [...], slow} when the page is served by the demo supervisor
     this.primary = null; // id of the member HTTP calls go to
-    this.origin = window.location.host;
+    this.servedBy = window.location.host; // the advertised address of the node serving the page
     this.faultsRefused = new Set(); // ids that answered 403 to a faults call
     this.wasUp = new Map(); // id -> up, to put "stopped answering" on the timeline
     this.reportedDown = new Set(); // ids whose going down is on the timeline
@@ -166,8 +166,13 @@ export class LiveCluster {
     }
     const members = await this.fetchJson("/v1/members");
     const status = await this.fetchJson("/v1/status");
-    const addresses = new Set([this.origin]);
-    if (status) this.primary = status.id;
+    // The page may be opened under another name than the node advertises
+    // (localhost:8080 for 127.0.0.1:8080): calls to that node stay on the page's origin.
+    if (status) {
+      this.primary = status.id;
+      this.servedBy = status.address;
+    }
+    const addresses = new Set([this.servedBy]);
     for (const m of members?.members ?? status?.members ?? []) if (m.address) addresses.add(m.address);
     return [...addresses];
   }
@@ -285,7 +290,7 @@ export class LiveCluster {
   async refreshMembers() {
     const reply = await this.request("GET", "/v1/members");
     if (reply.ok && Array.isArray(reply.body.members)) this.learnMembers(reply.body.members, true);
-    for (const link of this.links.values()) this.pollStatus(link);
+    for (const link of this.links.values()) if (link.open) this.pollStatus(link);
   }
 
   learnMembers(members, authoritative = false) {
@@ -396,7 +401,10 @@ export class LiveCluster {
     // is the same once the change reached it.
     const best = statuses[0];
     let list = best ? best.members : this.memberList;
-    if (best) this.memberList = list;
+    if (best) {
+      this.memberList = list;
+      this.forgetRemoved(list);
+    }
     if (!list || !list.length) list = [...this.links.values()].filter((l) => l.status).map((l) => describeSelf(l.status));
     const members = list.map((m) => this.buildMember(m, now)).sort((a, b) => a.id - b.id);
     const leaders = members.filter((m) => m.up && m.role === "leader").sort((a, b) => b.term - a.term);
@@ -410,7 +418,7 @@ export class LiveCluster {
     const up = Boolean(s && link.isUp(now)) && (!supervised || supervised.state === "running");
     const voter = s && typeof s.voter === "boolean" ? s.voter : info.voter;
     let role = s ? roleName(s.role) : null;
-    if (!voter && role === "follower") role = "learner";
+    if (!voter && (role === "follower" || role === null)) role = "learner";
     const member = {
       id: info.id, name: info.name ?? (s ? s.name : `node-${info.id}`), address: info.address ?? null, voter, up,
       last_heard: link && link.heardAt ? link.heardAt / 1000 : null,
@@ -430,6 +438,17 @@ export class LiveCluster {
       supervised,
     };
     return member;
+  }
+
+  /** Close the sockets of members no longer in the configuration (nor run by the demo). */
+  forgetRemoved(list) {
+    const keep = new Set(list.map((m) => m.address));
+    for (const m of this.demo ? this.demo.members : []) keep.add(m.address);
+    for (const [address, link] of this.links) {
+      if (keep.has(address)) continue;
+      link.close();
+      this.links.delete(address);
+    }
   }
 
   supervised(address) {
@@ -464,7 +483,7 @@ export class LiveCluster {
   choosePrimary(state) {
     const up = state.members.filter((m) => m.up);
     const current = up.find((m) => m.id === this.primary);
-    const served = up.find((m) => m.address === this.origin);
+    const served = this.demo ? undefined : up.find((m) => m.address === this.servedBy);
     const next = served ?? current ?? up.find((m) => m.id === state.leader) ?? up[0];
     if (next) this.primary = next.id;
     const label = document.getElementById("connection");
@@ -478,7 +497,7 @@ export class LiveCluster {
   // ------------------------------------------------------------------ calls to the cluster
 
   url(address, path) {
-    return address === this.origin ? path : `http://${address}${path}`;
+    return address === this.servedBy ? path : `http://${address}${path}`;
   }
 
   member(id) {
