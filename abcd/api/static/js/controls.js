@@ -13,7 +13,12 @@ const NO_FAULTS = "start the node with --enable-faults";
 
 /** The callbacks of the member cards' buttons (see the Dashboard's `actions`). */
 export function memberActions(live) {
-  const report = (label, replies) => reportReplies(label, replies);
+  // Each answer goes to #controls-result; a failure is also thrown, for the card to show.
+  const report = (label, replies) => {
+    const outcome = reportReplies(label, replies);
+    if (!outcome.ok) throw new Error(outcome.problems.join("; "));
+    return outcome;
+  };
   const name = (id) => live.member(id)?.name ?? `member ${id}`;
   const actions = {
     isolate: async (id) => report(`isolate ${name(id)}`, await isolate(live, id)),
@@ -56,26 +61,26 @@ function disabledReason(live, id, action) {
     case "heal": {
       const refusing = state.members.filter((m) => m.up && m.faults_enabled === false);
       if (refusing.length) return `${names(refusing)} refuse faults: ${NO_FAULTS}`;
-      if (action === "isolate" && !member.up) return `${member.name} is not answering`;
+      if (action === "isolate" && !member.up) return "not answering";
       return null;
     }
     case "transfer":
       if (!member.voter) return "a learner cannot lead";
-      if (!member.up) return `${member.name} is not answering`;
-      if (state.leader === id) return `${member.name} already leads`;
+      if (!member.up) return "not answering";
+      if (state.leader === id) return "already the leader";
       if (state.leader === null) return "no leader to hand over from";
       return null;
     case "promote":
-      return member.voter ? `${member.name} already votes` : null;
+      return member.voter ? "already a voter" : null;
     case "remove":
       return state.members.length <= 1 ? "the last member cannot be removed" : null;
     case "stop":
     case "kill":
       if (!member.supervised) return "not started by the demo";
-      return member.supervised.state === "running" ? null : `${member.name} is not running`;
+      return member.supervised.state === "running" ? null : "not running";
     case "restart":
       if (!member.supervised) return "not started by the demo";
-      return member.supervised.state === "running" ? `${member.name} is running` : null;
+      return member.supervised.state === "running" ? "already running" : null;
     default:
       return null;
   }
@@ -139,6 +144,12 @@ export function mountControls(section, live) {
     });
   }
   live.onState((state) => update(section, state));
+  return {
+    stop() {
+      section.replaceChildren();
+      delete section.dataset.faultsEnabled;
+    },
+  };
 }
 
 function update(section, state) {
@@ -270,7 +281,7 @@ function reportReplies(label, replies) {
     out.classList.toggle("error", failed.length > 0);
     out.dataset.status = failed.length ? "error" : "ok";
   }
-  return { ok: failed.length === 0, replies };
+  return { ok: failed.length === 0, replies, problems: lines.slice(1).map((line) => line.trim()) };
 }
 
 function names(members) {

@@ -79,6 +79,13 @@ export function mountKeys(section, live) {
     $("watch-start").disabled = false;
     $("watch-stop").disabled = true;
   };
+  return {
+    stop() {
+      watch.stop();
+      session.close();
+      section.replaceChildren();
+    },
+  };
 }
 
 /** Put an answer in #kv-result: what was asked, what came back, and from whom. */

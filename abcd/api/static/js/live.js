@@ -139,6 +139,10 @@ export class LiveCluster {
     this.renderTimer = null;
     this.lastRender = 0;
     this.state = null;
+    this.connectionShown = null;
+    this.timers = [];
+    this.panels = []; // the keys and controls panels, each with stop()
+    this.stopped = false;
   }
 
   async start() {
@@ -146,15 +150,30 @@ export class LiveCluster {
     for (const address of addresses) this.link(address);
     // Give the first frames a moment, so that the first picture is not all grey.
     await this.waitFor(() => [...this.links.values()].some((l) => l.status !== null), 1500);
-    setInterval(() => this.check(), CHECK_INTERVAL_MS);
-    if (this.demo) setInterval(() => this.pollDemo(), DEMO_POLL_MS);
+    if (this.stopped) return;
+    this.timers.push(setInterval(() => this.check(), CHECK_INTERVAL_MS));
+    if (this.demo) this.timers.push(setInterval(() => this.pollDemo(), DEMO_POLL_MS));
     const context = this.context();
     if (typeof this.dashboard.setActions === "function") this.dashboard.setActions(memberActions(context));
     const keys = document.getElementById("keys");
-    if (keys) mountKeys(keys, context);
+    if (keys) this.panels.push(mountKeys(keys, context));
     const controls = document.getElementById("controls");
-    if (controls) mountControls(controls, context);
+    if (controls) this.panels.push(mountControls(controls, context));
     this.changed();
+  }
+
+  /** Close every socket and timer and empty the panels (the page switched to a replay). */
+  stop() {
+    this.stopped = true;
+    for (const timer of this.timers) clearInterval(timer);
+    this.timers = [];
+    clearTimeout(this.renderTimer);
+    this.renderTimer = 0; // never null again: nothing more is scheduled
+    for (const link of this.links.values()) link.close();
+    this.links.clear();
+    for (const panel of this.panels) panel.stop();
+    this.panels = [];
+    this.listeners = [];
   }
 
   /** The addresses to watch: the demo's nodes, or the members the serving node knows. */
@@ -486,12 +505,21 @@ export class LiveCluster {
     const served = this.demo ? undefined : up.find((m) => m.address === this.servedBy);
     const next = served ?? current ?? up.find((m) => m.id === state.leader) ?? up[0];
     if (next) this.primary = next.id;
+    const chosen = state.members.find((m) => m.id === this.primary);
+    const ok = Boolean(chosen && chosen.up);
+    const text = !chosen ? "no member answers"
+      : `reading from ${chosen.name} (${chosen.address})${chosen.up ? "" : ": not answering"}`;
+    const key = `${text}|${ok}`;
+    if (key === this.connectionShown) return;
+    this.connectionShown = key;
+    if (typeof this.dashboard.setConnection === "function") {
+      this.dashboard.setConnection(text, chosen ? chosen.id : null, ok);
+      return;
+    }
     const label = document.getElementById("connection");
     if (!label) return;
-    const chosen = state.members.find((m) => m.id === this.primary);
     label.dataset.member = chosen ? String(chosen.id) : "";
-    label.textContent = !chosen ? "no member answers"
-      : `reading from ${chosen.name} (${chosen.address})${chosen.up ? "" : ": not answering"}`;
+    label.textContent = text;
   }
 
   // ------------------------------------------------------------------ calls to the cluster
