@@ -436,7 +436,9 @@ export class LiveCluster {
     const supervised = this.supervised(info.address);
     const up = Boolean(s && link.isUp(now)) && (!supervised || supervised.state === "running");
     const voter = s && typeof s.voter === "boolean" ? s.voter : info.voter;
-    let role = s ? roleName(s.role) : null;
+    // A member that does not answer has no role we could vouch for: its last word
+    // may be "leader" while another leads (only a learner stays one while down).
+    let role = s && up ? roleName(s.role) : null;
     if (!voter && (role === "follower" || role === null)) role = "learner";
     const member = {
       id: info.id, name: info.name ?? (s ? s.name : `node-${info.id}`), address: info.address ?? null, voter, up,
