@@ -134,6 +134,7 @@ export class LiveCluster {
     this.pendingMessages = [];
     this.pendingEvents = [];
     this.bursts = new Map(); // "node:event" -> coalesced event being built
+    this.lastCommit = new Map(); // node -> commit index its last AdvanceCommitIndex row ended at
     this.listeners = [];
     this.dirty = true;
     this.renderTimer = null;
@@ -292,8 +293,11 @@ export class LiveCluster {
       if (burst.event.records.length < MAX_RECORDS) burst.event.records.push(...event.records);
       return;
     }
-    if (event.event === "AdvanceCommitIndex" && link.status) {
-      event.fields.previous_commit_index = link.status.commit_index;
+    if (event.event === "AdvanceCommitIndex") {
+      // Where the last row left it, or what the last status said (it may lag 250 ms).
+      const below = [this.lastCommit.get(event.node), link.status?.commit_index]
+        .filter((i) => typeof i === "number" && i < event.fields.commit_index);
+      if (below.length) event.fields.previous_commit_index = Math.max(...below);
     }
     event.fields.count = 1;
     this.bursts.set(key, { event, count: 1, until: Date.now() + COALESCE_MS });
@@ -359,6 +363,7 @@ export class LiveCluster {
     for (const [key, burst] of this.bursts) {
       if (burst.until <= now) {
         this.bursts.delete(key);
+        if (burst.event.event === "AdvanceCommitIndex") this.lastCommit.set(burst.event.node, burst.event.fields.commit_index);
         this.emit(burst.event);
       }
     }
