@@ -30,6 +30,7 @@ PREFLIGHT_MAX_AGE = "600"  # seconds a browser may reuse a preflight's answer
 def parse_origin(text: str) -> str:
     """The origin `text` names ("http://host:port", lower case); ValueError if it is not one."""
     parts = urlsplit(text.strip())
+    example = "give scheme, host and port only, such as http://127.0.0.1:8079"
     if (
         parts.scheme not in ("http", "https")
         or not parts.hostname
@@ -38,11 +39,11 @@ def parse_origin(text: str) -> str:
         or parts.fragment
         or parts.username is not None
     ):
-        raise ValueError(f"{text!r} is not an origin: give scheme, host and port only, such as http://127.0.0.1:8079")
+        raise ValueError(f"{text!r} is not an origin: {example}")
     try:
         parts.port  # noqa: B018 - raises ValueError for a port out of range
     except ValueError as e:
-        raise ValueError(f"{text!r} is not an origin: {e}") from None
+        raise ValueError(f"{text!r} is not an origin ({e}): {example}") from None
     return f"{parts.scheme}://{parts.netloc.lower()}"
 
 

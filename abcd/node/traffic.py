@@ -95,5 +95,6 @@ def _records(counts: dict[tuple, list[int]], peer_field: str) -> list[dict[str, 
 
 
 def _order(item) -> tuple:
+    """By peer, then kind; a kind's successful answers before its failed ones."""
     (peer, kind, success), _ = item
-    return peer, kind, success is None, bool(success)
+    return peer, kind, success is False
