@@ -1,4 +1,4 @@
-"""The settings of one node process (the command line of interface.md)."""
+"""The settings of one node process (the command line of docs/operations.md)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
