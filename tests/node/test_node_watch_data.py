@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from node_harness import run_with_node, wait_until
 
+from abcd.__main__ import UsageError, build_parser, plan
 from abcd.api.cors import parse_origin
 
 STRANGER = "http://127.0.0.1:1"
@@ -148,6 +149,14 @@ def test_an_allowed_origin_is_normalized(text, origin):
 def test_what_is_not_an_origin_is_refused_with_an_example(text):
     with pytest.raises(ValueError, match="is not an origin.*such as http://127.0.0.1:8079"):
         parse_origin(text)
+
+
+def test_the_allow_origin_flag_is_repeatable_and_refuses_what_is_not_an_origin():
+    args = build_parser().parse_args(["8080", "--allow-origin", SUPERVISOR, "--allow-origin", "https://Dash.example/"])
+    assert plan(args)["allow_origins"] == (SUPERVISOR, "https://dash.example")
+    assert plan(build_parser().parse_args(["8080"]))["allow_origins"] == ()
+    with pytest.raises(UsageError, match="--allow-origin: '127.0.0.1:8079' is not an origin"):
+        plan(build_parser().parse_args(["8080", "--allow-origin", "127.0.0.1:8079"]))
 
 
 def test_faults_per_link_and_one_way_show_in_status_and_bad_ones_get_400(tmp_path):
