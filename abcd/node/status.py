@@ -1,8 +1,9 @@
 """The node's state as `GET /v1/status` and the event stream show it.
 
-Every read of the core's fields for watchers happens here, in one pass, and costs a
-few microseconds: the dashboard asks for it every 250 ms while it is open, and
-nothing here runs otherwise.  Times are the core's logical ticks (one per heartbeat
+Every read of the core's fields for watchers happens here, in one pass, and costs
+some tens of microseconds (docs/performance.md, "What an open dashboard costs"): the
+event stream asks for it every 250 ms while someone watches, and nothing here runs
+otherwise.  Times are the core's logical ticks (one per heartbeat
 interval) times the heartbeat interval, so they move in steps of `heartbeat_ms`.
 """
 from __future__ import annotations
