@@ -3,7 +3,7 @@
     python -m abcd [PORT] [--host 127.0.0.1] [--advertise HOST:PORT] [--join HOST:PORT[,HOST:PORT...]]
                    [--data-dir DIR] [--name NAME] [--heartbeat-ms 100] [--election-timeout-ms 1000]
                    [--cluster-token TOKEN] [--snapshot-count 100000] [--snapshot-catchup-entries 5000]
-                   [--enable-faults] [--log-level INFO] [--log-json]
+                   [--enable-faults] [--allow-origin URL ...] [--log-level INFO] [--log-json]
     python -m abcd demo [--nodes 3] [--base-port 8080]
 
 With a PORT, an empty data dir and no --join: bootstrap a new cluster of one.  With no
@@ -54,6 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-key", help=argparse.SUPPRESS)
     p.add_argument("--tls-ca", help=argparse.SUPPRESS)
     p.add_argument("--enable-faults", action="store_true", help="allow POST /v1/admin/faults (network fault injection)")
+    p.add_argument(
+        "--allow-origin", action="append", default=[], metavar="URL",
+        help="also answer browser pages from this origin (e.g. http://127.0.0.1:8079), besides the members' own "
+        "http://HOST:PORT; repeatable",
+    )
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING... (default INFO)")
     p.add_argument("--log-json", action="store_true", help="JSON lines on stderr too")
     return p
@@ -92,7 +97,19 @@ def plan(args: argparse.Namespace) -> dict:
     join = parse_join(args.join)
     if args.port is None and not join:
         join = (DEFAULT_JOIN,)
-    return {"port": port or 0, "data_dir": data_dir, "join": join}
+    return {"port": port or 0, "data_dir": data_dir, "join": join, "allow_origins": parse_origins(args.allow_origin)}
+
+
+def parse_origins(texts: list[str]) -> tuple[str, ...]:
+    from .api.cors import parse_origin
+
+    origins = []
+    for text in texts:
+        try:
+            origins.append(parse_origin(text))
+        except ValueError as e:
+            raise UsageError(f"--allow-origin: {e}") from None
+    return tuple(origins)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -178,6 +195,7 @@ async def run_node(args: argparse.Namespace, settings: dict) -> int:
             request_timeout=args.request_timeout,
             snapshot_count=args.snapshot_count,
             snapshot_catchup_entries=args.snapshot_catchup_entries,
+            allow_origins=settings["allow_origins"],
         )
     except ValueError as e:
         print(f"abcd: error: {e}", file=sys.stderr)

@@ -1,9 +1,10 @@
 """The node's aiohttp application: one port for peers, clients, metrics and the dashboard.
 
-Every error is `{"error", "code"}` with the contract's status codes (interface.md):
-the middleware turns parsing errors into 400, aiohttp's own errors (unknown path,
+Every error is `{"error", "code"}` with the status codes of docs/api.md: the
+`errors_as_json` middleware turns parsing errors into 400, aiohttp's own errors (unknown path,
 wrong method, body too large) into the same shape, and any unexpected exception into
-a logged 500, so that no input, however malformed, takes the node down.
+a logged 500, so that no input, however malformed, takes the node down.  The `cors`
+middleware (cors.py) wraps it, so that an error answered to a page is readable too.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from aiohttp import web
 from ..kv import MAX_VALUE_BYTES
 from ..net import RAFT_PATH
 from . import cluster, kv, lease, watch
+from .cors import cors
 from .jsonio import NODE, WEBSOCKETS, BadInput, error_response
 from .session import handle_session
 
@@ -44,7 +46,7 @@ async def errors_as_json(request: web.Request, handler):
 
 
 def create_app(node) -> web.Application:
-    app = web.Application(middlewares=[errors_as_json], client_max_size=MAX_BODY_BYTES)
+    app = web.Application(middlewares=[cors, errors_as_json], client_max_size=MAX_BODY_BYTES)
     app[NODE] = node
     app[WEBSOCKETS] = set()
     app.router.add_get(RAFT_PATH, node.transport.handle_inbound)

@@ -85,7 +85,7 @@ async def events(request: web.Request) -> web.WebSocketResponse:
 
     reader = asyncio.get_running_loop().create_task(drain_incoming())
     try:
-        await ws.send_frame(orjson.dumps([{"type": "status", **node.status()}]), aiohttp.WSMsgType.TEXT)
+        await ws.send_frame(orjson.dumps([node.live_events.status_event()]), aiohttp.WSMsgType.TEXT)
         while not ws.closed:
             next_batch = asyncio.ensure_future(subscription.next_batch())
             await asyncio.wait({next_batch, reader}, return_when=asyncio.FIRST_COMPLETED)

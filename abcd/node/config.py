@@ -1,4 +1,4 @@
-"""The settings of one node process (the command line of interface.md)."""
+"""The settings of one node process (the command line of docs/operations.md)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,6 +27,9 @@ class NodeConfig:
     # How far ahead of its writes the WAL keeps the current segment zero-filled (0: off):
     # an fdatasync then has no file size or block allocation to commit (storage.md).
     wal_preallocate_bytes: int = 2**20
+    # Origins ("http://host:port") whose pages may call this node, besides its members'
+    # (--allow-origin; api/cors.py).
+    allow_origins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.heartbeat_ms < 1:

@@ -3,12 +3,16 @@
 Each subscriber has a bounded queue (Rx has no backpressure, nor does this): when a
 slow watcher's queue is full, its oldest events are dropped and counted, so a stuck
 dashboard can neither block the node nor grow its memory.
+
+`active` is what the hot paths check before doing anything for watchers (building
+an event, counting messages): with nobody connected they do nothing else.
+`on_active` is called when the first watcher subscribes (the periodic events start).
 """
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import Any
+from typing import Any, Callable
 
 DEFAULT_QUEUE_LIMIT = 2048
 
@@ -36,9 +40,10 @@ class Subscription:
 
 
 class EventHub:
-    def __init__(self, limit: int = DEFAULT_QUEUE_LIMIT) -> None:
+    def __init__(self, limit: int = DEFAULT_QUEUE_LIMIT, on_active: Callable[[], None] | None = None) -> None:
         self._limit = limit
         self._subscribers: set[Subscription] = set()
+        self.on_active = on_active
 
     @property
     def active(self) -> bool:
@@ -46,7 +51,10 @@ class EventHub:
 
     def subscribe(self) -> Subscription:
         sub = Subscription(self._limit)
+        first = not self._subscribers
         self._subscribers.add(sub)
+        if first and self.on_active is not None:
+            self.on_active()
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:

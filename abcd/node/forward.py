@@ -1,7 +1,7 @@
 """Forwarding to the leader: a follower passes on writes and linearizable reads.
 
 A follower keeps one websocket to the leader's `/v1/session` (the pipelined client
-channel of interface.md) open and relays requests over it, batched per loop turn
+channel of docs/api.md) open and relays requests over it, batched per loop turn
 like any client frame, so a client never has to find the leader itself.  The
 connection is opened with `?forwarded=1`: a node never forwards a forwarded request
 again, so two nodes that each believe the other leads cannot bounce a request

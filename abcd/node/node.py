@@ -13,6 +13,11 @@ enough entries were applied, compacts the log behind it: snapshots.py), trace lo
 `_after_step` (parked requests find the new leader; the callbacks given to
 `call_after_step` run, so a step's session answers leave at once).
 
+Watchers of `/v1/events` (the dashboard) see the traces and log records, and while
+one is connected the node also counts its messages and publishes its status
+periodically (live_events.py); with nobody connected that costs a check of
+`hub.active` per batch.
+
 Client requests enter through `submit`: they are validated, then either
 * served at once (serializable reads, invalid requests),
 * pushed into the pipeline (writes and linearizable reads, on the leader),
@@ -39,7 +44,6 @@ import orjson
 from reactivex.scheduler.eventloop import AsyncIOScheduler
 from reactivex.subject import Subject
 
-from .. import __version__
 from ..kv import KVError, KVStore, is_write, validate_request
 from ..net import Faults, PeerTransport, faults_outbound
 from ..raft.core import Options, RaftCore
@@ -48,12 +52,14 @@ from ..raft.messages import InstallSnapshotRequest, Message, PeerUnreachable
 from ..storage import WAL
 from . import snapshots
 from . import responses
+from . import status as node_status
 from .applier import Applier
 from .cluster_ops import maybe_promote
 from .config import NodeConfig
 from .events import EventHub
 from .forward import Forwarder
 from .leases import LeaseTimers
+from .live_events import LiveEvents
 from .membership import Membership, members_from_json
 from .metrics import make_registry
 from .outbound import Outbound
@@ -62,6 +68,7 @@ from .requests import ClientRead, ClientWrite, PendingRequests, Waiter
 from .responses import Response
 from .snapshots import Snapshotter
 from .tracelog import TraceLog, log_records_to_hub
+from .traffic import Traffic
 from .wal_sink import AdaptiveSyncRunner, WALSink
 
 # Requests in flight at once, node-wide; more are refused with 503 rather than let
@@ -85,6 +92,7 @@ class Node:
         self.logger = loguru.logger.bind(node=config.name)
         self.stats = NodeStats()
         self.hub = EventHub()
+        self.traffic = Traffic()  # counted only while hub.active
         self.faults = Faults(seed=None) if config.enable_faults else None
         self.stopping = False
         self.promoting = False  # a learner's promotion is under way (cluster_ops.maybe_promote)
@@ -162,6 +170,7 @@ class Node:
             to_events=self.requests.to_events,
             faults=self.faults,
             call_soon=loop.call_soon,
+            heard=self._heard,
         )
         self.transport = PeerTransport(
             self.node_id,
@@ -182,8 +191,19 @@ class Node:
             save_snapshot=self.snapshots.save_installed,
             on_snapshot_durable=self.snapshots.on_install_durable,
         )
-        self.outbound = Outbound(self._outbound_deliver(), fill_snapshot=self.snapshots.fill)
-        self.trace_log = TraceLog(self.logger, self.hub, node_id=self.node_id, on_trace=self._count_trace)
+        self.outbound = Outbound(
+            self._outbound_deliver(), fill_snapshot=self.snapshots.fill, hub=self.hub, traffic=self.traffic
+        )
+        # The election timer as the last tick found it: (ticks elapsed, randomized timeout).
+        self._election_timer = (self.core.election_elapsed, self.core.randomized_election_timeout)
+        self.trace_log = TraceLog(
+            self.logger, self.hub, node_id=self.node_id, on_trace=self._count_trace,
+            annotate={"Timeout": self._timeout_fields},
+        )
+        self.live_events = LiveEvents(
+            self.hub, node_id=self.node_id, status=self.status, traffic=self.traffic, loop=loop, logger=self.logger
+        )
+        self.hub.on_active = self.live_events.start
         self._hub_sink = loguru.logger.add(log_records_to_hub(self.hub, config.name), level="INFO", format="{message}")
         self.metrics = make_registry(self)
         self.leases = LeaseTimers(retry_seconds=config.election_timeout_ms / 1000.0)
@@ -247,6 +267,11 @@ class Node:
         )
         return lambda dest, messages: batches.on_next((dest, messages))
 
+    def _heard(self, peer: int, messages: list[Message]) -> None:
+        """A peer's frame that passed the faults, about to be stepped."""
+        if self.hub.active:
+            self.traffic.count_received(peer, messages)
+
     def _on_frame(self, peer: int, messages: list[Message]) -> None:
         """A peer's frame, into the pipeline; a snapshot in it is checked first."""
         for message in messages:
@@ -283,6 +308,7 @@ class Node:
         self.stopping = True
         self.logger.bind(event="NodeStopping").info("stopping")
         self.pipeline.stop()
+        self.live_events.close()
         self.requests.fail_all(responses.shutting_down())
         for _, item in self._parked:
             item.waiter.resolve(responses.shutting_down())
@@ -369,6 +395,11 @@ class Node:
         return True
 
     def _on_tick(self, _tick) -> None:
+        # Before the step that takes this tick (batching defers it to the next turn):
+        # if the tick times the election out, the core resets its timer in that step,
+        # and the Timeout trace reads what it was here (_timeout_fields).
+        core = self.core
+        self._election_timer = (core.election_elapsed, core.randomized_election_timeout)
         now = self.loop.time()
         self.requests.expire(now)
         if self._parked:
@@ -405,6 +436,14 @@ class Node:
             waiter = Waiter(lambda response: None, now + self.config.request_timeout)
             items.append(ClientWrite(orjson.dumps(op), op, waiter, forwarded=True))
         self.pipeline.push_requests(items)
+
+    def _timeout_fields(self) -> dict:
+        """A Timeout trace's election timer in ms: the ticks counted since the timer was
+        last reset (a heartbeat or snapshot from the leader, a vote granted, a new role;
+        LeaderUnreachable moves it forward) and the randomized timeout they reached."""
+        elapsed, timeout = self._election_timer
+        heartbeat_ms = self.config.heartbeat_ms
+        return {"election_elapsed_ms": (elapsed + 1) * heartbeat_ms, "election_timeout_ms": timeout * heartbeat_ms}
 
     def _count_trace(self, trace: Trace) -> None:
         if trace.name == "BecomeCandidate":
@@ -553,22 +592,5 @@ class Node:
         return core.leader_id is not None and core.last_applied >= core.commit_index and self.failed is None
 
     def status(self) -> dict:
-        core = self.core
-        leader = core.leader_id
-        return {
-            "id": self.node_id,
-            "name": self.config.name,
-            "cluster_id": self.cluster_id,
-            "address": self.config.advertise,
-            "role": core.role,
-            "term": core.current_term,
-            "leader": leader,
-            "leader_address": self.membership.address_of(leader),
-            "commit_index": core.commit_index,
-            "applied_index": core.last_applied,
-            "last_log_index": core.log.last_index,
-            "snapshot_index": core.log.snapshot_index,
-            "revision": self.store.current_revision,
-            "members": self.membership.describe(core),
-            "version": __version__,
-        }
+        """The `GET /v1/status` body (status.py: every read for watchers is there)."""
+        return node_status.describe(self)

@@ -9,6 +9,10 @@ tolerates reordering, but the leader's pipelining works best without it.
 The core sends InstallSnapshotRequest without the snapshot (it holds no state-machine
 bytes); `fill_snapshot` puts the node's newest snapshot in it here, or returns None to
 drop it (snapshots.Snapshotter.fill).
+
+While someone watches the event stream (`hub.active`), each batch is also counted in
+`traffic` (traffic.py) before it goes to the faults and the transport: what the core
+sent, whether or not a fault then drops it.
 """
 from __future__ import annotations
 
@@ -16,6 +20,8 @@ from typing import Callable, Sequence
 
 from ..raft.effects import Send
 from ..raft.messages import InstallSnapshotRequest, Message
+from .events import EventHub
+from .traffic import Traffic
 
 Deliver = Callable[[int, list[Message]], None]
 FillSnapshot = Callable[[InstallSnapshotRequest], InstallSnapshotRequest | None]
@@ -46,12 +52,25 @@ def group_sends(effects: Sequence, fill_snapshot: FillSnapshot = _unfilled) -> d
 class Outbound:
     """Hands each batch's messages to `deliver(dest, messages)`, one call per peer."""
 
-    def __init__(self, deliver: Deliver, fill_snapshot: FillSnapshot = _unfilled) -> None:
+    def __init__(
+        self,
+        deliver: Deliver,
+        fill_snapshot: FillSnapshot = _unfilled,
+        *,
+        hub: EventHub | None = None,
+        traffic: Traffic | None = None,
+    ) -> None:
         self._deliver = deliver
         self._fill_snapshot = fill_snapshot
+        self._hub = hub
+        self._traffic = traffic
         self.messages_sent = 0
 
     def on_effects(self, effects: Sequence) -> None:
+        hub = self._hub
+        traffic = self._traffic if hub is not None and hub.active else None
         for dest, messages in group_sends(effects, self._fill_snapshot).items():
             self.messages_sent += len(messages)
+            if traffic is not None:
+                traffic.count_sent(dest, messages)
             self._deliver(dest, messages)

@@ -42,6 +42,10 @@ from .batching import batch_per_turn
 
 TICK_BATCH = [Tick()]
 
+
+def _messages_of(frame: tuple[int, list]) -> list:
+    return frame[1]
+
 Sink = Callable[[list], None]
 
 
@@ -54,8 +58,11 @@ class Pipeline:
         to_events: Callable[[list], list] = lambda batch: batch,
         faults: Faults | None = None,
         call_soon: Callable[..., Any] | None = None,
+        heard: Callable[[int, list], None] | None = None,
     ) -> None:
         self._step = step
+        # Called with each peer frame that passed the faults, before it is stepped.
+        self._heard = heard
         self._call_soon = call_soon
         self._to_events = to_events
         self._tick_seconds = tick_seconds
@@ -74,7 +81,7 @@ class Pipeline:
         inbound = self.inbound
         if self._faults is not None:
             inbound = inbound.pipe(faults_inbound(self._faults, scheduler))
-        inbound_events = inbound.pipe(ops.map(lambda frame: frame[1]))
+        inbound_events = inbound.pipe(ops.map(self._messages_heard if self._heard is not None else _messages_of))
         self.ticks = reactivex.interval(self._tick_seconds, scheduler=scheduler).pipe(ops.share())
         tick_events = self.ticks.pipe(ops.map(lambda _: TICK_BATCH))
         self.effects = reactivex.merge(inbound_events, tick_events, self.client_requests, self.storage_acks).pipe(
@@ -83,6 +90,10 @@ class Pipeline:
             ops.share(),
         )
         return self.effects
+
+    def _messages_heard(self, frame: tuple[int, list]) -> list:
+        self._heard(frame[0], frame[1])
+        return frame[1]
 
     def _step_batch(self, batch: list) -> list:
         events = self._to_events(batch)

@@ -1,4 +1,4 @@
-"""What the node answers a client: an HTTP status and a JSON body (interface.md).
+"""What the node answers a client: an HTTP status and a JSON body (docs/api.md).
 
 The same `Response` serves the HTTP API and the session channel, whose frames carry
 exactly the status and body the HTTP call would answer.  Errors are

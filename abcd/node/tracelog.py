@@ -5,6 +5,10 @@ same names appear in the node's log, on `/v1/events` and in the core's scenario
 transcripts.  Role changes and elections are logged at INFO; the events that happen
 once per batch or per message (AdvanceCommitIndex, Send, Receive...) at DEBUG, and
 those cost ~0.2 µs when DEBUG is off (performance.md rule 8).
+
+`annotate` adds the node's own fields to a trace by name, for what the core cannot
+say: it counts ticks and knows no milliseconds (a Timeout gets how long the node
+heard nothing, in ms).  The core's traces, and so its transcripts, stay as they are.
 """
 from __future__ import annotations
 
@@ -64,7 +68,9 @@ class TraceLog:
         node_id: int,
         on_trace: Callable[[Trace], None] = lambda trace: None,
         clock: Callable[[], float] = time.time,
+        annotate: dict[str, Callable[[], dict[str, Any]]] | None = None,
     ) -> None:
+        self._annotate = annotate or {}
         self._logger = logger
         self._hub = hub
         self._node_id = node_id
@@ -81,6 +87,9 @@ class TraceLog:
     def trace(self, trace: Trace) -> None:
         self._on_trace(trace)
         fields = trace.fields
+        annotate = self._annotate.get(trace.name)
+        if annotate is not None:
+            fields = {**fields, **annotate()}
         level = LEVELS.get(trace.name, "DEBUG")
         if trace.name == "AdvanceCommitIndex" and not self._debug:
             now = self._clock()

@@ -10,7 +10,7 @@ import pytest
 import reactivex
 from reactivex.testing import TestScheduler
 
-from abcd.net.faults import Faults, faults_inbound, faults_outbound
+from abcd.net.faults import Faults, Link, faults_inbound, faults_outbound
 
 TICK = 0.25  # seconds of virtual time per marble character (a binary fraction: exact times)
 SUBSCRIBED = 200.0
@@ -172,7 +172,10 @@ def test_configure_reads_an_admin_body_and_heal_clears_it():
     "body, reason",
     [
         ([1], "faults must be a JSON object, got list"),
-        ({"partition": [1], "loss": 0.1}, "unknown fault fields: loss"),
+        (
+            {"partition": [1], "loss": 0.1},
+            "unknown fault fields: loss (known: partition, cut_to, links, delay_ms, jitter_ms, drop_rate)",
+        ),
         ({"partition": 2}, "partition must be a list of node ids (non-negative integers), got 2"),
         ({"partition": [1, "2"]}, "partition must be a list of node ids (non-negative integers), got [1, '2']"),
         ({"partition": [True]}, "partition must be a list of node ids (non-negative integers), got [True]"),
@@ -181,6 +184,20 @@ def test_configure_reads_an_admin_body_and_heal_clears_it():
         ({"jitter_ms": float("inf")}, "jitter_ms must be a finite number >= 0, got inf"),
         ({"drop_rate": 1.5}, "drop_rate must be between 0 and 1, got 1.5"),
         ({"drop_rate": True}, "drop_rate must be a number, got True"),
+        ({"cut_to": 2}, "cut_to must be a list of node ids (non-negative integers), got 2"),
+        ({"cut_to": [-1]}, "cut_to must be a list of node ids (non-negative integers), got [-1]"),
+        ({"links": [2]}, 'links must be an object {"<peer id>": {"delay_ms", "jitter_ms", "drop_rate"}}, got [2]'),
+        ({"links": {"n2": {}}}, "links keys must be node ids (non-negative integers as strings), got 'n2'"),
+        ({"links": {"-2": {}}}, "links keys must be node ids (non-negative integers as strings), got '-2'"),
+        ({"links": {"2": 5}}, 'links["2"] must be a JSON object, got int'),
+        (
+            {"links": {"2": {"delay": 5}}},
+            'unknown fields in links["2"]: delay (known: delay_ms, jitter_ms, drop_rate)',
+        ),
+        ({"links": {"2": {"drop_rate": 3}}}, 'links["2"].drop_rate must be between 0 and 1, got 3.0'),
+        ({"links": {"2": {"delay_ms": "x"}}}, "links[\"2\"].delay_ms must be a number, got 'x'"),
+        # A valid part does not take effect when another part is wrong.
+        ({"partition": [4], "links": {"2": {"jitter_ms": -1}}}, 'links["2"].jitter_ms must be a finite number >= 0, got -1.0'),
     ],
 )
 def test_configure_rejects_bad_bodies_and_keeps_the_old_setting(body, reason):
@@ -188,4 +205,50 @@ def test_configure_rejects_bad_bodies_and_keeps_the_old_setting(body, reason):
     with pytest.raises(ValueError) as raised:
         faults.configure(body)
     assert str(raised.value) == reason
-    assert (faults.partition, faults.delay_ms) == (frozenset({9}), 3)
+    assert (faults.partition, faults.delay_ms, faults.cut_to, faults.links) == (frozenset({9}), 3, frozenset(), {})
+
+
+def test_a_one_way_cut_drops_what_this_node_sends_but_not_what_it_hears():
+    faults = Faults(cut_to=frozenset({2}))
+    assert faults.active
+    assert faults.apply(2, ["m", "n"], outbound=True) == []
+    assert faults.apply(2, ["m"], outbound=False) == ["m"]
+    assert faults.apply(3, ["m"], outbound=True) == ["m"]
+    assert faults.dropped_by_cut == 2 and faults.dropped_by_partition == 0
+
+
+def test_the_operators_apply_a_cut_to_outbound_batches_only():
+    faults = Faults(cut_to=frozenset({3}))
+    assert run_marbles("-a-b-c-d-|", faults_outbound, faults) == "-a---c---|"
+    assert run_marbles("-a-b-c-d-|", faults_inbound, faults) == "-a-b-c-d-|"
+
+
+def test_a_link_has_its_own_delay_and_loss_instead_of_the_node_wide_ones():
+    faults = Faults(delay_ms=250, links={3: Link(delay_ms=750)})
+    # Peer 2's batches ("a", "c") take the node-wide slot of delay, peer 3's ("b") three.
+    assert run_marbles("-a-b-c|", faults_outbound, faults) == "--a---(bc|)"
+    lossy = Faults(links={2: Link(drop_rate=1.0)})
+    assert lossy.apply(2, ["m"]) == [] and lossy.apply(3, ["m"]) == ["m"]
+    assert lossy.dropped_by_loss == 1
+    # The node-wide loss does not apply to a link with its own (lossless) setting.
+    assert Faults(drop_rate=1.0, links={2: Link()}).apply(2, ["m"]) == ["m"]
+
+
+def test_configure_reads_cuts_and_links_and_to_json_shows_them():
+    faults = Faults()
+    faults.configure({"cut_to": [3, 2], "links": {"4": {"delay_ms": 30, "jitter_ms": 5}, "5": {"drop_rate": 0.5}}})
+    assert faults.active
+    assert faults.cut_to == frozenset({2, 3})
+    assert faults.links == {4: Link(30.0, 5.0, 0.0), 5: Link(0.0, 0.0, 0.5)}
+    shown = faults.to_json()
+    assert shown["cut_to"] == [2, 3]
+    assert shown["links"] == {
+        "4": {"delay_ms": 30.0, "jitter_ms": 5.0, "drop_rate": 0.0},
+        "5": {"delay_ms": 0.0, "jitter_ms": 0.0, "drop_rate": 0.5},
+    }
+    assert shown["dropped_by_cut"] == 0
+    faults.configure({})  # a body states the whole setting
+    assert not faults.active and faults.to_json()["links"] == {}
+    faults.configure({"cut_to": [2]})
+    faults.heal()
+    assert not faults.active and faults.cut_to == frozenset()

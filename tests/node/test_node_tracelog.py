@@ -35,3 +35,21 @@ def test_commits_reach_info_once_a_second_and_elections_always():
         ("INFO", "AdvanceCommitIndex"),
         ("INFO", "AdvanceCommitIndex"),
     ]
+
+
+def test_the_node_annotates_a_timeout_with_its_election_timer_in_ms_for_watchers():
+    hub = EventHub()
+    sub = hub.subscribe()
+    log = TraceLog(
+        Recorder(), hub, node_id=3, clock=lambda: 5.0,
+        annotate={"Timeout": lambda: {"election_elapsed_ms": 1300, "election_timeout_ms": 1300}},
+    )
+    timeout = Trace("Timeout", {"term": 4, "role": "follower"})
+    log.on_effects([timeout, Trace("BecomePreCandidate", {"term": 4, "role": "pre_candidate"})])
+    published = list(sub.queue)
+    assert published[0] == {
+        "type": "trace", "time": 5.0, "node": 3, "event": "Timeout", "term": 4, "role": "follower",
+        "fields": {"election_elapsed_ms": 1300, "election_timeout_ms": 1300},
+    }
+    assert published[1]["fields"] == {}  # only the named traces get the node's fields
+    assert timeout.fields == {"term": 4, "role": "follower"}  # the core's trace is left as it was
