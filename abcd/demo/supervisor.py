@@ -38,14 +38,6 @@ class DemoError(Exception):
         self.code = code
 
 
-def node_accepts(flag: str, value: str) -> bool:
-    """Whether this abcd's node command line knows `flag` with a value (it is passed only if so)."""
-    from ..__main__ import build_parser
-
-    _, unknown = build_parser().parse_known_args([f"{flag}={value}"])
-    return not unknown
-
-
 def _signal(process: asyncio.subprocess.Process, signum: int) -> None:
     try:
         process.send_signal(signum)
@@ -95,7 +87,7 @@ class Supervisor:
         self.shutting_down = False
         self.switching = asyncio.Lock()  # one change of slow mode at a time
         extra = ["--enable-faults", "--log-level", log_level]
-        if allow_origin and node_accepts("--allow-origin", allow_origin):
+        if allow_origin:
             extra += ["--allow-origin", allow_origin]  # lets the dashboard's page call the nodes
         first = f"127.0.0.1:{ports[0]}"
         self.members: dict[int, Member] = {}

@@ -153,14 +153,11 @@ export function normalizeRole(member) {
   return role ? String(role).replace("_", "-") : null;
 }
 
-/** A member's label: its name when it has one, else n<id>. */
+/** A member's label: n<id>. */
 export function memberLabel(id, state) {
+  // Short and the same everywhere (ring, cards, logs, captions): n<id>. The member's own
+  // name (node-8080 by default) is on its card, next to its address.
   if (id === null || id === undefined) return "nobody";
-  const members = state && state.members;
-  if (members) {
-    const m = members.find((x) => x.id === id);
-    if (m && m.name) return m.name;
-  }
   return `n${id}`;
 }
 

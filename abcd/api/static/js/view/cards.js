@@ -16,6 +16,9 @@ export const ACTIONS = [
   ["remove", "Remove", "Remove this member from the cluster configuration"],
 ];
 
+// The actions whose disabled reason names something to change (faults need --enable-faults).
+const SAID_ON_CARD = new Set(["isolate", "heal"]);
+
 const FIELDS = [
   ["term", "term"],
   ["voted", "voted for"],
@@ -109,7 +112,7 @@ export class CardsView {
     el.style.setProperty("--term", up ? termColor(m.term) : "#aab2bd");
     el.style.setProperty("--term-tint", up ? termTint(m.term) : "#eef0f3");
     setText(card.name, memberLabel(m.id, state));
-    setText(card.id, `id ${m.id}`);
+    setText(card.id, m.name ? `${m.name} · id ${m.id}` : `id ${m.id}`);
     setText(card.role, up ? role || "unknown" : "down");
     setAttr(card.role, "data-role", up ? role || "unknown" : "down");
     const health = up ? m.health || "ok" : "down";
@@ -174,13 +177,15 @@ export class CardsView {
       if (b.reason) {
         button.disabled = true;
         button.title = b.reason;
-        reasons.push(`${b.label}: ${b.reason}`);
+        // Written out only where the person can change it (a node's flags); "already the
+        // leader" and the like stay in the tooltip, or every card would repeat them.
+        if (SAID_ON_CARD.has(b.action)) reasons.push(`${b.label}: ${b.reason}`);
       } else {
         button.title = b.help;
         button.addEventListener("click", () => this._run(card, m.id, b.action, button));
       }
     }
-    // Disabled buttons say why in words, not only in a tooltip; one line per reason.
+    // Those disabled buttons say why in words, not only in a tooltip; one line per reason.
     const unique = [...new Set(reasons)];
     card.reasons.replaceChildren(...unique.map((r) => html("div", { text: r })));
     card.reasons.hidden = unique.length === 0;
