@@ -1,7 +1,6 @@
 """The checker can fail: cores that break one rule each are caught within a few seeds."""
+from abcd.sim.broken import GrantEveryVote, SkipPersistGate
 from abcd.sim.runner import SimulationFailure, run_seed
-
-from broken import GrantEveryVote, SkipPersistGate
 
 
 def first_failing_seed(core_factory, seeds, **kwargs):

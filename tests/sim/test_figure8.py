@@ -1,9 +1,9 @@
 import pytest
 
 from abcd.raft.core import RaftCore
+from abcd.sim.broken import CommitOldTerms
 from abcd.sim.invariants import InvariantViolation
 
-from broken import CommitOldTerms
 from figure8 import stage_figure_8
 
 
