@@ -107,14 +107,13 @@ class FaultSchedule:
         action = rng.choice(choices)
         leader = c.leader()
         if action in ("partition", "one_way"):
-            c.network.heal()
             size = rng.randint(1, len(c.ids) // 2)
             side = set(rng.sample(c.ids, size))
             if leader is not None and rng.random() < 0.5:
                 side = {leader.id} | set(rng.sample(c.ids, size - 1))  # often, cut the leader off
-            c.network.partition(side, c.ids, one_way=action == "one_way")
+            c.partition(side, one_way=action == "one_way")
         elif action == "heal":
-            c.network.heal()
+            c.heal()
         elif action == "crash":
             c.crash(rng.choice(c.ids))
         elif action == "crash_leader":
@@ -128,7 +127,7 @@ class FaultSchedule:
 
     def heal_all(self) -> None:
         self.active = False
-        self.cluster.network.heal()
+        self.cluster.heal()
         for i in self.cluster.ids:
             self.cluster.restart(i)
 
@@ -146,7 +145,11 @@ def run_seed(
     check_liveness: bool = True,
     fault_interval: tuple[float, float] = (100.0, 1000.0),
     snapshots: bool | int = True,
+    observer=None,
 ) -> RunResult:
+    """One run of `steps` events with faults, then (unless check_liveness is False) the
+    liveness check.  `recorder` is an abcd.check HistoryRecorder for the clients'
+    operations; `observer` watches the cluster (record.RunRecorder)."""
     rng = random.Random(seed)
     cluster_seed, workload_seed, schedule_seed = rng.getrandbits(64), rng.getrandbits(64), rng.getrandbits(64)
     # Drawn last, so that the other streams of a seed do not depend on it.
@@ -159,6 +162,7 @@ def run_seed(
         options=options,
         tracer=tracer,
         snapshots=policy,
+        observer=observer,
     )
     workload = Workload(cluster, random.Random(workload_seed), recorder=recorder)
     schedule = FaultSchedule(cluster, random.Random(schedule_seed), faults, fault_interval)
@@ -231,7 +235,11 @@ def _check_liveness(cluster: Cluster, workload: Workload, schedule: FaultSchedul
     # replayed after restarts: their state machines must be identical.
     states = {encode_state(n.state) for n in cluster.nodes.values()}
     if len(states) != 1:
-        raise InvariantViolation(f"State Machine Safety: nodes at index {leader.last_applied} hold different states")
+        raise InvariantViolation(
+            f"State Machine Safety: nodes at index {leader.last_applied} hold different states",
+            invariant="State Machine Safety",
+            members=cluster.ids,
+        )
     # Every accepted write is now resolved: committed with its term, or replaced.
     applied = cluster.checker.applied
     for w in workload.all_accepted:
