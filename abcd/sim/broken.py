@@ -88,7 +88,7 @@ BROKEN: dict[str, type[RaftCore]] = {
 }
 
 # For each core that the simulator catches in a short run: the flags of a seed that
-# breaks its rule within a few hundred events (tests/sim/test_record.py checks that each
+# breaks its rule within 1,000 events (tests/sim/test_record.py checks that each
 # still does).  CommitOldTerms needs the Figure 8 interleaving, which random runs almost
 # never hit (tests/sim/figure8.py stages it); NeverSendsSnapshot breaks liveness, not
 # safety, so a recorded run shows a follower that never catches up, not a violation.

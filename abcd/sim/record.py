@@ -261,9 +261,10 @@ class RunRecorder:
             return
         fields = trace.fields
         term, role = fields.get("term"), fields.get("role")
-        if node_id is not None and term is None:  # the simulator's own traces (Crash, SnapshotTaken)
+        if node_id is not None:  # the simulator's own traces (Crash, Restart, SnapshotTaken) lack them
             core = self.cluster.nodes[node_id].core
-            term, role = core.current_term, core.role
+            term = core.current_term if term is None else term
+            role = core.role if role is None else role
         self._step["events"].append(
             {
                 "time": seconds(now),
