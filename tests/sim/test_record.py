@@ -1,6 +1,7 @@
 """Recorded runs for the dashboard (python -m abcd.sim --record): the file's format
 (docs/dashboard.md, "The recorded run format"), that it tells the simulator's own story,
 a broken core's violation, the command line's errors, and --serve."""
+import asyncio
 import json
 import shlex
 import signal
@@ -232,3 +233,31 @@ def test_serve_answers_the_run_and_the_page(tmp_path):
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_serve_answers_the_dashboards_page_and_files(tmp_path):
+    """With the page installed, `/` is its index.html and `/static/...` its files."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from abcd.sim.serve import make_app
+
+    static = tmp_path / "static"
+    (static / "js").mkdir(parents=True)
+    (static / "index.html").write_text("<title>abcd</title>")
+    (static / "js" / "main.js").write_text("export {};")
+    run = tmp_path / "run.json"
+    run.write_text('{"format": "abcd-sim-run"}')
+
+    async def fetch():
+        async with TestClient(TestServer(make_app(str(run), str(static)))) as client:
+            answers = {}
+            for path in ("/", "/static/js/main.js", "/run.json", "/static/missing.js"):
+                reply = await client.get(path)
+                answers[path] = (reply.status, await reply.text(), reply.content_type)
+            return answers
+
+    answers = asyncio.run(fetch())
+    assert answers["/"][:2] == (200, "<title>abcd</title>")
+    assert answers["/static/js/main.js"][:2] == (200, "export {};")
+    assert answers["/run.json"] == (200, '{"format": "abcd-sim-run"}', "application/json")
+    assert answers["/static/missing.js"][0] == 404
