@@ -257,8 +257,8 @@ class RunRecorder:
     def on_trace(self, now: float, node_id: int | None, trace) -> None:
         if self._inner_tracer is not None:
             self._inner_tracer(now, node_id, trace)
-        if self._step is None:
-            return
+        if self._step is None or trace.name in ("Send", "Receive"):
+            return  # (--trace --messages) the step's messages already say it
         fields = trace.fields
         term, role = fields.get("term"), fields.get("role")
         if node_id is not None:  # the simulator's own traces (Crash, Restart, SnapshotTaken) lack them

@@ -9,6 +9,7 @@ import random
 from dataclasses import dataclass, field
 
 from ..raft.core import Options, RaftCore
+from .broken import BROKEN
 from .cluster import TICK_MS, Cluster, SnapshotPolicy, encode_state
 from .invariants import InvariantViolation
 from .network import NetworkFaults
@@ -49,16 +50,21 @@ class RunResult:
 
 
 class SimulationFailure(AssertionError):
-    def __init__(self, seed: int, nodes: int, steps: int, faults, reason: str, snapshots: bool | int = True) -> None:
-        self.replay = replay_command(seed, nodes, steps, faults, snapshots)
+    def __init__(
+        self, seed: int, nodes: int, steps: int, faults, reason: str, snapshots: bool | int = True, broken=None
+    ) -> None:
+        self.replay = replay_command(seed, nodes, steps, faults, snapshots, broken)
         super().__init__(f"seed {seed}: {reason}\n  replay: {self.replay}")
 
 
-def replay_command(seed: int, nodes: int, steps: int, faults, snapshots: bool | int = True) -> str:
+def replay_command(seed: int, nodes: int, steps: int, faults, snapshots: bool | int = True, broken=None) -> str:
+    """The command that runs this seed again (`broken`: the name of a core of broken.py)."""
     f = ",".join(faults) if faults else "none"
     command = f"python -m abcd.sim --nodes {nodes} --seed {seed} --steps {steps} --faults {f} --trace"
     if snapshots is not True:
         command += f" --snapshot-every {int(snapshots)}"  # False is 0: never
+    if broken is not None:
+        command += f" --broken {broken}"
     return command
 
 
@@ -180,10 +186,9 @@ def run_seed(
         cluster.run(max_events=steps)
         if check_liveness:
             _check_liveness(cluster, workload, schedule, options)
-    except InvariantViolation as violation:
-        raise SimulationFailure(seed, nodes, steps, faults, str(violation), snapshots) from violation
-    except LivenessFailure as failure:
-        raise SimulationFailure(seed, nodes, steps, faults, str(failure), snapshots) from failure
+    except (InvariantViolation, LivenessFailure) as failure:
+        broken = core_factory.__name__ if BROKEN.get(core_factory.__name__) is core_factory else None
+        raise SimulationFailure(seed, nodes, steps, faults, str(failure), snapshots, broken) from failure
     workload.finish(cluster.checker.applied)
     return RunResult(
         seed,

@@ -17,6 +17,7 @@ def test_granting_every_vote_breaks_election_safety():
     assert seed is not None, "a core that votes for everyone went unnoticed"
     assert "Election Safety" in message
     assert "replay: python -m abcd.sim" in message
+    assert message.endswith("--broken GrantEveryVote")  # the replay runs the same core
 
 
 def test_skipping_the_persist_gate_is_caught():
