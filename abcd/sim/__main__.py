@@ -15,6 +15,11 @@ run stops at the first violation and names the invariant and the members involve
 This seed gives two leaders in one term within 100 events:
 
     python -m abcd.sim --nodes 5 --seed 90 --broken GrantEveryVote --record broken.json
+
+The Raft paper's Figure 8, staged (three members, scripted crashes and partitions):
+a leader that commits an older term's entry by counting replicas loses it.
+
+    python -m abcd.sim --scenario figure8 --broken CommitOldTerms --record figure8.json
 """
 from __future__ import annotations
 
@@ -52,7 +57,8 @@ def main(argv=None) -> int:
         epilog=(
             "Record a run for the dashboard, and serve it with the page (Ctrl-C stops):\n"
             "  python -m abcd.sim --nodes 5 --seed 42 --record run.json --serve\n\n"
-            "Seeds that break each broken core's rule early:\n" + examples
+            "Seeds that break each broken core's rule early:\n" + examples + "\n"
+            "  python -m abcd.sim --scenario figure8 --broken CommitOldTerms --record figure8.json"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -73,6 +79,12 @@ def main(argv=None) -> int:
     p.add_argument("--serve", action="store_true", help="with --record: serve the dashboard with the run on 127.0.0.1 until Ctrl-C")
     p.add_argument("--port", type=int, default=None, help=f"the port of --serve (default {DEFAULT_PORT})")
     p.add_argument("--broken", choices=sorted(BROKEN), metavar="NAME", help="run a core that breaks one rule: " + ", ".join(sorted(BROKEN)))
+    p.add_argument(
+        "--scenario",
+        choices=("figure8",),
+        help="with --record: record a staged run instead of a seed's (figure8: the paper's Figure 8; "
+        "it fixes the members, the seed and the faults)",
+    )
     args = p.parse_args(argv)
     if args.nodes < 1:
         p.error("--nodes must be at least 1")
@@ -86,6 +98,8 @@ def main(argv=None) -> int:
         p.error("--port is the port of --serve")
     if args.port is not None and not 0 < args.port < 65536:
         p.error(f"--port must be between 1 and 65535, not {args.port}")
+    if args.scenario and not args.record:
+        p.error("--scenario is recorded: give --record FILE too")
     if args.record:
         if args.seeds != 1:
             p.error("--record records one run: give --seed, not --seeds")
@@ -130,24 +144,27 @@ def main(argv=None) -> int:
 
 def record(args) -> int:
     """--record (and --serve): one run to a file, then perhaps serve it."""
-    from .record import record_run, write_run
+    from .record import record_figure_8, record_run, write_run
 
     start = time.perf_counter()
-    run = record_run(
-        args.seed,
-        nodes=args.nodes,
-        steps=args.steps,
-        faults=args.faults,
-        broken=args.broken,
-        snapshots=True if args.snapshot_every is None else args.snapshot_every,
-        options=Options(trace_messages=args.trace and args.messages),
-        tracer=TracePrinter(sys.stdout) if args.trace else None,
-    )
+    if args.scenario == "figure8":
+        run = record_figure_8(args.broken)
+    else:
+        run = record_run(
+            args.seed,
+            nodes=args.nodes,
+            steps=args.steps,
+            faults=args.faults,
+            broken=args.broken,
+            snapshots=True if args.snapshot_every is None else args.snapshot_every,
+            options=Options(trace_messages=args.trace and args.messages),
+            tracer=TracePrinter(sys.stdout) if args.trace else None,
+        )
     size = write_run(run, args.record)
     size_text = f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size / 1e3:.0f} kB"
     steps = run["steps"]
     print(
-        f"recorded seed {args.seed}: {len(steps)} steps, {steps[-1]['time']:.3f} s virtual, "
+        f"recorded {'the ' + args.scenario + ' scenario' if args.scenario else 'seed ' + str(args.seed)}: {len(steps)} steps, {steps[-1]['time']:.3f} s virtual, "
         f"{size_text} to {args.record} ({time.perf_counter() - start:.1f} s)",
         flush=True,
     )

@@ -90,7 +90,7 @@ BROKEN: dict[str, type[RaftCore]] = {
 # For each core that the simulator catches in a short run: the flags of a seed that
 # breaks its rule within 1,000 events (tests/sim/test_record.py checks that each
 # still does).  CommitOldTerms needs the Figure 8 interleaving, which random runs almost
-# never hit (tests/sim/figure8.py stages it); NeverSendsSnapshot breaks liveness, not
+# never hit (figure8.py stages it: --scenario figure8); NeverSendsSnapshot breaks liveness, not
 # safety, so a recorded run shows a follower that never catches up, not a violation.
 EXAMPLES: dict[str, str] = {
     "GrantEveryVote": "--nodes 5 --seed 90",

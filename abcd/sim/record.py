@@ -27,6 +27,7 @@ from ..raft.messages import (
 )
 from .broken import BROKEN
 from .cluster import TICK_MS, Cluster, SimNode, durable_entries_after_snapshot
+from .figure8 import stage_figure_8
 from .invariants import InvariantViolation
 from .runner import ALL_FAULTS, SimulationFailure, run_seed
 
@@ -252,13 +253,24 @@ class RunRecorder:
             self._sim_event(m.source, "DuplicateMessage", {"to": m.dest, "type": name})
 
     def on_client(self, node_id: int, what: str, commands: tuple) -> None:
+        if self._step["kind"] != "call":  # a staged scenario's own request: a step of its own
+            self._close()
+            self._open(what, node_id, {"commands": [c.decode(errors="replace") for c in commands]} if commands else {})
+            return
         self._client = (what, node_id, commands)
 
     def on_trace(self, now: float, node_id: int | None, trace) -> None:
+        if self._step is not None and trace.name not in ("Send", "Receive"):  # --messages: in "messages"
+            self._record_trace(now, node_id, trace)
         if self._inner_tracer is not None:
             self._inner_tracer(now, node_id, trace)
-        if self._step is None or trace.name in ("Send", "Receive"):
-            return  # (--trace --messages) the step's messages already say it
+
+    def _record_trace(self, now: float, node_id: int | None, trace) -> None:
+        fault = FAULT_TRACES.get(trace.name)
+        if fault is not None and self._step["kind"] != "call":
+            # A fault that no scheduled call made (a staged scenario's): a step of its own.
+            self._close()
+            self._open(fault, node_id, {})
         fields = trace.fields
         term, role = fields.get("term"), fields.get("role")
         if node_id is not None:  # the simulator's own traces (Crash, Restart, SnapshotTaken) lack them
@@ -389,12 +401,41 @@ def record_run(
     return {
         "format": FORMAT,
         "version": VERSION,
+        "scenario": None,
         "seed": seed,
         "nodes": nodes,
         "faults": list(faults),
         "broken": broken,
         "tick_ms": ms(1),
         "snapshot_every": cluster.snapshots.every if cluster.snapshots is not None else None,
+        "members": [{"id": i, "name": f"n{i}"} for i in cluster.ids],
+        "steps": recorded,
+        "violation": violation_record,
+    }
+
+
+def record_figure_8(broken: str | None = None) -> dict:
+    """The staged Figure 8 interleaving (figure8.py), with the correct core or a broken
+    one (CommitOldTerms loses a committed entry there)."""
+    core_factory = BROKEN[broken] if broken is not None else RaftCore
+    recorder = RunRecorder()
+    violation = None
+    try:
+        stage_figure_8(core_factory, observer=recorder)
+    except InvariantViolation as error:
+        violation = error
+    cluster = recorder.cluster
+    recorded, violation_record = recorder.finish(violation)
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "scenario": "figure8",
+        "seed": cluster.seed,
+        "nodes": len(cluster.ids),
+        "faults": ["partition", "crash"],
+        "broken": broken,
+        "tick_ms": ms(1),
+        "snapshot_every": None,
         "members": [{"id": i, "name": f"n{i}"} for i in cluster.ids],
         "steps": recorded,
         "violation": violation_record,

@@ -14,7 +14,7 @@ import pytest
 from abcd.localcluster import free_port, http, wait_for
 from abcd.sim.__main__ import main
 from abcd.sim.broken import EXAMPLES
-from abcd.sim.record import FORMAT, MESSAGE_TYPES, VERSION, member_state, record_run, write_run
+from abcd.sim.record import FORMAT, MESSAGE_TYPES, VERSION, member_state, record_figure_8, record_run, write_run
 from abcd.sim.runner import run_seed
 
 KINDS = {"start", "tick", "deliver", "disk", "unreachable", "propose", "read", "partition", "heal", "crash", "restart", "noop"}
@@ -153,6 +153,21 @@ def test_a_broken_core_records_its_violation():
     assert any(e["event"] == "BecomeLeader" and e["node"] in violation["members"] for e in last["events"])
 
 
+def test_the_staged_figure_8_is_recorded_with_its_faults_and_violation():
+    """§5.4.2 as a recording: the correct core stays safe through the scripted crashes
+    and partitions, each a step of its own; CommitOldTerms loses a committed entry."""
+    safe = record_figure_8()
+    assert safe["violation"] is None and safe["scenario"] == "figure8"
+    faults = [s for s in safe["steps"] if s["kind"] in ("partition", "heal", "crash", "restart")]
+    assert [s["kind"] for s in faults].count("crash") == 3
+    for step in faults:
+        assert [e["event"] for e in step["events"]][0] == step["kind"].capitalize()
+    broken = record_figure_8("CommitOldTerms")
+    violation = broken["violation"]
+    assert violation["invariant"] == "Leader Completeness" and violation["members"]
+    assert violation["step"] == len(broken["steps"]) - 1
+
+
 @pytest.mark.parametrize(
     "name, invariant",
     [
@@ -201,6 +216,7 @@ def test_the_command_line_reports_a_broken_cores_violation(tmp_path, capsys):
         (["--record", "{tmp}/run.json", "--serve", "--port", "70000"], "--port must be between 1 and 65535"),
         (["--record", "{tmp}/missing/run.json"], "missing does not exist"),
         (["--steps", "0"], "--steps must be at least 1"),
+        (["--scenario", "figure8"], "--scenario is recorded: give --record FILE too"),
     ],
 )
 def test_bad_flags_fail_with_a_clear_message(argv, message, tmp_path, capsys):
