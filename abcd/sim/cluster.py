@@ -16,6 +16,11 @@ log, and Restore replaces its state machine.  A restart starts from the snapshot
 and the durable log after it.
 
 After every event the SafetyChecker verifies Raft's safety properties.
+
+An observer (record.RunRecorder, for `--record`) may watch a run: it hears of every
+event before it is handled, every message sent with its fate on the network, every
+client call, and every Trace through the tracer.  Without one, each of those hooks
+costs one test of `None`, so the seeds the tests run stay as fast.
 """
 from __future__ import annotations
 
@@ -102,10 +107,18 @@ def write_durable(node: SimNode, p: Persist) -> None:
     if p.entries:
         start = p.entries[0].index
         if start <= node.log_start:
-            raise InvariantViolation(f"node {node.id} wrote entry {start}, compacted into its snapshot")
+            raise InvariantViolation(
+                f"node {node.id} wrote entry {start}, compacted into its snapshot",
+                invariant="Log Continuity",
+                members=(node.id,),
+            )
         del node.durable_log[start - node.log_start - 1 :]
         if node.log_start + len(node.durable_log) != start - 1:
-            raise InvariantViolation(f"node {node.id} wrote entry {start} after a gap in its durable log")
+            raise InvariantViolation(
+                f"node {node.id} wrote entry {start} after a gap in its durable log",
+                invariant="Log Continuity",
+                members=(node.id,),
+            )
         node.durable_log.extend(p.entries)
 
 
@@ -127,6 +140,7 @@ class Cluster:
         disk_delay: tuple[float, float] = (0.2, 3.0),
         tracer=None,
         snapshots: SnapshotPolicy | None = None,
+        observer=None,
     ) -> None:
         self.rng = random.Random(seed)
         self.seed = seed
@@ -152,6 +166,9 @@ class Cluster:
             self.checker.mirrors[i] = LogMirror()
             # Ticks start at a random phase so that nodes are not in lock step.
             self.schedule(self.rng.uniform(0, TICK_MS), "tick", i, 0)
+        self.observer = observer
+        if observer is not None:
+            observer.attach(self)
 
     def _new_core(self, node_id: int, hard_state: HardState, entries, snapshot: Snapshot | None = None) -> RaftCore:
         return self.core_factory(
@@ -172,12 +189,15 @@ class Cluster:
 
     def run(self, *, max_events: int | None = None, until: float | None = None) -> None:
         done = 0
+        observer = self.observer
         while self.queue and (max_events is None or done < max_events):
             if until is not None and self.queue[0][0] > until:
                 self.now = until
                 return
             when, _, kind, args = heapq.heappop(self.queue)
             self.now = when
+            if observer is not None:
+                observer.on_event(kind, args)
             getattr(self, "_on_" + kind)(*args)
             done += 1
             self.events_processed += 1
@@ -232,7 +252,10 @@ class Cluster:
                     checker.check_promise(m, node)
                 elif type(m) is InstallSnapshotRequest:
                     m = self.fill_snapshot(node, m)
-                for delay in self.network.deliveries(m.source, m.dest):
+                delays = self.network.deliveries(m.source, m.dest)
+                if self.observer is not None:
+                    self.observer.on_send(m, delays)
+                for delay in delays:
                     self.schedule(delay, "deliver", m)
             elif kind is Persist:
                 node.in_flight.append(effect)
@@ -252,17 +275,22 @@ class Cluster:
                 if self.client is not None:
                     self.client.on_reply(node, effect.tag, effect.result)
             elif kind is Trace:
-                if effect.name == "BecomeLeader":
-                    checker.check_leader(node.id, effect.fields["term"])
+                # Traced first, so that a recorded run shows the step that broke a rule.
                 if self.tracer is not None:
                     self.tracer(self.now, node.id, effect)
+                if effect.name == "BecomeLeader":
+                    checker.check_leader(node.id, effect.fields["term"])
         if core.commit_index:
             checker.check_commit(node.id, core.commit_index, core.current_term)
 
     def apply(self, node: SimNode, entries) -> None:
         for e in entries:
             if e.index != node.last_applied + 1:
-                raise InvariantViolation(f"node {node.id} applied index {e.index} after {node.last_applied}")
+                raise InvariantViolation(
+                    f"node {node.id} applied index {e.index} after {node.last_applied}",
+                    invariant="Applied In Order",
+                    members=(node.id,),
+                )
             node.last_applied = e.index
             if e.data and not e.kind:
                 key, _, value = e.data.decode().partition("=")
@@ -291,7 +319,9 @@ class Cluster:
         seen = self.snapshot_states.setdefault(index, data)
         if seen != data:
             raise InvariantViolation(
-                f"State Machine Safety: node {node.id}'s snapshot at index {index} differs from another node's"
+                f"State Machine Safety: node {node.id}'s snapshot at index {index} differs from another node's",
+                invariant="State Machine Safety",
+                members=(node.id,),
             )
         self.checker.check_snapshot(node.id, snapshot)
         # Durable at once (a real node fsyncs the file before it compacts anything).
@@ -305,7 +335,7 @@ class Cluster:
             del node.durable_log[:drop]
             node.log_start += drop
         if self.tracer is not None:
-            self.tracer(self.now, node.id, Trace("Snapshot", {"index": index, "compacted_to": compact_to}))
+            self.tracer(self.now, node.id, Trace("SnapshotTaken", {"index": index, "compacted_to": compact_to}))
 
     def fill_snapshot(self, node: SimNode, m: InstallSnapshotRequest) -> InstallSnapshotRequest:
         """What a real node's shell does before an InstallSnapshot leaves: put in its
@@ -315,7 +345,9 @@ class Cluster:
         if have < m.last_included_index or have > node.core.commit_index:
             raise InvariantViolation(
                 f"node {node.id} asked to send a snapshot at {m.last_included_index} (commit index "
-                f"{node.core.commit_index}) but its newest snapshot is at {have}"
+                f"{node.core.commit_index}) but its newest snapshot is at {have}",
+                invariant="Snapshot Available",
+                members=(node.id,),
             )
         self.stats["snapshots_sent"] += 1
         return replace(
@@ -330,9 +362,17 @@ class Cluster:
     def restore(self, node: SimNode, snapshot: Snapshot, data: bytes) -> None:
         index = snapshot.last_included_index
         if self.snapshot_states.get(index) != data:
-            raise InvariantViolation(f"node {node.id} restored state at index {index} that no node saved there")
+            raise InvariantViolation(
+                f"node {node.id} restored state at index {index} that no node saved there",
+                invariant="State Machine Safety",
+                members=(node.id,),
+            )
         if index <= node.last_applied:
-            raise InvariantViolation(f"node {node.id} restored a snapshot at {index}, having applied {node.last_applied}")
+            raise InvariantViolation(
+                f"node {node.id} restored a snapshot at {index}, having applied {node.last_applied}",
+                invariant="State Machine Safety",
+                members=(node.id,),
+            )
         node.state = decode_state(data)
         node.last_applied = index
         self.stats["snapshots_installed"] += 1
@@ -340,6 +380,23 @@ class Cluster:
             self.client.on_restore(node, index)
 
     # ------------------------------------------------------------------ faults
+
+    def partition(self, side: set[int], *, one_way: bool = False) -> None:
+        """Split the network in two: `side` and the rest (replacing any earlier cut).
+        One way: only the messages from `side` to the rest are lost."""
+        self.network.heal()
+        self.network.partition(side, self.ids, one_way=one_way)
+        if self.tracer is not None:
+            groups = [sorted(side), [i for i in self.ids if i not in side]]
+            self.tracer(self.now, None, Trace("Partition", {"groups": groups, "one_way": one_way}))
+
+    def heal(self) -> None:
+        """Every link works again."""
+        if not self.network.cut:
+            return
+        self.network.heal()
+        if self.tracer is not None:
+            self.tracer(self.now, None, Trace("Heal", {}))
 
     def crash(self, node_id: int) -> None:
         node = self.nodes[node_id]
@@ -388,11 +445,15 @@ class Cluster:
 
     def propose(self, node_id: int, tag: int, commands: tuple[bytes, ...]) -> None:
         node = self.nodes[node_id]
+        if self.observer is not None:
+            self.observer.on_client(node_id, "propose", commands)
         if node.up:
             self.step(node, Propose(tag, commands))
 
     def read_index(self, node_id: int, tag: int) -> None:
         node = self.nodes[node_id]
+        if self.observer is not None:
+            self.observer.on_client(node_id, "read", ())
         if node.up:
             self.step(node, ReadIndex(tag))
 

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 
 class InvariantViolation(AssertionError):
-    pass
+    """A safety property broke.  `invariant` names it (Figure 3's names where it is one
+    of them: Election Safety, Log Matching, Leader Completeness, State Machine Safety),
+    `members` are the ids of the nodes involved; a recorded run shows both."""
+
+    def __init__(self, message: str, *, invariant: str, members=()) -> None:
+        super().__init__(message)
+        self.invariant = invariant
+        self.members = tuple(sorted(set(members)))
 
 
 class LogMirror:
@@ -35,12 +42,18 @@ class LogMirror:
     def replace_from(self, entries) -> None:
         start = entries[0].index
         if start <= self.base:
-            raise InvariantViolation(f"entries from index {start} rewrite a log that starts after a snapshot at {self.base}")
+            raise InvariantViolation(
+                f"entries from index {start} rewrite a log that starts after a snapshot at {self.base}",
+                invariant="Log Continuity",
+            )
         k = start - self.base
         del self.hashes[k:]
         del self.terms[k:]
         if len(self.hashes) != k:
-            raise InvariantViolation(f"entries from index {start} leave a gap after index {self.last_index}")
+            raise InvariantViolation(
+                f"entries from index {start} leave a gap after index {self.last_index}",
+                invariant="Log Continuity",
+            )
         h = self.hashes[-1]
         for e in entries:
             h = hash((h, e.term, e.kind, e.data))
@@ -76,7 +89,11 @@ class SafetyChecker:
         after it, with votes granted before it; §5.4 says nothing about it.)"""
         other = self.leaders.setdefault(term, node_id)
         if other != node_id:
-            raise InvariantViolation(f"Election Safety: nodes {other} and {node_id} are both leaders in term {term}")
+            raise InvariantViolation(
+                f"Election Safety: nodes {other} and {node_id} are both leaders in term {term}",
+                invariant="Election Safety",
+                members=(other, node_id),
+            )
         mirror = self.mirrors[node_id]
         index = max((i for t, i in self.committed_in_term.items() if t < term), default=0)
         # A snapshot is committed state (install_snapshot checks it), so comparing at
@@ -84,7 +101,9 @@ class SafetyChecker:
         at = max(index, mirror.base)
         if index and (mirror.last_index < index or mirror.hash_at(at) != self.committed.get(at)):
             raise InvariantViolation(
-                f"Leader Completeness: leader {node_id} of term {term} lacks committed entries up to {index}"
+                f"Leader Completeness: leader {node_id} of term {term} lacks committed entries up to {index}",
+                invariant="Leader Completeness",
+                members=(node_id,),
             )
 
     def check_new_entries(self, node_id: int, start: int) -> None:
@@ -99,7 +118,9 @@ class SafetyChecker:
                 if mine.term_at(i) == other.term_at(i) and mine.hash_at(i) != other.hash_at(i):
                     raise InvariantViolation(
                         f"Log Matching: nodes {node_id} and {other_id} hold index {i} of term {mine.term_at(i)} "
-                        "but their logs differ before it"
+                        "but their logs differ before it",
+                        invariant="Log Matching",
+                        members=(node_id, other_id),
                     )
 
     def replace_entries(self, node_id: int, entries) -> None:
@@ -110,7 +131,11 @@ class SafetyChecker:
         held_committed = top >= start and mine.hash_at(top) == self.committed[top]
         mine.replace_from(entries)
         if held_committed and (mine.last_index < top or mine.hash_at(top) != self.committed[top]):
-            raise InvariantViolation(f"node {node_id} overwrote committed entries from index {start}")
+            raise InvariantViolation(
+                f"node {node_id} overwrote committed entries from index {start}",
+                invariant="Committed Entries Stay",
+                members=(node_id,),
+            )
         self.check_new_entries(node_id, start)
 
     def check_snapshot(self, node_id: int, snapshot) -> None:
@@ -119,13 +144,17 @@ class SafetyChecker:
         index, term = snapshot.last_included_index, snapshot.last_included_term
         if index > self.max_committed:
             raise InvariantViolation(
-                f"node {node_id} holds a snapshot up to {index}, beyond the committed index {self.max_committed}"
+                f"node {node_id} holds a snapshot up to {index}, beyond the committed index {self.max_committed}",
+                invariant="State Machine Safety",
+                members=(node_id,),
             )
         seen = self.applied.get(index)
         if seen is None or seen[0] != term:
             raise InvariantViolation(
                 f"State Machine Safety: node {node_id} holds a snapshot ending at {index} of term {term}, "
-                f"but the entry applied there is {seen!r}"
+                f"but the entry applied there is {seen!r}",
+                invariant="State Machine Safety",
+                members=(node_id,),
             )
 
     def install_snapshot(self, node_id: int, snapshot) -> None:
@@ -147,19 +176,33 @@ class SafetyChecker:
     def check_commit(self, node_id: int, commit_index: int, term: int = 0) -> None:
         mirror = self.mirrors[node_id]
         if commit_index > mirror.last_index:
-            raise InvariantViolation(f"node {node_id} commit_index {commit_index} is beyond its log")
+            raise InvariantViolation(
+                f"node {node_id} commit_index {commit_index} is beyond its log",
+                invariant="Commit Within Log",
+                members=(node_id,),
+            )
         if commit_index < mirror.base:
-            raise InvariantViolation(f"node {node_id} commit_index {commit_index} is behind its snapshot at {mirror.base}")
+            raise InvariantViolation(
+                f"node {node_id} commit_index {commit_index} is behind its snapshot at {mirror.base}",
+                invariant="Commit Within Log",
+                members=(node_id,),
+            )
         h = mirror.hash_at(commit_index)
         if commit_index <= self.max_committed:
             if self.committed.get(commit_index, h) != h:
-                raise InvariantViolation(f"node {node_id} committed a different entry at {commit_index}")
+                raise InvariantViolation(
+                    f"node {node_id} committed a different entry at {commit_index}",
+                    invariant="State Machine Safety",
+                    members=(node_id,),
+                )
             return
         # New commits: they must extend what was committed before.
         top = self.max_committed
         if top and (top < mirror.base or mirror.hash_at(top) != self.committed[top]):
             raise InvariantViolation(
-                f"node {node_id} commits up to {commit_index} on a log that differs from the committed one"
+                f"node {node_id} commits up to {commit_index} on a log that differs from the committed one",
+                invariant="State Machine Safety",
+                members=(node_id,),
             )
         for i in range(top + 1, commit_index + 1):
             self.committed[i] = mirror.hash_at(i)
@@ -188,7 +231,11 @@ class SafetyChecker:
             hard_state.current_term == m.term and hard_state.voted_for != candidate
         ):
             what = "granted its vote" if kind == "RequestVoteResponse" else "asked for votes"
-            raise InvariantViolation(f"node {m.source} {what} in term {m.term} before that vote was durable")
+            raise InvariantViolation(
+                f"node {m.source} {what} in term {m.term} before that vote was durable",
+                invariant="Durability Before Speech",
+                members=(m.source, m.dest),
+            )
 
     @staticmethod
     def _check_durable_through(node_id: int, i: int, node) -> None:
@@ -202,7 +249,11 @@ class SafetyChecker:
         if durable_last < i or (
             not rewriting and term_now is not None and node.durable_log[i - node.log_start - 1].term != term_now
         ):
-            raise InvariantViolation(f"node {node_id} acknowledged entries up to {i} before they were durable")
+            raise InvariantViolation(
+                f"node {node_id} acknowledged entries up to {i} before they were durable",
+                invariant="Durability Before Speech",
+                members=(node_id,),
+            )
 
     def check_apply(self, node_id: int, entries) -> None:
         """State Machine Safety: no two servers apply different entries at one index."""
@@ -212,5 +263,7 @@ class SafetyChecker:
             if seen != (e.term, e.data):
                 raise InvariantViolation(
                     f"State Machine Safety: node {node_id} applied {(e.term, e.data)!r} at index {e.index}, "
-                    f"another node applied {seen!r}"
+                    f"another node applied {seen!r}",
+                    invariant="State Machine Safety",
+                    members=(node_id,),
                 )

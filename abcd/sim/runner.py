@@ -9,6 +9,7 @@ import random
 from dataclasses import dataclass, field
 
 from ..raft.core import Options, RaftCore
+from .broken import BROKEN
 from .cluster import TICK_MS, Cluster, SnapshotPolicy, encode_state
 from .invariants import InvariantViolation
 from .network import NetworkFaults
@@ -49,16 +50,21 @@ class RunResult:
 
 
 class SimulationFailure(AssertionError):
-    def __init__(self, seed: int, nodes: int, steps: int, faults, reason: str, snapshots: bool | int = True) -> None:
-        self.replay = replay_command(seed, nodes, steps, faults, snapshots)
+    def __init__(
+        self, seed: int, nodes: int, steps: int, faults, reason: str, snapshots: bool | int = True, broken=None
+    ) -> None:
+        self.replay = replay_command(seed, nodes, steps, faults, snapshots, broken)
         super().__init__(f"seed {seed}: {reason}\n  replay: {self.replay}")
 
 
-def replay_command(seed: int, nodes: int, steps: int, faults, snapshots: bool | int = True) -> str:
+def replay_command(seed: int, nodes: int, steps: int, faults, snapshots: bool | int = True, broken=None) -> str:
+    """The command that runs this seed again (`broken`: the name of a core of broken.py)."""
     f = ",".join(faults) if faults else "none"
     command = f"python -m abcd.sim --nodes {nodes} --seed {seed} --steps {steps} --faults {f} --trace"
     if snapshots is not True:
         command += f" --snapshot-every {int(snapshots)}"  # False is 0: never
+    if broken is not None:
+        command += f" --broken {broken}"
     return command
 
 
@@ -107,14 +113,13 @@ class FaultSchedule:
         action = rng.choice(choices)
         leader = c.leader()
         if action in ("partition", "one_way"):
-            c.network.heal()
             size = rng.randint(1, len(c.ids) // 2)
             side = set(rng.sample(c.ids, size))
             if leader is not None and rng.random() < 0.5:
                 side = {leader.id} | set(rng.sample(c.ids, size - 1))  # often, cut the leader off
-            c.network.partition(side, c.ids, one_way=action == "one_way")
+            c.partition(side, one_way=action == "one_way")
         elif action == "heal":
-            c.network.heal()
+            c.heal()
         elif action == "crash":
             c.crash(rng.choice(c.ids))
         elif action == "crash_leader":
@@ -128,7 +133,7 @@ class FaultSchedule:
 
     def heal_all(self) -> None:
         self.active = False
-        self.cluster.network.heal()
+        self.cluster.heal()
         for i in self.cluster.ids:
             self.cluster.restart(i)
 
@@ -146,7 +151,11 @@ def run_seed(
     check_liveness: bool = True,
     fault_interval: tuple[float, float] = (100.0, 1000.0),
     snapshots: bool | int = True,
+    observer=None,
 ) -> RunResult:
+    """One run of `steps` events with faults, then (unless check_liveness is False) the
+    liveness check.  `recorder` is an abcd.check HistoryRecorder for the clients'
+    operations; `observer` watches the cluster (record.RunRecorder)."""
     rng = random.Random(seed)
     cluster_seed, workload_seed, schedule_seed = rng.getrandbits(64), rng.getrandbits(64), rng.getrandbits(64)
     # Drawn last, so that the other streams of a seed do not depend on it.
@@ -159,6 +168,7 @@ def run_seed(
         options=options,
         tracer=tracer,
         snapshots=policy,
+        observer=observer,
     )
     workload = Workload(cluster, random.Random(workload_seed), recorder=recorder)
     schedule = FaultSchedule(cluster, random.Random(schedule_seed), faults, fault_interval)
@@ -176,10 +186,9 @@ def run_seed(
         cluster.run(max_events=steps)
         if check_liveness:
             _check_liveness(cluster, workload, schedule, options)
-    except InvariantViolation as violation:
-        raise SimulationFailure(seed, nodes, steps, faults, str(violation), snapshots) from violation
-    except LivenessFailure as failure:
-        raise SimulationFailure(seed, nodes, steps, faults, str(failure), snapshots) from failure
+    except (InvariantViolation, LivenessFailure) as failure:
+        broken = core_factory.__name__ if BROKEN.get(core_factory.__name__) is core_factory else None
+        raise SimulationFailure(seed, nodes, steps, faults, str(failure), snapshots, broken) from failure
     workload.finish(cluster.checker.applied)
     return RunResult(
         seed,
@@ -231,7 +240,11 @@ def _check_liveness(cluster: Cluster, workload: Workload, schedule: FaultSchedul
     # replayed after restarts: their state machines must be identical.
     states = {encode_state(n.state) for n in cluster.nodes.values()}
     if len(states) != 1:
-        raise InvariantViolation(f"State Machine Safety: nodes at index {leader.last_applied} hold different states")
+        raise InvariantViolation(
+            f"State Machine Safety: nodes at index {leader.last_applied} hold different states",
+            invariant="State Machine Safety",
+            members=cluster.ids,
+        )
     # Every accepted write is now resolved: committed with its term, or replaced.
     applied = cluster.checker.applied
     for w in workload.all_accepted:

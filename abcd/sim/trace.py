@@ -51,4 +51,5 @@ class TracePrinter:
             detail = f"{arrow} n{peer} {describe(message)}"
         else:
             detail = " ".join(f"{k}={v}" for k, v in fields.items())
-        self.out.write(f"{now:10.3f} ms  n{node_id} {role:<13} t{term:<3} {trace.name:<20} {detail}\n")
+        who = "--" if node_id is None else f"n{node_id}"  # None: the whole cluster (a partition)
+        self.out.write(f"{now:10.3f} ms  {who:<3} {role:<13} t{term:<3} {trace.name:<20} {detail}\n")

@@ -108,7 +108,9 @@ class Workload:
             if result.read_index < r.acked_before:
                 raise InvariantViolation(
                     f"stale read: node {node.id} gave read index {result.read_index}, but index "
-                    f"{r.acked_before} was acknowledged before the read began"
+                    f"{r.acked_before} was acknowledged before the read began",
+                    invariant="Linearizable Reads",
+                    members=(node.id,),
                 )
             r.read_index = result.read_index
             self.waiting_reads.append(r)

@@ -1,7 +1,6 @@
 """The checker can fail: cores that break one rule each are caught within a few seeds."""
+from abcd.sim.broken import GrantEveryVote, SkipPersistGate
 from abcd.sim.runner import SimulationFailure, run_seed
-
-from broken import GrantEveryVote, SkipPersistGate
 
 
 def first_failing_seed(core_factory, seeds, **kwargs):
@@ -18,6 +17,7 @@ def test_granting_every_vote_breaks_election_safety():
     assert seed is not None, "a core that votes for everyone went unnoticed"
     assert "Election Safety" in message
     assert "replay: python -m abcd.sim" in message
+    assert message.endswith("--broken GrantEveryVote")  # the replay runs the same core
 
 
 def test_skipping_the_persist_gate_is_caught():

@@ -1,10 +1,9 @@
 import pytest
 
 from abcd.raft.core import RaftCore
+from abcd.sim.broken import CommitOldTerms
+from abcd.sim.figure8 import stage_figure_8
 from abcd.sim.invariants import InvariantViolation
-
-from broken import CommitOldTerms
-from figure8 import stage_figure_8
 
 
 def test_figure_8_is_safe_with_the_commitment_rule():

@@ -13,9 +13,8 @@ from collections import Counter
 import pytest
 
 from abcd.check import HistoryRecorder, check
+from abcd.sim.broken import AcksSnapshotBeforeDurable, ForgetsRestore, InstallsOverItsCommittedLog, NeverSendsSnapshot
 from abcd.sim.runner import SimulationFailure, run_seed
-
-from broken import AcksSnapshotBeforeDurable, ForgetsRestore, InstallsOverItsCommittedLog, NeverSendsSnapshot
 
 STEPS = 2000
 

@@ -7,18 +7,21 @@ node B.  A correct leader does not count that replica to commit it (§5.4.2); a
 broken one does, and when L2 returns it wins B's vote and overwrites the entry
 everybody was told was committed.
 """
-from abcd.raft.core import Options
-from abcd.sim.cluster import Cluster
-from abcd.sim.network import NetworkFaults
+from __future__ import annotations
+
+from ..raft.core import Options
+from .cluster import Cluster
+from .network import NetworkFaults
 
 
-def isolate(cluster, node_id):
-    cluster.network.partition({node_id}, cluster.ids)
+def isolate(cluster: Cluster, node_id: int) -> None:
+    cluster.partition({node_id})
 
 
-def stage_figure_8(core_factory) -> Cluster:
+def stage_figure_8(core_factory, observer=None) -> Cluster:
+    """Stage it with `core_factory`'s cores (an observer may record it: `--scenario
+    figure8`).  A core that breaks §5.4.2 raises InvariantViolation."""
     state = {"phase": 0}
-    c = Cluster(3, 8, faults=NetworkFaults(), core_factory=core_factory, options=Options(max_entries_per_message=1))
 
     def hook(now, node_id, trace):
         # L2 must reach nobody once elected; L1, re-elected, must be cut off right
@@ -30,7 +33,8 @@ def stage_figure_8(core_factory) -> Cluster:
             isolate(c, node_id)
             state["phase"] = 3
 
-    c.tracer = hook
+    options = Options(max_entries_per_message=1)
+    c = Cluster(3, 8, faults=NetworkFaults(), core_factory=core_factory, options=options, tracer=hook, observer=observer)
     c.run(until=600)
     l1 = c.leader().id
     state["l1"] = l1
@@ -38,17 +42,17 @@ def stage_figure_8(core_factory) -> Cluster:
     c.propose(l1, 1, (b"x=from-L1",))
     c.run(until=c.now + 20)  # durable on L1 only
     c.crash(l1)
-    c.network.heal()
+    c.heal()
     state["phase"] = 1
     c.run(until=c.now + 600)
     l2 = state["l2"]
     c.crash(l2)
-    c.network.heal()
+    c.heal()
     state["phase"] = 2
     c.restart(l1)
     c.run(until=c.now + 1500)
     c.crash(l1)
-    c.network.heal()
+    c.heal()
     c.restart(l2)
     c.run(until=c.now + 1500)
     return c

@@ -1,7 +1,14 @@
-"""Cores that break one rule of Raft on purpose, to show that the simulator notices."""
-from abcd.raft.core import RaftCore
-from abcd.raft.effects import Restore
-from abcd.raft.messages import InstallSnapshotResponse
+"""Cores that break one rule of Raft on purpose, to show that the simulator notices.
+
+The tests run them to show that each check can fail; `python -m abcd.sim --broken NAME`
+runs one (BROKEN maps the names), and with `--record` the dashboard replays the run up
+to the step where the rule breaks.
+"""
+from __future__ import annotations
+
+from ..raft.core import RaftCore
+from ..raft.effects import Restore
+from ..raft.messages import InstallSnapshotResponse
 
 
 class GrantEveryVote(RaftCore):
@@ -64,3 +71,31 @@ class InstallsOverItsCommittedLog(RaftCore):
             self.send_after_persist(InstallSnapshotResponse(self.current_term, self.id, m.source, m.last_included_index))
         else:
             super().handle_install_snapshot_request(m)
+
+
+# Every broken core by its class name, for --broken.
+BROKEN: dict[str, type[RaftCore]] = {
+    core.__name__: core
+    for core in (
+        GrantEveryVote,
+        CommitOldTerms,
+        SkipPersistGate,
+        NeverSendsSnapshot,
+        AcksSnapshotBeforeDurable,
+        ForgetsRestore,
+        InstallsOverItsCommittedLog,
+    )
+}
+
+# For each core that the simulator catches in a short run: the flags of a seed that
+# breaks its rule within 1,000 events (tests/sim/test_record.py checks that each
+# still does).  CommitOldTerms needs the Figure 8 interleaving, which random runs almost
+# never hit (figure8.py stages it: --scenario figure8); NeverSendsSnapshot breaks liveness, not
+# safety, so a recorded run shows a follower that never catches up, not a violation.
+EXAMPLES: dict[str, str] = {
+    "GrantEveryVote": "--nodes 5 --seed 90",
+    "SkipPersistGate": "--nodes 3 --seed 11",
+    "AcksSnapshotBeforeDurable": "--nodes 3 --seed 27 --snapshot-every 3",
+    "ForgetsRestore": "--nodes 3 --seed 27 --snapshot-every 3",
+    "InstallsOverItsCommittedLog": "--nodes 3 --seed 5 --snapshot-every 3",
+}
