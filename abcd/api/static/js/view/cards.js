@@ -112,7 +112,7 @@ export class CardsView {
     el.style.setProperty("--term", up ? termColor(m.term) : "#aab2bd");
     el.style.setProperty("--term-tint", up ? termTint(m.term) : "#eef0f3");
     setText(card.name, memberLabel(m.id, state));
-    setText(card.id, m.name ? `${m.name} · id ${m.id}` : `id ${m.id}`);
+    setText(card.id, m.name && m.name !== memberLabel(m.id, state) ? `${m.name} · id ${m.id}` : `id ${m.id}`);
     setText(card.role, up ? role || "unknown" : "down");
     setAttr(card.role, "data-role", up ? role || "unknown" : "down");
     const health = up ? m.health || "ok" : "down";
