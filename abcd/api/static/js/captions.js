@@ -220,6 +220,19 @@ const SENTENCES = {
     const id = f.node ?? e.node;
     return `${name(id, s)} restarts from its disk as a follower and waits to hear from a leader`;
   },
+  MemberDown(e, f, who) {
+    const how = f.supervised === "killed" ? "was killed (kill -9)" : f.supervised === "stopped" ? "was stopped" : "stopped answering";
+    return `${who} ${how}: the page no longer hears from it; the others carry on while a majority of voters is up`;
+  },
+  MemberUp(e, f, who) {
+    return `${who} answers again: it rejoins as a follower and the leader brings its log up to date`;
+  },
+  DropMessage(e, f, who, s) {
+    return `the network lost ${who}'s ${f.type || "message"} to ${name(f.to, s)}: Raft does not need it to arrive, it sends again`;
+  },
+  DuplicateMessage(e, f, who, s) {
+    return `the network delivers ${who}'s ${f.type || "message"} to ${name(f.to, s)} twice: the second copy changes nothing`;
+  },
   NodeStarted(e, f, who) {
     return `${who} started`;
   },
@@ -284,7 +297,7 @@ export const EVENT_KINDS = {
     "RetainLog", "SnapshotTaken", "SnapshotInstalled",
   ]),
   membership: new Set(["ConfigChange", "LeaderRemoved", "PromoteLearner"]),
-  faults: new Set(["Faults", "Partition", "Heal", "Crash", "Restart", "NodeStarted", "NodeStopping"]),
+  faults: new Set(["Faults", "Partition", "Heal", "Crash", "Restart", "NodeStarted", "NodeStopping", "MemberDown", "MemberUp", "DropMessage", "DuplicateMessage"]),
 };
 
 /** The kind of an event for the timeline's filter: elections, log, membership, faults or other. */
