@@ -2,12 +2,14 @@
 
 Exit codes: 0 ok; 1 key not found, compare failed or the cluster refused the request;
 2 usage error (including a request the cluster calls malformed); 3 cluster unavailable
-or timed out, with a message that says whether a write's outcome is unknown.
+or timed out, with a message that says whether a write's outcome is unknown.  Output
+piped to a reader that stops early (`abcdctl status | head -3`) ends quietly, with 0.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 
 import orjson
@@ -90,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(parser.prog, str(e), EXIT_USAGE)
     try:
         return asyncio.run(_run(args, endpoints, stdin_body))
+    except BrokenPipeError:
+        return _reader_gone()
     except KeyboardInterrupt:
         return EXIT_OK if args.command == "watch" else 130
     except UsageError as e:
@@ -301,6 +305,17 @@ def _read_txn(stream) -> dict:
         if not isinstance(body.get(name, []), list):
             raise UsageError(f"txn: {name} must be a list")
     return body
+
+
+def _reader_gone() -> int:
+    """stdout's reader closed the pipe (`| head`): it has what it wanted, so no traceback.
+
+    stdout is pointed at /dev/null, or the interpreter would fail again flushing it at exit.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_OK
 
 
 def _fail(prog: str, message: str, code: int) -> int:

@@ -207,6 +207,20 @@ def test_a_slow_cluster_times_out_with_exit_3(threaded):
     assert result.returncode == 3 and "no answer" in result.stderr and "outcome unknown" in result.stderr
 
 
+@pytest.mark.parametrize("json_flag", [[], ["--json"]])
+def test_output_to_a_reader_that_stopped_reading_ends_quietly(threaded, json_flag):
+    # As `abcdctl status | head -0`: the pipe is closed before the client writes.
+    env = dict(tool_env(), PYTHONPATH=str(REPO))
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "tools" / "kvclient.py"), "--endpoints", threaded.cluster.nodes[0].endpoint,
+         *json_flag, "status"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+    )
+    proc.stdout.close()
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and stderr == b"", stderr.decode()
+
+
 def test_every_command_as_a_subprocess(threaded):
     """tools/kvclient.py itself, run from outside the checkout without installing, once
     per command; the commands touch different keys, so they run concurrently."""
