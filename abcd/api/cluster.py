@@ -16,6 +16,7 @@ from ..node import cluster_ops
 from ..node.metrics import CONTENT_TYPE, render
 from ..node.responses import ok
 from .jsonio import NODE, WEBSOCKETS, BadInput, error_response, is_forwarded, json_response, read_json
+from .jsonio import require_websocket
 
 STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
 
@@ -72,6 +73,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def events(request: web.Request) -> web.WebSocketResponse:
     """The node's event stream: frames are JSON lists of events (see docs/api.md)."""
+    require_websocket(request, "the node's event stream")
     node = request.app[NODE]
     ws = web.WebSocketResponse(heartbeat=30.0, compress=False)
     await ws.prepare(request)

@@ -401,6 +401,9 @@ class PeerTransport:
 
     async def handle_inbound(self, request: web.Request) -> web.WebSocketResponse:
         """The `GET /v1/raft` handler: handshake, then deliver each frame to on_frame."""
+        if not web.WebSocketResponse().can_prepare(request).ok:
+            message = f"{RAFT_PATH} is the peer transport over a websocket; a plain HTTP request cannot use it"
+            return web.json_response({"error": message, "code": "bad_request"}, status=400)
         ws = web.WebSocketResponse(
             # timeout bounds the closing handshake, so shutting down never waits long on a dead peer.
             timeout=2.0, heartbeat=self._heartbeat, compress=False, max_msg_size=self._max_frame_bytes,
