@@ -65,10 +65,16 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
     sub.add_parser("status", help="the contacted node's status")
     members = sub.add_parser("members", help="list or change the members")
-    msub = members.add_subparsers(dest="members_command", metavar="add ADDR [--learner] | remove ID | promote ID")
-    c = msub.add_parser("add")
+    msub = members.add_subparsers(
+        dest="members_command", metavar="add ADDR [--learner | --voter] | remove ID | promote ID")
+    c = msub.add_parser("add", help="add the node at ADDR (as a learner unless --voter)")
     c.add_argument("address", type=_address)
-    c.add_argument("--learner", action="store_true", help="add as a non-voting learner")
+    role = c.add_mutually_exclusive_group()
+    role.add_argument("--learner", dest="voter", action="store_false",
+                      help="add as a learner, promoted to voter by the leader once caught up (the default)")
+    role.add_argument("--voter", dest="voter", action="store_true",
+                      help="add as a voter at once: the quorum grows before the node has the log")
+    c.set_defaults(voter=False)
     msub.add_parser("remove").add_argument("id", type=int)
     msub.add_parser("promote").add_argument("id", type=int)
     leader = sub.add_parser("leader", help="leadership transfer").add_subparsers(
@@ -233,10 +239,12 @@ async def _members(c: Client, a, pr: _Printer, _b) -> int:
         answer = await c.members()
         pr.out(answer, members_table(answer.get("members", [])))
     elif command == "add":
-        answer = await c.member_add(a.address, learner=a.learner)
+        answer = await c.member_add(a.address, learner=not a.voter)
         m = answer.get("member", {})
-        pr.out(answer, f"member {m.get('id', '?')} added: {m.get('address', a.address)} "
-                       f"as {'a learner' if a.learner else 'a voter'}")
+        # What the cluster did, as its answer says, rather than what was asked.
+        voter = m.get("voter", a.voter)
+        role = "a voter" if voter else "a learner (the leader promotes it to voter once its log has caught up)"
+        pr.out(answer, f"member {m.get('id', '?')} added: {m.get('address', a.address)} as {role}")
     elif command == "remove":
         answer = await c.member_remove(a.id)
         pr.out(answer, f"member {a.id} removed")

@@ -455,10 +455,10 @@ class Client:
     async def members(self) -> dict:
         return await self._http_call("GET", "/v1/members", write=False)
 
-    async def member_add(self, address: str, learner: bool = False) -> dict:
-        body = {"address": address}
-        if learner:
-            body["learner"] = True
+    async def member_add(self, address: str, learner: bool = True) -> dict:
+        """Add the node at `address`: as a learner (the default, as the API's), which the
+        leader promotes to voter once its log has caught up, or as a voter at once."""
+        body = {"address": address, "learner": bool(learner)}
         return await self._http_call("POST", "/v1/members", body=body, write=True)
 
     async def member_remove(self, id: int) -> dict:
