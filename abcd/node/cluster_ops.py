@@ -190,7 +190,10 @@ async def promote_member(node: "Node", raw_id: str, *, forwarded: bool) -> Respo
     elsewhere = await _on_leader(node, forwarded, "POST", f"/v1/members/{node_id}/promote", None)
     if elsewhere is not None:
         return elsewhere
-    response = await _propose_change(node, lambda: node.membership.plan_promote(node.core, node_id))
+    def plan():
+        return node.membership.plan_promote(node.core, node_id, caught_up_index=node.commit_at_last_tick)
+
+    response = await _propose_change(node, plan)
     if not response.ok:
         return response
     return responses.ok(_member_answer(node, node_id))
@@ -211,7 +214,7 @@ def maybe_promote(node: "Node") -> None:
         # Still a learner to promote at step time?
         if learner not in node.core.config.learners:
             return None
-        return node.membership.plan_promote(node.core, learner)
+        return node.membership.plan_promote(node.core, learner, caught_up_index=node.commit_at_last_tick)
 
     future = asyncio.ensure_future(_propose_change(node, plan))
 

@@ -79,6 +79,20 @@ def members_from_json(items: list[dict]) -> dict[int, MemberInfo]:
     return {int(m["id"]): MemberInfo(str(m["name"]), str(m["address"]), bool(m.get("promote", False))) for m in items}
 
 
+def caught_up_target(core, caught_up_index: int | None = None) -> int:
+    """The index a learner's match index must reach to count as caught up.
+
+    The leader's commit index, or `caught_up_index` if lower: the node passes the commit
+    index of the leader's previous tick, so that a learner trailing by less than one
+    heartbeat of writes counts as caught up even under a load that never pauses.  At
+    least 1: a learner that never acknowledged anything has not caught up with anything.
+    """
+    target = core.commit_index
+    if caught_up_index is not None and caught_up_index > 0:
+        target = min(caught_up_index, target)
+    return max(target, 1)
+
+
 class ChangeError(ValueError):
     """A membership change that cannot be made; `status` and `code` for the API."""
 
@@ -191,13 +205,30 @@ class Membership:
         members = {i: m for i, m in self.members.items() if i != node_id}
         return self._change(set(config.voters) - {node_id}, set(config.learners) - {node_id}, members, self.next_id)
 
-    def plan_promote(self, core, node_id: int) -> ProposeConfig | None:
-        """The change making learner `node_id` a voter; None if it already is one."""
+    def plan_promote(self, core, node_id: int, caught_up_index: int | None = None) -> ProposeConfig | None:
+        """The change making learner `node_id` a voter; None if it already is one.
+
+        A learner that has not caught up (see `caught_up_target`) is refused with 409
+        `learner_not_ready`: as a voter it would count in the quorum before it could
+        acknowledge anything new, and a learner that never started would cost the
+        cluster a voter for good (etcd refuses the same)."""
         config = core.config
         if node_id in config.voters:
             return None
         if node_id not in config.learners:
             raise ChangeError(404, "member_not_found", f"node {node_id} is not a member")
+        progress = core.progress.get(node_id)
+        match_index = progress.match_index if progress is not None else 0
+        target = caught_up_target(core, caught_up_index)
+        if match_index < target:
+            short = target - match_index
+            never = " and has never answered the leader (is it running?)" if match_index == 0 else ""
+            raise ChangeError(
+                409, "learner_not_ready",
+                f"node {node_id} is a learner that has not caught up with the leader{never}: its log matches "
+                f"the leader's up to index {match_index}, {short} entr{'y' if short == 1 else 'ies'} short of index {target}; "
+                "the leader promotes it on its own once it has caught up",
+            )
         members = dict(self.members)
         info = members.get(node_id)
         if info is not None:
@@ -216,12 +247,7 @@ class Membership:
         """
         if not core.is_leader() or core.pending_config_index > core.commit_index:
             return None
-        target = core.commit_index
-        if caught_up_index is not None and caught_up_index > 0:
-            target = min(caught_up_index, target)
-        # A learner that never acknowledged anything has not caught up with anything:
-        # promoting a dead node could cost the cluster its quorum.
-        target = max(target, 1)
+        target = caught_up_target(core, caught_up_index)
         for node_id in sorted(core.config.learners):
             info = self.members.get(node_id)
             progress = core.progress.get(node_id)

@@ -273,6 +273,11 @@ def test_members_add_a_learner_remove_it_and_events_stream_the_config_change(tmp
             ticks = core.tick_count
             await wait_until(lambda: core.tick_count >= ticks + 5, "five leader ticks")
             assert core.config.voters == {1} and core.config.learners == {2}
+            # Nor can it be promoted by hand.
+            status, refused = await n.call("POST", "/v1/members/2/promote")
+            assert (status, refused["code"]) == (409, "learner_not_ready"), refused
+            assert "never answered" in refused["error"]
+            assert core.config.voters == {1}
             seen = []
             while not any(e.get("event") == "ConfigChange" for e in seen):
                 seen.extend(await events.receive_json(timeout=5))
