@@ -117,7 +117,6 @@ def _parse(request: web.Request) -> tuple[str | None, str | None, int]:
 async def handle_watch(request: web.Request) -> web.StreamResponse:
     node = request.app[NODE]
     key, prefix, start_revision = _parse(request)
-    require_websocket(request, "a stream of changes")
     watcher = Watcher(key, prefix)
     store = node.store
     if start_revision:
@@ -125,6 +124,7 @@ async def handle_watch(request: web.Request) -> web.StreamResponse:
             watcher.add_history(store.events_since(start_revision, key=key, prefix=prefix))
         except KVError as e:
             return error_response(e.status, e.code, e.message)
+    require_websocket(request, "a stream of changes")  # after the parameters' own errors
     watcher.next_revision = store.current_revision + 1
     store.add_listener(watcher.on_commit)  # same turn as the history: no gap
 
