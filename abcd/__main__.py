@@ -244,6 +244,10 @@ async def run_node(args: argparse.Namespace, settings: dict) -> int:
     if node.failed is not None:
         logger.error("stopped after a fatal error: {}", node.failed)
         return 1
+    if node.removed is not None:
+        logger.bind(event="Stopped").warning("stopped: {}", node.removed)
+        await logger.complete()
+        return 0
     logger.bind(event="Stopped").info("stopped cleanly")
     await logger.complete()
     return 0

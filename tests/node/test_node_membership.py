@@ -126,6 +126,28 @@ def test_promoting_a_learner_that_has_not_caught_up_is_refused_naming_how_far_be
     assert membership.plan_promote(core, 2, caught_up_index=last - 1).voters == {1, 2}
 
 
+def test_a_member_being_removed_stays_a_peer_until_its_removal_commits_then_counts_as_removed():
+    core = seeded_leader()
+    membership = Membership(1)
+    membership.sync(core)
+    _, change = membership.plan_add(core, "h:2", "n2", learner=True)
+    persist_all(core, core.step(dataclasses.replace(change, tag=1)))
+    persist_all(core, core.step(AppendEntriesResponse(core.current_term, 2, 1, True, core.log.last_index)))
+    membership.sync(core)
+    assert not membership.is_removed(2) and not membership.is_removed(3)  # 3: not added yet
+    effects = core.step(dataclasses.replace(membership.plan_remove(core, 2), tag=2))
+    assert membership.sync(core) is True
+    assert 2 not in membership.members  # the latest configuration...
+    assert membership.peers() == {2: "h:2"}  # ...but node 2 is still reached until the removal commits
+    assert not membership.is_removed(2)
+    # Once durable, the leader alone is the new configuration's majority: the removal commits.
+    persist_all(core, effects)
+    assert core.commit_index == core.log.last_index
+    assert membership.sync(core) is True
+    assert membership.peers() == {} and membership.is_removed(2)
+    assert not membership.is_removed(1) and not membership.is_removed(3)
+
+
 def test_a_member_added_as_voter_is_not_marked_for_promotion():
     core = seeded_leader()
     membership = Membership(1)
