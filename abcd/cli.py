@@ -75,6 +75,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     role.add_argument("--voter", dest="voter", action="store_true",
                       help="add as a voter at once: the quorum grows before the node has the log")
     c.set_defaults(voter=False)
+    c.add_argument("--cluster-token", metavar="TOKEN", default=os.environ.get("ABCD_CLUSTER_TOKEN"),
+                   help="the cluster's --cluster-token, if it has one (default: $ABCD_CLUSTER_TOKEN)")
     msub.add_parser("remove").add_argument("id", type=int)
     msub.add_parser("promote").add_argument("id", type=int)
     leader = sub.add_parser("leader", help="leadership transfer").add_subparsers(
@@ -239,7 +241,7 @@ async def _members(c: Client, a, pr: _Printer, _b) -> int:
         answer = await c.members()
         pr.out(answer, members_table(answer.get("members", [])))
     elif command == "add":
-        answer = await c.member_add(a.address, learner=not a.voter)
+        answer = await c.member_add(a.address, learner=not a.voter, cluster_token=a.cluster_token)
         m = answer.get("member", {})
         # What the cluster did, as its answer says, rather than what was asked.
         voter = m.get("voter", a.voter)

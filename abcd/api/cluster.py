@@ -13,6 +13,7 @@ import orjson
 from aiohttp import web
 
 from ..node import cluster_ops
+from ..node.forward import CLUSTER_TOKEN_HEADER
 from ..node.metrics import CONTENT_TYPE, render
 from ..node.responses import ok
 from .jsonio import NODE, WEBSOCKETS, BadInput, error_response, is_forwarded, json_response, read_json
@@ -29,7 +30,8 @@ async def members(request: web.Request) -> web.Response:
 async def add_member(request: web.Request) -> web.Response:
     node = request.app[NODE]
     body = await read_json(request)
-    return json_response(await cluster_ops.add_member(node, body, forwarded=is_forwarded(request)))
+    token = request.headers.get(CLUSTER_TOKEN_HEADER)
+    return json_response(await cluster_ops.add_member(node, body, forwarded=is_forwarded(request), token=token))
 
 
 async def remove_member(request: web.Request) -> web.Response:

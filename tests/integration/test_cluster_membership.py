@@ -11,7 +11,7 @@ import pytest
 from abcd import cli
 
 from abcd.client import Client, ClientError
-from abcd.localcluster import LocalCluster, free_port, http, wait_for
+from abcd.localcluster import LocalCluster, NodeProcess, free_port, http, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -90,7 +90,8 @@ class Writers:
     async def until(self, count: int, timeout: float = 30.0) -> None:
         deadline = asyncio.get_running_loop().time() + timeout
         while len(self.acked) < count:
-            assert asyncio.get_running_loop().time() < deadline, f"only {len(self.acked)} of {count} writes in {timeout} s"
+            late = asyncio.get_running_loop().time() > deadline
+            assert not late, f"only {len(self.acked)} of {count} writes in {timeout} s"
             await asyncio.sleep(0.01)
 
 
@@ -160,3 +161,47 @@ def test_removing_the_leader_under_writes_answers_at_once_and_loses_nothing(tmp_
                         assert got is not None and got["kv"]["value"] == value, (node.address, key, got)
 
         asyncio.run(check())
+
+
+def test_a_join_without_the_cluster_token_is_refused_and_the_node_exits_saying_why(tmp_path):
+    token = ["--cluster-token", "s3cret"]
+    with LocalCluster(str(tmp_path), 2, args=FAST + token) as cluster:
+        follower = next(n for n in cluster.nodes if n is not cluster.leader())
+
+        def join(name: str, extra: list[str]) -> NodeProcess:
+            node = NodeProcess(free_port(), str(tmp_path / name), ["--name", name, *FAST, *extra])
+            cluster.nodes.append(node)  # killed with the cluster if the test fails
+            return node.start(join=follower.address)  # through a follower: it forwards to the leader
+
+        for name, extra, reason in [
+            ("tokenless", [], "adding a member needs the cluster token"),
+            ("guesser", ["--cluster-token", "guess"], "wrong cluster token"),
+        ]:
+            stranger = join(name, extra)
+            assert exited(stranger) == 1, stranger.output()
+            assert "the cluster refused to add this node" in stranger.output()
+            assert f"answered 403): {reason}" in stranger.output(), stranger.output()
+        code, listing = http(follower.port, "GET", "/v1/members")
+        assert code == 200 and len(listing["members"]) == 2, listing  # nobody was added
+        code, refused = http(follower.port, "POST", "/v1/members", {"address": "127.0.0.1:9"})
+        assert (code, refused["code"]) == (403, "forbidden") and "cluster token" in refused["error"]
+
+        async def add_and_remove_with_the_token() -> None:
+            async with Client([follower.address], timeout=10.0) as client:
+                added = await client.member_add(f"127.0.0.1:{free_port()}", cluster_token="s3cret")
+                await client.member_remove(added["member"]["id"])
+
+        asyncio.run(add_and_remove_with_the_token())
+
+        welcome = join("welcome", token)
+        cluster.wait_ready()
+        assert welcome.running and len(welcome.status()["members"]) == 3
+
+
+def test_a_join_presenting_a_token_to_a_cluster_without_one_is_refused(tmp_path):
+    with LocalCluster(str(tmp_path), 1, args=FAST) as cluster:
+        node = NodeProcess(free_port(), str(tmp_path / "x"), ["--name", "x", *FAST, "--cluster-token", "s3cret"])
+        cluster.nodes.append(node)
+        node.start(join=cluster.nodes[0].address)
+        assert exited(node) == 1, node.output()
+        assert "runs without a cluster token" in node.output()
