@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heartbeat-ms", type=int, default=100, help="heartbeat interval = one Raft tick (default 100)")
     p.add_argument("--election-timeout-ms", type=int, default=1000, help="election timeout, randomized up to twice this (default 1000)")
     p.add_argument("--request-timeout", type=float, default=5.0, help="seconds a request may wait to commit before 504 (default 5)")
-    p.add_argument("--cluster-token", help="shared secret peers must present")
+    p.add_argument("--cluster-token", help="shared secret peers and joining nodes must present")
     p.add_argument(
         "--snapshot-count", type=int, default=100_000,
         help="take a snapshot once this many entries were applied since the last one; 0: never (default 100000)",
@@ -207,7 +207,9 @@ async def run_node(args: argparse.Namespace, settings: dict) -> int:
                 logger.info("{} already holds node {}; resuming it and ignoring --join", data_dir, meta["node_id"])
         elif config.join:
             logger.info("joining the cluster through {}", ", ".join(config.join))
-            meta = await join(list(config.join), data_dir=data_dir, name=name, address=advertise, port=port)
+            meta = await join(
+                list(config.join), data_dir=data_dir, name=name, address=advertise, port=port, token=config.cluster_token
+            )
         else:
             meta = bootstrap(data_dir, name, advertise, port)
             logger.info("bootstrapped a new cluster {} in {}", meta["cluster_id"], data_dir)
@@ -262,6 +264,10 @@ async def run_node(args: argparse.Namespace, settings: dict) -> int:
     if node.failed is not None:
         logger.error("stopped after a fatal error: {}", node.failed)
         return 1
+    if node.removed is not None:
+        logger.bind(event="Stopped").warning("stopped: {}", node.removed)
+        await logger.complete()
+        return 0
     logger.bind(event="Stopped").info("stopped cleanly")
     await logger.complete()
     return 0

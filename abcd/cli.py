@@ -2,12 +2,14 @@
 
 Exit codes: 0 ok; 1 key not found, compare failed or the cluster refused the request;
 2 usage error (including a request the cluster calls malformed); 3 cluster unavailable
-or timed out, with a message that says whether a write's outcome is unknown.
+or timed out, with a message that says whether a write's outcome is unknown.  Output
+piped to a reader that stops early (`abcdctl status | head -3`) ends quietly, with 0.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 
 import orjson
@@ -63,10 +65,18 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
     sub.add_parser("status", help="the contacted node's status")
     members = sub.add_parser("members", help="list or change the members")
-    msub = members.add_subparsers(dest="members_command", metavar="add ADDR [--learner] | remove ID | promote ID")
-    c = msub.add_parser("add")
+    msub = members.add_subparsers(
+        dest="members_command", metavar="add ADDR [--learner | --voter] | remove ID | promote ID")
+    c = msub.add_parser("add", help="add the node at ADDR (as a learner unless --voter)")
     c.add_argument("address", type=_address)
-    c.add_argument("--learner", action="store_true", help="add as a non-voting learner")
+    role = c.add_mutually_exclusive_group()
+    role.add_argument("--learner", dest="voter", action="store_false",
+                      help="add as a learner, promoted to voter by the leader once caught up (the default)")
+    role.add_argument("--voter", dest="voter", action="store_true",
+                      help="add as a voter at once: the quorum grows before the node has the log")
+    c.set_defaults(voter=False)
+    c.add_argument("--cluster-token", metavar="TOKEN", default=os.environ.get("ABCD_CLUSTER_TOKEN"),
+                   help="the cluster's --cluster-token, if it has one (default: $ABCD_CLUSTER_TOKEN)")
     msub.add_parser("remove").add_argument("id", type=int)
     msub.add_parser("promote").add_argument("id", type=int)
     leader = sub.add_parser("leader", help="leadership transfer").add_subparsers(
@@ -90,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(parser.prog, str(e), EXIT_USAGE)
     try:
         return asyncio.run(_run(args, endpoints, stdin_body))
+    except BrokenPipeError:
+        return _reader_gone()
     except KeyboardInterrupt:
         return EXIT_OK if args.command == "watch" else 130
     except UsageError as e:
@@ -229,10 +241,12 @@ async def _members(c: Client, a, pr: _Printer, _b) -> int:
         answer = await c.members()
         pr.out(answer, members_table(answer.get("members", [])))
     elif command == "add":
-        answer = await c.member_add(a.address, learner=a.learner)
+        answer = await c.member_add(a.address, learner=not a.voter, cluster_token=a.cluster_token)
         m = answer.get("member", {})
-        pr.out(answer, f"member {m.get('id', '?')} added: {m.get('address', a.address)} "
-                       f"as {'a learner' if a.learner else 'a voter'}")
+        # What the cluster did, as its answer says, rather than what was asked.
+        voter = m.get("voter", a.voter)
+        role = "a voter" if voter else "a learner (the leader promotes it to voter once its log has caught up)"
+        pr.out(answer, f"member {m.get('id', '?')} added: {m.get('address', a.address)} as {role}")
     elif command == "remove":
         answer = await c.member_remove(a.id)
         pr.out(answer, f"member {a.id} removed")
@@ -301,6 +315,17 @@ def _read_txn(stream) -> dict:
         if not isinstance(body.get(name, []), list):
             raise UsageError(f"txn: {name} must be a list")
     return body
+
+
+def _reader_gone() -> int:
+    """stdout's reader closed the pipe (`| head`): it has what it wanted, so no traceback.
+
+    stdout is pointed at /dev/null, or the interpreter would fail again flushing it at exit.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_OK
 
 
 def _fail(prog: str, message: str, code: int) -> int:

@@ -455,11 +455,13 @@ class Client:
     async def members(self) -> dict:
         return await self._http_call("GET", "/v1/members", write=False)
 
-    async def member_add(self, address: str, learner: bool = False) -> dict:
-        body = {"address": address}
-        if learner:
-            body["learner"] = True
-        return await self._http_call("POST", "/v1/members", body=body, write=True)
+    async def member_add(self, address: str, learner: bool = True, cluster_token: str | None = None) -> dict:
+        """Add the node at `address`: as a learner (the default, as the API's), which the
+        leader promotes to voter once its log has caught up, or as a voter at once.
+        A cluster started with --cluster-token needs `cluster_token`."""
+        body = {"address": address, "learner": bool(learner)}
+        headers = {"X-Abcd-Cluster-Token": cluster_token} if cluster_token is not None else None
+        return await self._http_call("POST", "/v1/members", body=body, write=True, headers=headers)
 
     async def member_remove(self, id: int) -> dict:
         return await self._http_call("DELETE", f"/v1/members/{int(id)}", write=True)
@@ -585,16 +587,22 @@ class Client:
         self._channels[base] = channel
         return channel
 
-    async def _http_call(self, method: str, path: str, *, body: dict | None = None, write: bool) -> dict:
+    async def _http_call(
+        self, method: str, path: str, *, body: dict | None = None, write: bool, headers: dict | None = None
+    ) -> dict:
         request_id = self._next_request_id() if write else None
         return await self._retrying(
-            lambda base, attempt: self._http_attempt(base, attempt, method, path, {}, body, request_id),
+            lambda base, attempt: self._http_attempt(
+                base, attempt, method, path, {}, body, request_id, headers=headers
+            ),
             write=write,
             what=f"{method} {path}",
         )
 
-    async def _http_attempt(self, base, attempt: _Attempt, method, path, query, body, request_id, hops: int = 0):
-        headers = {}
+    async def _http_attempt(
+        self, base, attempt: _Attempt, method, path, query, body, request_id, hops: int = 0, headers: dict | None = None
+    ):
+        extra, headers = headers, dict(headers or {})
         if request_id is not None:
             headers["X-Request-Id"] = request_id
         data = None
@@ -624,7 +632,7 @@ class Client:
             if hops >= MAX_REDIRECTS:
                 raise _Unreachable(f"{base}: more than {MAX_REDIRECTS} redirects", maybe_sent=True)
             target = self._adopt(str(yarl.URL(base).join(yarl.URL(location))))
-            return await self._http_attempt(target, attempt, method, path, query, body, request_id, hops + 1)
+            return await self._http_attempt(target, attempt, method, path, query, body, request_id, hops + 1, extra)
         try:
             parsed = orjson.loads(raw) if raw else {}
         except orjson.JSONDecodeError:

@@ -17,7 +17,7 @@ from ..kv import MAX_VALUE_BYTES
 from ..net import RAFT_PATH
 from . import cluster, kv, lease, watch
 from .cors import cors
-from .jsonio import NODE, WEBSOCKETS, BadInput, error_response
+from .jsonio import NODE, WEBSOCKETS, BadInput, check_query, error_response
 from .session import handle_session
 
 # A value may be 1 MiB of UTF-8, which JSON escaping can grow; larger bodies get 413.
@@ -45,8 +45,19 @@ async def errors_as_json(request: web.Request, handler):
         return error_response(500, "internal", f"internal error: {type(e).__name__}: {e}")
 
 
+# The API's paths: their handlers declare the query parameters they take (jsonio.query_parameters).
+_CHECKED_PREFIXES = ("/v1/", "/healthz", "/metrics")
+
+
+@web.middleware
+async def known_query_parameters(request: web.Request, handler):
+    if request.match_info.http_exception is None and request.path.startswith(_CHECKED_PREFIXES):
+        check_query(request)
+    return await handler(request)
+
+
 def create_app(node) -> web.Application:
-    app = web.Application(middlewares=[cors, errors_as_json], client_max_size=MAX_BODY_BYTES)
+    app = web.Application(middlewares=[cors, errors_as_json, known_query_parameters], client_max_size=MAX_BODY_BYTES)
     app[NODE] = node
     app[WEBSOCKETS] = set()
     app.router.add_get(RAFT_PATH, node.transport.handle_inbound)

@@ -13,9 +13,11 @@ import orjson
 from aiohttp import web
 
 from ..node import cluster_ops
+from ..node.forward import CLUSTER_TOKEN_HEADER
 from ..node.metrics import CONTENT_TYPE, render
 from ..node.responses import ok
 from .jsonio import NODE, WEBSOCKETS, BadInput, error_response, is_forwarded, json_response, read_json
+from .jsonio import require_websocket
 
 STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
 
@@ -28,7 +30,8 @@ async def members(request: web.Request) -> web.Response:
 async def add_member(request: web.Request) -> web.Response:
     node = request.app[NODE]
     body = await read_json(request)
-    return json_response(await cluster_ops.add_member(node, body, forwarded=is_forwarded(request)))
+    token = request.headers.get(CLUSTER_TOKEN_HEADER)
+    return json_response(await cluster_ops.add_member(node, body, forwarded=is_forwarded(request), token=token))
 
 
 async def remove_member(request: web.Request) -> web.Response:
@@ -72,6 +75,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def events(request: web.Request) -> web.WebSocketResponse:
     """The node's event stream: frames are JSON lists of events (see docs/api.md)."""
+    require_websocket(request, "the node's event stream")
     node = request.app[NODE]
     ws = web.WebSocketResponse(heartbeat=30.0, compress=False)
     await ws.prepare(request)

@@ -75,6 +75,40 @@ def query_int(request: web.Request, name: str) -> int | None:
     return value
 
 
+def query_parameters(*names: str):
+    """Declare the query parameters a handler takes; the app refuses any other (400),
+    so that a typo (`?revison=2`) is an error rather than a silently different request.
+    A handler of `/v1/...`, `/healthz` or `/metrics` that declares none takes none."""
+
+    def declare(handler):
+        handler.query_parameters = frozenset(names)
+        return handler
+
+    return declare
+
+
+def check_query(request: web.Request) -> None:
+    """BadInput naming the first query parameter the matched handler does not take."""
+    handler = request.match_info.handler
+    allowed = getattr(handler, "query_parameters", frozenset())
+    unknown = sorted(set(request.query) - allowed)
+    if not unknown:
+        return
+    route = getattr(request.match_info.route.resource, "canonical", request.path)
+    takes = f"takes {', '.join(sorted(allowed))}" if allowed else "takes no query parameters"
+    raise BadInput(f"unknown query parameter {unknown[0]!r}; {request.method} {route} {takes}")
+
+
+def require_websocket(request: web.Request, what: str) -> None:
+    """BadInput unless the request asks for a websocket upgrade (a plain GET of a
+    websocket endpoint would otherwise get aiohttp's bare "Bad Request")."""
+    if not web.WebSocketResponse().can_prepare(request).ok:
+        raise BadInput(
+            f"{request.path} is {what} over a websocket: connect with a websocket client "
+            "(a GET with Connection: Upgrade and Upgrade: websocket), not a plain HTTP request"
+        )
+
+
 def is_forwarded(request: web.Request) -> bool:
     """A call another member passed on to this one (never passed on again)."""
     return request.headers.get(FORWARDED_HEADER) == "1"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .jsonio import NODE, BadInput, error_response, json_response, query_bool, query_int, read_json, read_object
+from .jsonio import NODE, error_response, json_response, query_bool, query_int, query_parameters, read_json, read_object
 
 REQUEST_ID_HEADER = "X-Request-Id"
 
@@ -31,6 +31,7 @@ async def put(request: web.Request) -> web.Response:
     return await _submit(request, with_request_id(request, op))
 
 
+@query_parameters("serializable", "revision")
 async def get(request: web.Request) -> web.Response:
     op = {"op": "get", "key": request.match_info["key"]}
     serializable = query_bool(request, "serializable")
@@ -42,10 +43,8 @@ async def get(request: web.Request) -> web.Response:
     return await _submit(request, op)
 
 
+@query_parameters("prefix", "limit", "revision", "serializable")
 async def range_(request: web.Request) -> web.Response:
-    unknown = sorted(set(request.query) - {"prefix", "limit", "revision", "serializable"})
-    if unknown:
-        raise BadInput(f"unknown query parameter {unknown[0]!r}; expected prefix, limit, revision, serializable")
     op = {"op": "range", "prefix": request.query.get("prefix", "")}
     for name in ("limit", "revision"):
         value = query_int(request, name)
@@ -57,6 +56,7 @@ async def range_(request: web.Request) -> web.Response:
     return await _submit(request, op)
 
 
+@query_parameters("prefix")
 async def delete(request: web.Request) -> web.Response:
     op = {"op": "delete", "key": request.match_info["key"]}
     prefix = query_bool(request, "prefix")

@@ -24,7 +24,7 @@ from aiohttp import web
 
 from ..net.eager import start_eagerly
 from ..net.transport import close_reason
-from .jsonio import NODE, WEBSOCKETS
+from .jsonio import NODE, WEBSOCKETS, query_parameters, require_websocket
 
 MAX_FRAME_BYTES = 64 * 1024 * 1024
 CLOSE_INVALID_JSON = 1007
@@ -85,7 +85,9 @@ class _Replies:
             self._sending.cancel()
 
 
+@query_parameters("forwarded")
 async def handle_session(request: web.Request) -> web.WebSocketResponse:
+    require_websocket(request, "the pipelined client channel")
     node = request.app[NODE]
     forwarded = request.query.get("forwarded") == "1"
     ws = web.WebSocketResponse(max_msg_size=MAX_FRAME_BYTES, compress=False, heartbeat=30.0)

@@ -33,7 +33,7 @@ from aiohttp import web
 
 from ..kv import KVError
 from ..net.transport import close_reason
-from .jsonio import NODE, WEBSOCKETS, BadInput, error_response, query_int
+from .jsonio import NODE, WEBSOCKETS, BadInput, error_response, query_int, query_parameters, require_websocket
 
 MAX_QUEUED = 10_000
 CLOSE_GOING_AWAY = 1001
@@ -105,9 +105,6 @@ class Watcher:
 
 def _parse(request: web.Request) -> tuple[str | None, str | None, int]:
     query = request.query
-    unknown = sorted(set(query) - {"key", "prefix", "start_revision"})
-    if unknown:
-        raise BadInput(f"unknown query parameter {unknown[0]!r}; expected key or prefix, and start_revision")
     key, prefix = query.get("key"), query.get("prefix")
     if (key is None) == (prefix is None):
         raise BadInput("watch needs exactly one of ?key=K or ?prefix=P")
@@ -116,6 +113,7 @@ def _parse(request: web.Request) -> tuple[str | None, str | None, int]:
     return key, prefix, query_int(request, "start_revision") or 0
 
 
+@query_parameters("key", "prefix", "start_revision")
 async def handle_watch(request: web.Request) -> web.StreamResponse:
     node = request.app[NODE]
     key, prefix, start_revision = _parse(request)
@@ -126,6 +124,7 @@ async def handle_watch(request: web.Request) -> web.StreamResponse:
             watcher.add_history(store.events_since(start_revision, key=key, prefix=prefix))
         except KVError as e:
             return error_response(e.status, e.code, e.message)
+    require_websocket(request, "a stream of changes")  # after the parameters' own errors
     watcher.next_revision = store.current_revision + 1
     store.add_listener(watcher.on_commit)  # same turn as the history: no gap
 

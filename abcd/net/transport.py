@@ -28,6 +28,9 @@ Close codes (docs/protocol.md):
     4002 bad frame       a frame after the hello is malformed, spoofs its source or is
                          addressed to another node
     4003 bad token       the cluster token is missing or wrong
+    4004 removed         the dialing node was removed from the cluster (a committed
+                         configuration no longer names it); it is told so, and
+                         `on_removed` on its side hears it
 """
 from __future__ import annotations
 
@@ -54,6 +57,7 @@ CLOSE_BAD_HELLO = 4000
 CLOSE_WRONG_CLUSTER = 4001
 CLOSE_BAD_FRAME = 4002
 CLOSE_BAD_TOKEN = 4003
+CLOSE_REMOVED = 4004
 
 # A websocket close reason must fit a 125-byte control frame, 2 of which are the code.
 _MAX_CLOSE_REASON = 123
@@ -129,6 +133,8 @@ class PeerTransport:
         address: str,
         on_frame: Callable[[int, list[Message]], None],
         on_peer_lost: Callable[[int], None] | None = None,
+        is_removed: Callable[[int], bool] | None = None,
+        on_removed: Callable[[int, str], None] | None = None,
         outbox_limit: int = 4096,
         logger: Any = loguru.logger,
         session: aiohttp.ClientSession | None = None,
@@ -152,6 +158,10 @@ class PeerTransport:
         # Told when the last connection a peer dialed to us breaks: a crashed process
         # resets its sockets at once, long before a missed heartbeat would tell.
         self._on_peer_lost = on_peer_lost
+        # Whether a node id was removed from the cluster (its connections are refused
+        # with 4004), and what to do when a peer says that this node was.
+        self._is_removed = is_removed
+        self._on_removed = on_removed
         self._outbox_limit = outbox_limit
         self._logger = logger
         self._session = session
@@ -169,7 +179,8 @@ class PeerTransport:
         self._encode_cache = EncodeCache()
         self._peers: dict[int, _Peer] = {}
         self._writers: set[asyncio.Task[None]] = set()
-        self._inbound_sockets: set[web.WebSocketResponse] = set()
+        # Open inbound connections, with the peer's node id once its hello is accepted.
+        self._inbound_sockets: dict[web.WebSocketResponse, int | None] = {}
         self._inbound: dict[int, _Inbound] = {}
         self._unknown_dest_dropped = 0
         self._rejected_connections = 0
@@ -375,8 +386,10 @@ class PeerTransport:
                 if message.type == aiohttp.WSMsgType.CLOSE:
                     code, reason = message.data, message.extra or ""
                     text = f"closed by node {peer.node_id}: {code} {reason}".rstrip()
-                    # 4000-4003 are refusals (wrong cluster, bad token...): worth a warning.
+                    # 4000-4004 are refusals (wrong cluster, bad token...): worth a warning.
                     self._note_error(peer, text, warn=code >= 4000)
+                    if code == CLOSE_REMOVED and self._on_removed is not None:
+                        self._on_removed(peer.node_id, reason)
                     return code
                 if message.type in (aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
                     self._note_error(peer, f"connection to node {peer.node_id} closed", warn=False)
@@ -401,6 +414,9 @@ class PeerTransport:
 
     async def handle_inbound(self, request: web.Request) -> web.WebSocketResponse:
         """The `GET /v1/raft` handler: handshake, then deliver each frame to on_frame."""
+        if not web.WebSocketResponse().can_prepare(request).ok:
+            message = f"{RAFT_PATH} is the peer transport over a websocket; a plain HTTP request cannot use it"
+            return web.json_response({"error": message, "code": "bad_request"}, status=400)
         ws = web.WebSocketResponse(
             # timeout bounds the closing handshake, so shutting down never waits long on a dead peer.
             timeout=2.0, heartbeat=self._heartbeat, compress=False, max_msg_size=self._max_frame_bytes,
@@ -409,13 +425,14 @@ class PeerTransport:
         if self._closed:
             await ws.close(code=aiohttp.WSCloseCode.GOING_AWAY, message=b"node shutting down")
             return ws
-        self._inbound_sockets.add(ws)
+        self._inbound_sockets[ws] = None
         try:
             peer_id = await self._handshake(ws, request.remote)
             if peer_id is not None:
+                self._inbound_sockets[ws] = peer_id
                 await self._receive_frames(ws, peer_id)
         finally:
-            self._inbound_sockets.discard(ws)
+            self._inbound_sockets.pop(ws, None)
         return ws
 
     async def _reject(self, ws: web.WebSocketResponse, code: int, reason: str, who: str) -> None:
@@ -453,6 +470,9 @@ class PeerTransport:
             if not hmac.compare_digest(hello.token.encode("utf-8"), self._token.encode("utf-8")):
                 await self._reject(ws, CLOSE_BAD_TOKEN, "wrong cluster token", who)
                 return None
+        if self._is_removed is not None and self._is_removed(hello.node_id):
+            await self._reject(ws, CLOSE_REMOVED, self._removed_reason(hello.node_id), who)
+            return None
         self._inbound.setdefault(hello.node_id, _Inbound()).connections += 1
         self._logger.info("accepted peer connection from {} (advertises {})", who, hello.address)
         return hello.node_id
@@ -485,6 +505,21 @@ class PeerTransport:
                     self._on_peer_lost(peer_id)
                 except Exception:
                     self._logger.exception("on_peer_lost failed for node {}", peer_id)
+
+    def _removed_reason(self, node_id: int) -> str:
+        return f"node {node_id} was removed from cluster {self.cluster_id}"
+
+    def refuse_removed(self) -> None:
+        """Close, with 4004, the inbound connections of every peer `is_removed` now names:
+        a removed node learns it from the first member that knows its removal committed."""
+        if self._is_removed is None:
+            return
+        for ws, peer_id in list(self._inbound_sockets.items()):
+            if peer_id is not None and not ws.closed and self._is_removed(peer_id):
+                self._rejected_connections += 1
+                reason = self._removed_reason(peer_id)
+                self._logger.warning("closing the connection of node {}: {}", peer_id, reason)
+                asyncio.get_running_loop().create_task(ws.close(code=CLOSE_REMOVED, message=close_reason(reason)))
 
     def _check_routing(self, messages: list[Message], peer_id: int) -> None:
         for position, message in enumerate(messages):

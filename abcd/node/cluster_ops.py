@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hmac
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..net import parse_address
 from ..raft.effects import Accepted, NotLeader, Rejected
 from ..raft.messages import TransferLeadership
 from . import responses
+from .forward import CLUSTER_TOKEN_HEADER
 from .membership import ChangeError
 from .requests import ClientWrite, CoreCall, Waiter
 from .responses import Response
@@ -36,7 +38,9 @@ def _leader_or_forward(node: "Node", forwarded: bool) -> tuple[bool, str | None]
     return False, node.membership.address_of(node.core.leader_id)
 
 
-async def _on_leader(node: "Node", forwarded: bool, method: str, path: str, body: Any) -> Response | None:
+async def _on_leader(
+    node: "Node", forwarded: bool, method: str, path: str, body: Any, headers: dict[str, str] | None = None
+) -> Response | None:
     """None if this node is the leader; else the leader's answer (or 503)."""
     deadline = node.loop.time() + node.park_seconds
     while True:
@@ -44,7 +48,7 @@ async def _on_leader(node: "Node", forwarded: bool, method: str, path: str, body
         if leader:
             return None
         if address is not None:
-            return await node.forwarder.call(address, method, path, body)
+            return await node.forwarder.call(address, method, path, body, headers)
         if forwarded and node.core.leader_id is not None:
             return responses.no_leader(f"node {node.node_id} is not the leader (node {node.core.leader_id} is)")
         remaining = deadline - node.loop.time()
@@ -125,7 +129,35 @@ def _check_id(raw: str) -> int | Response:
     return node_id
 
 
-async def add_member(node: "Node", body: Any, *, forwarded: bool) -> Response:
+def check_join_token(node: "Node", token: str | None) -> Response | None:
+    """403 unless the request presents the cluster token, when the cluster has one.
+
+    Checked on every member a join passes through (the leader too: a forwarded request
+    carries the token on), so that a node without the token is never added; the peer
+    links would refuse it later anyway, leaving a member that can never catch up.  A
+    token presented to a cluster that has none is refused as well: that node would
+    refuse its peers' links."""
+    expected = node.config.cluster_token
+    if expected is None:
+        if token is None:
+            return None
+        return responses.error(
+            403, "forbidden",
+            "this cluster runs without a cluster token, but the request presented one; a node started with "
+            "--cluster-token could not talk to its peers: start it without --cluster-token",
+        )
+    if token is None:
+        return responses.error(
+            403, "forbidden",
+            f"adding a member needs the cluster token ({CLUSTER_TOKEN_HEADER} header): start the joining node with "
+            "the cluster's --cluster-token (abcdctl members add: --cluster-token)",
+        )
+    if not hmac.compare_digest(token.encode("utf-8"), expected.encode("utf-8")):
+        return responses.error(403, "forbidden", "wrong cluster token: it is not this cluster's --cluster-token")
+    return None
+
+
+async def add_member(node: "Node", body: Any, *, forwarded: bool, token: str | None = None) -> Response:
     if not isinstance(body, dict):
         return responses.bad_request("the body must be a JSON object {\"address\": \"host:port\", \"learner\"?: bool}")
     unknown = sorted(set(body) - {"address", "learner", "name"})
@@ -144,7 +176,11 @@ async def add_member(node: "Node", body: Any, *, forwarded: bool) -> Response:
     name = body.get("name")
     if name is not None and (type(name) is not str or not name or len(name) > 128):
         return responses.bad_request("name must be a non-empty string of at most 128 characters")
-    elsewhere = await _on_leader(node, forwarded, "POST", "/v1/members", body)
+    refused = check_join_token(node, token)
+    if refused is not None:
+        return refused
+    headers = {CLUSTER_TOKEN_HEADER: token} if token is not None else None
+    elsewhere = await _on_leader(node, forwarded, "POST", "/v1/members", body, headers)
     if elsewhere is not None:
         return elsewhere
     added: dict[str, int] = {}
@@ -190,7 +226,10 @@ async def promote_member(node: "Node", raw_id: str, *, forwarded: bool) -> Respo
     elsewhere = await _on_leader(node, forwarded, "POST", f"/v1/members/{node_id}/promote", None)
     if elsewhere is not None:
         return elsewhere
-    response = await _propose_change(node, lambda: node.membership.plan_promote(node.core, node_id))
+    def plan():
+        return node.membership.plan_promote(node.core, node_id, caught_up_index=node.commit_at_last_tick)
+
+    response = await _propose_change(node, plan)
     if not response.ok:
         return response
     return responses.ok(_member_answer(node, node_id))
@@ -211,7 +250,7 @@ def maybe_promote(node: "Node") -> None:
         # Still a learner to promote at step time?
         if learner not in node.core.config.learners:
             return None
-        return node.membership.plan_promote(node.core, learner)
+        return node.membership.plan_promote(node.core, learner, caught_up_index=node.commit_at_last_tick)
 
     future = asyncio.ensure_future(_propose_change(node, plan))
 

@@ -29,6 +29,8 @@ from .responses import Response
 SESSION_PATH = "/v1/session"
 FORWARDED_QUERY = "forwarded=1"
 FORWARDED_HEADER = "X-Abcd-Forwarded"
+# A join (POST /v1/members) presents the cluster's --cluster-token in this header.
+CLUSTER_TOKEN_HEADER = "X-Abcd-Cluster-Token"
 
 
 OnUnsent = Callable[[list], None]
@@ -175,7 +177,9 @@ class Forwarder:
         self.forwarded += 1
         link.send(item)
 
-    async def call(self, address: str, method: str, path: str, body: Any = None) -> Response:
+    async def call(
+        self, address: str, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> Response:
         """Forward one HTTP call (membership changes) to the leader at `address`."""
         url = f"http://{address}{path}"
         try:
@@ -183,7 +187,7 @@ class Forwarder:
                 method,
                 url,
                 json=body,
-                headers={FORWARDED_HEADER: "1"},
+                headers={**(headers or {}), FORWARDED_HEADER: "1"},
                 timeout=aiohttp.ClientTimeout(total=self._request_timeout),
             ) as reply:
                 try:

@@ -6,10 +6,12 @@
   meta.json is written.  That order matters: a node that finds meta.json always
   finds its seed entry; a crash in between leaves a WAL and no meta.json, which
   `resolve_identity` refuses with a message rather than guess.
-* no meta.json, --join: ask a member to add this node (POST /v1/members; followers
-  forward it to the leader).  The leader assigns the id and answers with the member
-  list, kept in meta.json as `seed_members` so that the node can reach its peers
-  before its log holds any configuration.  The log itself comes from the leader.
+* no meta.json, --join: ask a member to add this node (POST /v1/members, with the
+  cluster token if the node has one; followers forward it to the leader).  The leader
+  assigns the id and answers with the member list, kept in meta.json as
+  `seed_members` so that the node can reach its peers before its log holds any
+  configuration.  The log itself comes from the leader.  A refusal (403: no or a wrong
+  token) stops the node with the cluster's reason.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from ..raft.config import Configuration, encode_config
 from ..raft.effects import Persist
 from ..raft.messages import ENTRY_CONFIG, Entry, HardState
 from ..storage import WAL, read_meta, write_meta
+from .forward import CLUSTER_TOKEN_HEADER
 from .membership import MemberInfo, encode_context
 
 
@@ -71,6 +74,7 @@ async def join(
     address: str,
     port: int,
     timeout: float = 60.0,
+    token: str | None = None,
     logger=loguru.logger,
 ) -> dict[str, Any]:
     """Ask the cluster (through any of `targets`) to add this node; returns the new meta."""
@@ -79,6 +83,7 @@ async def join(
             f"{data_dir} has a WAL but no meta.json; remove the data dir to join afresh"
         )
     body = {"address": address, "name": name, "learner": True}
+    headers = {CLUSTER_TOKEN_HEADER: token} if token is not None else {}
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     delay = 0.1
@@ -87,13 +92,15 @@ async def join(
         while True:
             for target in targets:
                 try:
-                    async with session.post(f"http://{target}/v1/members", json=body) as reply:
+                    async with session.post(f"http://{target}/v1/members", json=body, headers=headers) as reply:
                         payload = await reply.json(content_type=None)
                         if reply.status == 200:
                             return _joined_meta(payload, name=name, address=address, port=port, data_dir=data_dir)
                         message = payload.get("error") if isinstance(payload, dict) else payload
                         if reply.status < 500:
-                            raise IdentityError(f"{target} refused to add this node ({reply.status}): {message}")
+                            raise IdentityError(
+                                f"the cluster refused to add this node ({target} answered {reply.status}): {message}"
+                            )
                         last_error = f"{target} answered {reply.status}: {message}"
                 except (aiohttp.ClientError, OSError, asyncio.TimeoutError, ValueError) as e:
                     last_error = f"{target}: {type(e).__name__}: {e}"

@@ -17,6 +17,17 @@ nothing yet but must answer its leader, and a leader must reach a learner it has
 just added before that entry commits.  A node whose log holds no configuration yet
 (just joined) uses the members the leader named when it answered the join.
 
+The peers a node keeps links to are the members of that latest configuration *and*
+of the one committed: a member being removed stays reachable until its removal
+commits.  That matters when the leader itself is removed: it replicates and commits
+the entry that removes it (thesis §4.2.2), so the followers that already hold that
+entry must still be able to answer it.
+
+Removed members.  Ids are never reused, so a node id below a committed
+configuration's `next_id` that this configuration does not name was removed, for
+good (`is_removed`): its peer connections are refused, and a node that finds itself
+removed stops (node.py).
+
 Snapshots: once the log is compacted past the last configuration entry, or replaced
 by a snapshot from the leader, no entry is left to read the table from.  A snapshot
 therefore carries the context of the configuration in force at its index (its meta
@@ -79,6 +90,20 @@ def members_from_json(items: list[dict]) -> dict[int, MemberInfo]:
     return {int(m["id"]): MemberInfo(str(m["name"]), str(m["address"]), bool(m.get("promote", False))) for m in items}
 
 
+def caught_up_target(core, caught_up_index: int | None = None) -> int:
+    """The index a learner's match index must reach to count as caught up.
+
+    The leader's commit index, or `caught_up_index` if lower: the node passes the commit
+    index of the leader's previous tick, so that a learner trailing by less than one
+    heartbeat of writes counts as caught up even under a load that never pauses.  At
+    least 1: a learner that never acknowledged anything has not caught up with anything.
+    """
+    target = core.commit_index
+    if caught_up_index is not None and caught_up_index > 0:
+        target = min(caught_up_index, target)
+    return max(target, 1)
+
+
 class ChangeError(ValueError):
     """A membership change that cannot be made; `status` and `code` for the API."""
 
@@ -102,6 +127,10 @@ class Membership:
         # ("seed",).  The term tells a config entry from one that replaced it at the
         # same index (a follower overwriting a conflicting suffix, §5.3).
         self._source: tuple | None = None
+        # The same for the configuration in force at the commit index.
+        self.committed: dict[int, MemberInfo] = self.members
+        self.committed_next_id = self.next_id
+        self._committed_source: tuple | None = None
 
     def set_base(self, context: str | None) -> None:
         """The configuration context as of the start of the log (see the module doc).
@@ -119,33 +148,59 @@ class Membership:
         return self.base_context
 
     def sync(self, core) -> bool:
-        """Recompute from `core`'s latest config entry (or the base) if it changed; True if it did."""
+        """Recompute the latest and the committed tables from `core`'s config entries (or
+        the base) if either changed; True if one did."""
         entries = core.config_entries
-        if entries:
-            index = entries[-1][0]
-            source: tuple = ("entry", index, core.log.term_at(index))
-        elif self.base_context is not None:
-            source = ("base", self.base_context)
-        else:
-            source = ("seed",)
-        if source == self._source:
-            return False
-        self._source = source
-        if entries:
-            self.members, self.next_id = decode_context(config_context(core.log.entry(index).data))
-        elif self.base_context is not None:
-            self.members, self.next_id = decode_context(self.base_context)
-        else:
-            self.members = dict(self._seed)
-            self.next_id = max(self.members, default=0) + 1
-        return True
+        latest = self._source_of(core, entries[-1][0] if entries else None)
+        changed = latest != self._source
+        if changed:
+            self._source = latest
+            self.members, self.next_id = self._table(core, latest)
+        # Usually the latest configuration is the committed one; only while a change is
+        # pending is the one before it looked for.
+        commit_index = core.commit_index
+        committed_index = None
+        for index, _config in reversed(entries):
+            if index <= commit_index:
+                committed_index = index
+                break
+        committed = self._source_of(core, committed_index)
+        if committed != self._committed_source:
+            self._committed_source = committed
+            if committed == latest:
+                self.committed, self.committed_next_id = self.members, self.next_id
+            else:
+                self.committed, self.committed_next_id = self._table(core, committed)
+            changed = True
+        return changed
+
+    def _source_of(self, core, index: int | None) -> tuple:
+        if index is not None:
+            return ("entry", index, core.log.term_at(index))
+        if self.base_context is not None:
+            return ("base", self.base_context)
+        return ("seed",)
+
+    def _table(self, core, source: tuple) -> tuple[dict[int, MemberInfo], int]:
+        if source[0] == "entry":
+            return decode_context(config_context(core.log.entry(source[1]).data))
+        if source[0] == "base":
+            return decode_context(source[1])
+        return dict(self._seed), max(self._seed, default=0) + 1
+
+    def is_removed(self, node_id: int) -> bool:
+        """Whether `node_id` was a member and a committed configuration removed it."""
+        return node_id < self.committed_next_id and node_id not in self.committed
 
     def address_of(self, node_id: int | None) -> str | None:
         info = self.members.get(node_id) if node_id is not None else None
         return info.address if info else None
 
     def peers(self) -> dict[int, str]:
-        return {node_id: info.address for node_id, info in self.members.items() if node_id != self.self_id}
+        """Members of the latest or the committed configuration, but this node."""
+        peers = {node_id: info.address for node_id, info in self.committed.items() if node_id != self.self_id}
+        peers.update((node_id, info.address) for node_id, info in self.members.items() if node_id != self.self_id)
+        return peers
 
     def describe(self, core) -> list[dict[str, Any]]:
         """The API's member list: {"id", "name", "address", "voter", "leader"}."""
@@ -191,13 +246,30 @@ class Membership:
         members = {i: m for i, m in self.members.items() if i != node_id}
         return self._change(set(config.voters) - {node_id}, set(config.learners) - {node_id}, members, self.next_id)
 
-    def plan_promote(self, core, node_id: int) -> ProposeConfig | None:
-        """The change making learner `node_id` a voter; None if it already is one."""
+    def plan_promote(self, core, node_id: int, caught_up_index: int | None = None) -> ProposeConfig | None:
+        """The change making learner `node_id` a voter; None if it already is one.
+
+        A learner that has not caught up (see `caught_up_target`) is refused with 409
+        `learner_not_ready`: as a voter it would count in the quorum before it could
+        acknowledge anything new, and a learner that never started would cost the
+        cluster a voter for good (etcd refuses the same)."""
         config = core.config
         if node_id in config.voters:
             return None
         if node_id not in config.learners:
             raise ChangeError(404, "member_not_found", f"node {node_id} is not a member")
+        progress = core.progress.get(node_id)
+        match_index = progress.match_index if progress is not None else 0
+        target = caught_up_target(core, caught_up_index)
+        if match_index < target:
+            short = target - match_index
+            never = " and has never answered the leader (is it running?)" if match_index == 0 else ""
+            raise ChangeError(
+                409, "learner_not_ready",
+                f"node {node_id} is a learner that has not caught up with the leader{never}: its log matches "
+                f"the leader's up to index {match_index}, {short} entr{'y' if short == 1 else 'ies'} short of index {target}; "
+                "the leader promotes it on its own once it has caught up",
+            )
         members = dict(self.members)
         info = members.get(node_id)
         if info is not None:
@@ -216,12 +288,7 @@ class Membership:
         """
         if not core.is_leader() or core.pending_config_index > core.commit_index:
             return None
-        target = core.commit_index
-        if caught_up_index is not None and caught_up_index > 0:
-            target = min(caught_up_index, target)
-        # A learner that never acknowledged anything has not caught up with anything:
-        # promoting a dead node could cost the cluster its quorum.
-        target = max(target, 1)
+        target = caught_up_target(core, caught_up_index)
         for node_id in sorted(core.config.learners):
             info = self.members.get(node_id)
             progress = core.progress.get(node_id)

@@ -64,6 +64,7 @@ from .membership import Membership, members_from_json
 from .metrics import make_registry
 from .outbound import Outbound
 from .pipeline import Pipeline
+from .removal import leave as leave_removed
 from .requests import ClientRead, ClientWrite, PendingRequests, Waiter
 from .responses import Response
 from .snapshots import Snapshotter
@@ -98,6 +99,7 @@ class Node:
         self.promoting = False  # a learner's promotion is under way (cluster_ops.maybe_promote)
         self.commit_at_last_tick = 0  # for deciding when a learner has caught up
         self.failed: BaseException | None = None
+        self.removed: str | None = None  # why, once this node knows it was removed (removal.py)
         self.stopped = asyncio.Event()
         # Requests waiting for a (reachable) leader: (retry at, item).
         self._parked: list[tuple[float, ClientWrite | ClientRead]] = []
@@ -179,6 +181,8 @@ class Node:
             address=config.advertise,
             on_frame=self._on_frame,
             on_peer_lost=lambda peer: self.pipeline.push_requests([PeerUnreachable(peer)]),
+            is_removed=self.membership.is_removed,
+            on_removed=lambda peer, reason: leave_removed(self, f"node {peer} says: {reason}"),
             logger=self.logger,
         )
         self.forwarder = Forwarder(self._unsent, logger=self.logger)
@@ -392,6 +396,9 @@ class Node:
                 # A bad address in the log must not stop the node (it would again at
                 # every restart, replaying the same log): that member stays unreachable.
                 self.logger.error("member {} has an unusable address {!r}: {}", node_id, address, e)
+        self.transport.refuse_removed()
+        if self.membership.is_removed(self.node_id):
+            leave_removed(self, "a committed configuration of its own log no longer names it")
         return True
 
     def _on_tick(self, _tick) -> None:

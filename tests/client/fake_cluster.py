@@ -364,7 +364,7 @@ class FakeCluster:
                 new = FakeNode(store, len(self.nodes) + 1, self)
                 self.nodes.append(new)
                 new.port = int(body["address"].rsplit(":", 1)[1])
-                if body.get("learner"):
+                if body.get("learner", True):  # the API's default
                     self.learners.add(new.node_id)
                 return 200, {"member": self.members()[-1]}
         if parts[:2] == ["v1", "members"] and len(parts) >= 3:

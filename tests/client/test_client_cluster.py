@@ -46,6 +46,16 @@ def test_membership_changes_and_leader_transfer():
     with_cluster(2, body)
 
 
+def test_member_add_asks_for_a_learner_unless_told_otherwise():
+    async def body(cluster):
+        async with client_for(cluster) as c:
+            default = await c.member_add("127.0.0.1:9998")
+            voter = await c.member_add("127.0.0.1:9997", learner=False)
+        assert default["member"]["voter"] is False  # the API's default, as docs/api.md says
+        assert voter["member"]["voter"] is True
+    with_cluster(1, body)
+
+
 def test_lease_grant_keepalive_revoke_and_keys_going_with_the_lease():
     async def body(cluster):
         async with client_for(cluster) as c:

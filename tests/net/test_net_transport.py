@@ -12,6 +12,7 @@ from abcd.net import (
     CLOSE_BAD_FRAME,
     CLOSE_BAD_HELLO,
     CLOSE_BAD_TOKEN,
+    CLOSE_REMOVED,
     CLOSE_WRONG_CLUSTER,
     Backoff,
     encode_frame,
@@ -238,6 +239,30 @@ def test_the_right_token_is_let_in():
         a.transport.set_peer(2, b.address)
         a.transport.send(2, [TimeoutNow(1, 1, 2)])
         await wait_until(lambda: b.received == [(1, [TimeoutNow(1, 1, 2)])], "delivery")
+        await close(a, b)
+
+    run(body)
+
+
+def test_a_removed_node_is_told_so_on_its_open_link_and_on_every_redial():
+    async def body():
+        removed: set[int] = set()
+        told: list[tuple[int, str]] = []
+        a, b = await start(
+            Node(1, on_removed=lambda peer, reason: told.append((peer, reason)), backoff_initial=0.01),
+            Node(2, is_removed=removed.__contains__),
+        )
+        a.transport.set_peer(2, b.address)
+        a.transport.send(2, [TimeoutNow(1, 1, 2)])
+        await wait_until(lambda: b.received == [(1, [TimeoutNow(1, 1, 2)])], "delivery")
+        b.transport.refuse_removed()  # nobody is removed yet: nothing happens
+        removed.add(1)  # a committed configuration removed node 1
+        b.transport.refuse_removed()
+        await wait_until(lambda: len(told) >= 2, "the open link's close and a refused redial")
+        assert told[:2] == [(2, f"node 1 was removed from cluster {CLUSTER}")] * 2
+        assert b.log.contains(f"({CLOSE_REMOVED}): node 1 was removed from cluster {CLUSTER}")
+        a.transport.send(2, [TimeoutNow(1, 1, 2)])
+        assert len(b.received) == 1
         await close(a, b)
 
     run(body)

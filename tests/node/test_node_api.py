@@ -50,7 +50,7 @@ def test_bad_input_gets_the_contracts_errors_and_the_node_keeps_serving(tmp_path
             (("PUT", "/v1/kv/a"), {"data": b"x" * (9 * 1024 * 1024)}, 413, "too_large", "too large"),
             (("GET", "/v1/kv/a?revision=abc"), {}, 400, "bad_request", "revision must be an integer"),
             (("GET", "/v1/kv/a?serializable=maybe"), {}, 400, "bad_request", "true or false"),
-            (("GET", "/v1/kv?prefix=a&bogus=1"), {}, 400, "bad_request", "unknown query parameter"),
+            (("GET", "/v1/kv?prefix=a&bogus=1"), {}, 400, "bad_request", "unknown query parameter 'bogus'"),
             (("POST", "/v1/txn"), {"json": {"compare": "no"}}, 400, "bad_request", "compare must be an array"),
             (("GET", "/v1/nothing"), {}, 404, "not_found", "no such endpoint"),
             (("PATCH", "/v1/status"), {}, 405, "method_not_allowed", ""),
@@ -72,6 +72,63 @@ def test_bad_input_gets_the_contracts_errors_and_the_node_keeps_serving(tmp_path
             assert text in got["error"], (where, got)
         status, put = await n.call("PUT", "/v1/kv/still", json={"value": "alive"})
         assert status == 200
+
+    run_with_node(tmp_path, body)
+
+
+def test_unknown_query_parameters_are_refused_on_every_endpoint(tmp_path):
+    async def body(n):
+        await n.call("PUT", "/v1/kv/k1", json={"value": "v1"})
+        await n.call("PUT", "/v1/kv/k1", json={"value": "v2"})
+        # Misspelled: answered as if absent, these would read the latest value and
+        # delete only the key "zz".
+        cases = [
+            ("GET", "/v1/kv/k1?revison=2", "'revison'; GET /v1/kv/{key} takes revision, serializable"),
+            ("DELETE", "/v1/kv/zz?prefx=true", "'prefx'; DELETE /v1/kv/{key} takes prefix"),
+            ("PUT", "/v1/kv/k1?lease=1", "'lease'; PUT /v1/kv/{key} takes no query parameters"),
+            ("GET", "/v1/kv?prefix=k&limt=1", "'limt'; GET /v1/kv takes limit, prefix, revision, serializable"),
+            ("POST", "/v1/txn?x=1", "'x'"),
+            ("POST", "/v1/lease?ttl=5", "'ttl'"),
+            ("POST", "/v1/lease/1/keepalive?x=1", "'x'"),
+            ("DELETE", "/v1/lease/1?x=1", "'x'"),
+            ("GET", "/v1/members?verbose=1", "'verbose'"),
+            ("POST", "/v1/members?learner=false", "'learner'"),
+            ("DELETE", "/v1/members/2?force=1", "'force'"),
+            ("POST", "/v1/members/2/promote?x=1", "'x'"),
+            ("POST", "/v1/leader/transfer?to=2", "'to'"),
+            ("GET", "/v1/status?x=1", "'x'"),
+            ("GET", "/healthz?x=1", "'x'"),
+            ("GET", "/metrics?x=1", "'x'"),
+            ("GET", "/v1/watch?key=k1&start_rev=1", "'start_rev'; GET /v1/watch takes key, prefix, start_revision"),
+            ("GET", "/v1/session?forward=1", "'forward'"),
+            ("GET", "/v1/events?x=1", "'x'"),
+            ("GET", "/v1/raft?x=1", "'x'"),
+            ("POST", "/v1/admin/faults?x=1", "'x'"),
+        ]
+        for method, path, text in cases:
+            status, answer = await n.call(method, path, json={"value": "x"} if method == "PUT" else None)
+            assert (status, answer["code"]) == (400, "bad_request"), (method, path, status, answer)
+            assert f"unknown query parameter {text}" in answer["error"], (path, answer)
+        status, got = await n.call("GET", "/v1/kv/k1")
+        assert got["kv"]["value"] == "v2"  # nothing was deleted or changed
+        # The parameters each call takes are still accepted.
+        status, old = await n.call("GET", "/v1/kv/k1?revision=2&serializable=true")
+        assert status == 200 and old["kv"]["value"] == "v1"
+        status, deleted = await n.call("DELETE", "/v1/kv/k?prefix=true")
+        assert status == 200 and deleted["deleted"] == 1
+
+    run_with_node(tmp_path, body)
+
+
+def test_a_websocket_endpoint_asked_with_plain_http_says_it_needs_a_websocket(tmp_path):
+    async def body(n):
+        for path in ("/v1/watch?key=a", "/v1/session", "/v1/events", "/v1/raft"):
+            status, answer = await n.call("GET", path)
+            assert (status, answer["code"]) == (400, "bad_request"), (path, answer)
+            assert "websocket" in answer["error"] and path.split("?")[0] in answer["error"], (path, answer)
+        # Bad parameters of a watch are still named first (they are refused before any upgrade).
+        status, answer = await n.call("GET", "/v1/watch")
+        assert status == 400 and "exactly one" in answer["error"]
 
     run_with_node(tmp_path, body)
 
@@ -216,6 +273,11 @@ def test_members_add_a_learner_remove_it_and_events_stream_the_config_change(tmp
             ticks = core.tick_count
             await wait_until(lambda: core.tick_count >= ticks + 5, "five leader ticks")
             assert core.config.voters == {1} and core.config.learners == {2}
+            # Nor can it be promoted by hand.
+            status, refused = await n.call("POST", "/v1/members/2/promote")
+            assert (status, refused["code"]) == (409, "learner_not_ready"), refused
+            assert "never answered" in refused["error"]
+            assert core.config.voters == {1}
             seen = []
             while not any(e.get("event") == "ConfigChange" for e in seen):
                 seen.extend(await events.receive_json(timeout=5))

@@ -106,6 +106,48 @@ def test_a_learner_is_promoted_only_once_caught_up_with_the_commit_index():
     assert decode_context(promote.context)[0][2].promote is False
 
 
+def test_promoting_a_learner_that_has_not_caught_up_is_refused_naming_how_far_behind():
+    core = seeded_leader()
+    membership = Membership(1)
+    membership.sync(core)
+    _, change = membership.plan_add(core, "h:2", "n2", learner=True)
+    persist_all(core, core.step(dataclasses.replace(change, tag=1)))
+    membership.sync(core)
+    last = core.log.last_index
+    with pytest.raises(ChangeError) as error:  # never answered: match index 0
+        membership.plan_promote(core, 2, caught_up_index=last)
+    assert (error.value.status, error.value.code) == (409, "learner_not_ready")
+    assert f"up to index 0, {last} entries short of index {last}" in str(error.value)
+    assert "never answered" in str(error.value)
+    persist_all(core, core.step(AppendEntriesResponse(core.current_term, 2, 1, True, last - 1)))
+    with pytest.raises(ChangeError, match=f"up to index {last - 1}, 1 entry short"):
+        membership.plan_promote(core, 2)
+    # Trailing the commit index, but past where it stood a tick ago: ready.
+    assert membership.plan_promote(core, 2, caught_up_index=last - 1).voters == {1, 2}
+
+
+def test_a_member_being_removed_stays_a_peer_until_its_removal_commits_then_counts_as_removed():
+    core = seeded_leader()
+    membership = Membership(1)
+    membership.sync(core)
+    _, change = membership.plan_add(core, "h:2", "n2", learner=True)
+    persist_all(core, core.step(dataclasses.replace(change, tag=1)))
+    persist_all(core, core.step(AppendEntriesResponse(core.current_term, 2, 1, True, core.log.last_index)))
+    membership.sync(core)
+    assert not membership.is_removed(2) and not membership.is_removed(3)  # 3: not added yet
+    effects = core.step(dataclasses.replace(membership.plan_remove(core, 2), tag=2))
+    assert membership.sync(core) is True
+    assert 2 not in membership.members  # the latest configuration...
+    assert membership.peers() == {2: "h:2"}  # ...but node 2 is still reached until the removal commits
+    assert not membership.is_removed(2)
+    # Once durable, the leader alone is the new configuration's majority: the removal commits.
+    persist_all(core, effects)
+    assert core.commit_index == core.log.last_index
+    assert membership.sync(core) is True
+    assert membership.peers() == {} and membership.is_removed(2)
+    assert not membership.is_removed(1) and not membership.is_removed(3)
+
+
 def test_a_member_added_as_voter_is_not_marked_for_promotion():
     core = seeded_leader()
     membership = Membership(1)

@@ -126,8 +126,8 @@ def test_members_list_add_promote_remove_and_leader_transfer(threaded):
     table = ok(kv(threaded, "members")).splitlines()
     assert table == ["ID  NAME" + " " * (len(f"node-{port}") - 2) + "ADDRESS" + " " * (len(f"127.0.0.1:{port}") - 5)
                      + "ROLE", f"1   node-{port}  127.0.0.1:{port}  leader"]
-    assert ok(kv(threaded, "members", "add", "127.0.0.1:9999", "--learner")) == \
-        "member 2 added: 127.0.0.1:9999 as a learner\n"
+    learner = "as a learner (the leader promotes it to voter once its log has caught up)\n"
+    assert ok(kv(threaded, "members", "add", "127.0.0.1:9999", "--learner")) == "member 2 added: 127.0.0.1:9999 " + learner
     assert ok(kv(threaded, "members")).splitlines()[2].split() == ["2", "node-9999", "127.0.0.1:9999", "learner"]
     assert ok(kv(threaded, "members", "promote", "2")) == "member 2 promoted to voter\n"
     assert ok(kv(threaded, "leader", "transfer", "2")) == "leader is now 2\n"
@@ -136,6 +136,13 @@ def test_members_list_add_promote_remove_and_leader_transfer(threaded):
     assert json.loads(ok(kv(threaded, "--json", "members")))["members"][0]["id"] == 2
     missing = kv(threaded, "members", "remove", "7")
     assert missing.returncode == 1 and "member 7 not found" in missing.stderr
+    # Without a flag: a learner, as the API's default; --voter asks for a voter.
+    assert ok(kv(threaded, "members", "add", "127.0.0.1:9998")) == "member 3 added: 127.0.0.1:9998 " + learner
+    assert ok(kv(threaded, "members", "add", "127.0.0.1:9997", "--voter")) == "member 4 added: 127.0.0.1:9997 as a voter\n"
+    roles = {m["id"]: m["voter"] for m in json.loads(ok(kv(threaded, "--json", "members")))["members"]}
+    assert (roles[3], roles[4]) == (False, True)
+    both = kv(threaded, "members", "add", "127.0.0.1:9996", "--voter", "--learner")
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr
 
 
 def test_watch_prints_events_as_they_happen(threaded):
@@ -207,6 +214,20 @@ def test_a_slow_cluster_times_out_with_exit_3(threaded):
     assert result.returncode == 3 and "no answer" in result.stderr and "outcome unknown" in result.stderr
 
 
+@pytest.mark.parametrize("json_flag", [[], ["--json"]])
+def test_output_to_a_reader_that_stopped_reading_ends_quietly(threaded, json_flag):
+    # As `abcdctl status | head -0`: the pipe is closed before the client writes.
+    env = dict(tool_env(), PYTHONPATH=str(REPO))
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "tools" / "kvclient.py"), "--endpoints", threaded.cluster.nodes[0].endpoint,
+         *json_flag, "status"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+    )
+    proc.stdout.close()
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and stderr == b"", stderr.decode()
+
+
 def test_every_command_as_a_subprocess(threaded):
     """tools/kvclient.py itself, run from outside the checkout without installing, once
     per command; the commands touch different keys, so they run concurrently."""
@@ -237,7 +258,7 @@ def test_every_command_as_a_subprocess(threaded):
         (("lease", "revoke", "2"), None, 0, "lease 2 revoked\n"),
         (("status",), None, 0, "id              1\n…"),
         (("members",), None, 0, "ID  NAME…"),
-        (("members", "add", "127.0.0.1:9003"), None, 0, "member 4 added: 127.0.0.1:9003 as a voter\n"),
+        (("members", "add", "127.0.0.1:9003", "--voter"), None, 0, "member 4 added: 127.0.0.1:9003 as a voter\n"),
         (("members", "promote", "2"), None, 0, "member 2 promoted to voter\n"),
         (("members", "remove", "3"), None, 0, "member 3 removed\n"),
         (("leader", "transfer", "2"), None, 0, "leader is now 2\n"),
