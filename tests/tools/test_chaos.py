@@ -126,7 +126,7 @@ def test_the_checker_catches_reads_served_from_a_stale_leader(tmp_path):
     leader is cut off; once the others elect a new leader and acknowledge writes, the
     reader pinned to the old leader reads what it still holds: a stale value, read after
     a newer one was acknowledged, which no linearization allows."""
-    proc, summary = chaos(tmp_path, "--seed", "5", "--duration", "6", "--faults", "partition-leader",
+    proc, summary = chaos(tmp_path, "--seed", "5", "--duration", "8", "--faults", "partition-leader",
                           "--unsafe-stale-reads", "--heartbeat-ms", "50", "--election-timeout-ms", "500")
     assert proc.returncode == 1, proc.stdout[-3000:]
     assert summary["verdict"] == "not linearizable" and not summary["passed"]
