@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="also answer browser pages from this origin (e.g. http://127.0.0.1:8079), besides the members' own "
         "http://HOST:PORT; repeatable",
     )
+    # A planted bug for the chaos tests (docs/testing.md), hidden from --help: linearizable
+    # reads are served from the answering node's local state, without ReadIndex.
+    p.add_argument("--unsafe-stale-reads", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING... (default INFO)")
     p.add_argument("--log-json", action="store_true", help="JSON lines on stderr too")
     return p
@@ -192,6 +195,7 @@ async def run_node(args: argparse.Namespace, settings: dict) -> int:
             election_timeout_ms=args.election_timeout_ms,
             cluster_token=args.cluster_token,
             enable_faults=args.enable_faults,
+            unsafe_stale_reads=args.unsafe_stale_reads,
             request_timeout=args.request_timeout,
             snapshot_count=args.snapshot_count,
             snapshot_catchup_entries=args.snapshot_catchup_entries,

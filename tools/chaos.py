@@ -1,114 +1,30 @@
 #!/usr/bin/env python3
-"""Kill the leader while writes run, and measure how long the cluster stays unwritable.
+"""A Jepsen-style test of a real abcd cluster, and a failover timer.
 
-    python tools/chaos.py [--nodes 3] [--tries 10] [--writers 4] [--heartbeat-ms 100] [--election-timeout-ms 1000]
+    chaos.py [run] [--nodes 3] [--duration 60 | --minutes M] [--seed N] [--workers 5]
+                   [--readers-per-node 1] [--keys 4] [--faults all|KIND,...] [--timeout 2]
+                   [--heartbeat-ms 50] [--election-timeout-ms 500] [--history FILE] [--json FILE]
+                   [--data-dir DIR] [--unsafe-stale-reads]
+    chaos.py failover [--nodes 3] [--tries 10] [--writers 4] [--heartbeat-ms 100] [--election-timeout-ms 1000]
 
-Each try: writers keep putting keys through every node; the leader is killed with
-SIGKILL; we time from the kill to the next acknowledged write; the killed node is
-restarted and the cluster settles.  At the end every acknowledged write is read
-back (linearizable reads): nothing acknowledged may be lost.
+`run`: clients put, get, delete and compare-and-swap a few keys over abcd.client while
+a nemesis, on a schedule drawn from the seed, kills members (-9) and restarts them,
+pauses them (SIGSTOP) past an election timeout, partitions the leader or a minority
+away, adds latency and loss, transfers leadership, and replaces members (removed,
+wiped, added back as new members, directly or as a learner promoted later).  Then
+every fault is healed, every member restarted, every key read; the whole history is
+checked for linearizability (abcd.check) and for lost acknowledged writes.  Exit 0 only
+if it is linearizable with nothing lost.  See docs/testing.md.
+
+`failover`: kill the leader while writes run, and time how long the cluster stays
+unwritable.
 """
-from __future__ import annotations
-
-import argparse
-import asyncio
 import os
-import statistics
 import sys
-import tempfile
-import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from abcd.client import Client, ClientError  # noqa: E402
-from abcd.localcluster import LocalCluster  # noqa: E402
-
-
-class Writers:
-    def __init__(self, endpoints: list[str], count: int) -> None:
-        self.endpoints = endpoints
-        self.count = count
-        self.acked: dict[str, str] = {}
-        self.ack_times: list[float] = []
-        self.failures = 0
-        self.running = True
-
-    async def run(self) -> None:
-        async with Client(self.endpoints, timeout=10.0) as client:
-            await asyncio.gather(*(self._writer(client, w) for w in range(self.count)))
-
-    async def _writer(self, client: Client, w: int) -> None:
-        seq = 0
-        while self.running:
-            seq += 1
-            key, value = f"chaos/{w}/{seq}", f"v{seq}"
-            invoked = time.monotonic()
-            try:
-                await client.put(key, value)
-            except ClientError:
-                self.failures += 1
-                continue
-            self.acked[key] = value
-            self.ack_times.append((invoked, time.monotonic()))
-
-    def first_ack_after(self, t: float) -> float | None:
-        """The first acknowledgement of a write *sent* after t (an answer already on
-        its way from the old leader when it died does not count)."""
-        later = [acked for invoked, acked in self.ack_times if invoked > t]
-        return min(later) if later else None
-
-
-async def wait_until(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(0.01)
-    return False
-
-
-async def kill_leader(args) -> int:
-    node_args = ["--heartbeat-ms", str(args.heartbeat_ms), "--election-timeout-ms", str(args.election_timeout_ms),
-                 "--log-level", "WARNING"]
-    with tempfile.TemporaryDirectory(prefix="abcd-chaos-") as root, LocalCluster(root, args.nodes, args=node_args) as cluster:
-        writers = Writers([n.address for n in cluster.nodes], args.writers)
-        task = asyncio.create_task(writers.run())
-        recoveries = []
-        for attempt in range(1, args.tries + 1):
-            leader = await asyncio.to_thread(cluster.wait_ready)
-            before = len(writers.ack_times)
-            await wait_until(lambda: len(writers.ack_times) > before + 50, 10)
-            t_kill = time.monotonic()
-            leader.kill()
-            ok = await wait_until(lambda: writers.first_ack_after(t_kill) is not None, 30)
-            recovery = writers.first_ack_after(t_kill) - t_kill if ok else float("inf")
-            recoveries.append(recovery)
-            print(f"try {attempt:2}: killed leader on port {leader.port}; next write acknowledged after {recovery * 1000:7.1f} ms",
-                  flush=True)
-            await asyncio.to_thread(leader.start)
-        writers.running = False
-        await task
-        async with Client([n.address for n in cluster.nodes], timeout=10.0) as client:
-            lost = [k for k, v in writers.acked.items() if ((await client.get(k)) or {}).get("kv", {}).get("value") != v]
-    print(f"\n{args.nodes} nodes, heartbeat {args.heartbeat_ms} ms, election timeout {args.election_timeout_ms} ms, "
-          f"{args.writers} writers")
-    print(f"kill -9 of the leader -> next acknowledged write: median {statistics.median(recoveries) * 1000:.0f} ms, "
-          f"worst {max(recoveries) * 1000:.0f} ms over {len(recoveries)} tries")
-    print(f"{len(writers.acked)} writes acknowledged, {writers.failures} failed or timed out, "
-          f"{len(lost)} acknowledged writes lost")
-    return 1 if lost else 0
-
-
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--nodes", type=int, default=3)
-    p.add_argument("--tries", type=int, default=10)
-    p.add_argument("--writers", type=int, default=4)
-    p.add_argument("--heartbeat-ms", type=int, default=100)
-    p.add_argument("--election-timeout-ms", type=int, default=1000)
-    args = p.parse_args()
-    return asyncio.run(kill_leader(args))
-
+from chaoslib.cli import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -17,6 +17,9 @@ class NodeConfig:
     election_timeout_ms: int = 1000
     cluster_token: str | None = None
     enable_faults: bool = False
+    # Test only, a planted bug (docs/testing.md): serve every read from local state,
+    # without ReadIndex, so that the chaos tests can show the checker catching it.
+    unsafe_stale_reads: bool = False
     # How long a request may wait to be committed (or a read to be confirmed): then 504.
     request_timeout: float = 5.0
     # Take a snapshot once this many entries were applied since the last one (0: never).

@@ -501,6 +501,7 @@ class Node:
         room = MAX_PENDING_REQUESTS - self.requests.tracked
         deadline = self.loop.time() + self.config.request_timeout
         track = self.requests.track
+        local_reads = self.config.unsafe_stale_reads  # the planted bug; False outside tests
         items: list[ClientWrite | ClientRead] = []
         for request, callback in requests:
             try:
@@ -515,7 +516,7 @@ class Node:
                 callback(responses.unavailable("overloaded", f"{MAX_PENDING_REQUESTS} requests are in flight; retry shortly"))
                 continue
             write = is_write(op)
-            if not write and op.get("serializable"):
+            if not write and (op.get("serializable") or local_reads):
                 callback(self._serve_read(op))
                 continue
             room -= 1
