@@ -57,7 +57,7 @@ class Server:
 
     def check_running(self) -> None:
         if self.proc.poll() is not None:
-            raise ClusterError(f"{' '.join(self.args)} exited with {self.proc.returncode}:\n{self.output()}")
+            raise ClusterError(f"python {' '.join(self.args)} exited with {self.proc.returncode}:\n{self.output()}")
 
     def get(self, path: str):
         self.check_running()
