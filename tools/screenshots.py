@@ -31,7 +31,7 @@ from abcd.localcluster import free_port  # noqa: E402
 from e2e_processes import Demo, Server, kvclient  # noqa: E402
 
 RUN = ["--nodes", "3", "--seed", "42", "--steps", "300"]
-BROKEN = ["--nodes", "3", "--seed", "1", "--steps", "2000", "--broken", "GrantEveryVote"]
+BROKEN = ["--nodes", "3", "--seed", "2", "--steps", "300", "--broken", "GrantEveryVote"]
 
 
 def save(driver, path: Path, element: str | None = None) -> None:
