@@ -31,10 +31,11 @@ def browser(request, tmp_path_factory):
         driver.quit()
 
 
-@pytest.fixture
-def demo(tmp_path):
-    """`python -m abcd demo --nodes 3` in a temporary folder, ready (all nodes healthy), stopped cleanly."""
-    server = Demo(tmp_path, nodes=3).start()
+@pytest.fixture(scope="session")
+def demo_process(tmp_path_factory):
+    """`python -m abcd demo --nodes 3` in a temporary folder, shared by the tests (a demo
+    takes seconds to start), stopped cleanly at the end."""
+    server = Demo(tmp_path_factory.mktemp("demo"), nodes=3).start()
     try:
         server.wait_ready()
         yield server
@@ -44,9 +45,16 @@ def demo(tmp_path):
 
 
 @pytest.fixture
-def single_node(tmp_path):
+def demo(demo_process):
+    """The demo as a test finds it: every member running, no faults, one leader (whatever the test before did)."""
+    demo_process.restore()
+    return demo_process
+
+
+@pytest.fixture(scope="session")
+def single_node(tmp_path_factory):
     """One node, `python -m abcd PORT`, leading its own cluster of one (faults not enabled)."""
-    server = node(tmp_path, free_port()).start()
+    server = node(tmp_path_factory.mktemp("node"), free_port()).start()
     try:
         server.wait_serving("/healthz")
         yield server

@@ -102,15 +102,28 @@ class Demo(Server):
         return next(m for m in self.members() if m["port"] == port)
 
     def wait_ready(self, timeout: float = 60.0) -> None:
+        """Until every node runs, is healthy, and all follow the same leader."""
         def ready() -> bool:
             members = self.members()
-            return (
-                sorted(m["port"] for m in members) == self.node_ports
-                and all(m["state"] == "running" for m in members)
-                and all(http(p, "GET", "/healthz", timeout=1)[0] == 200 for p in self.node_ports)
-            )
+            if sorted(m["port"] for m in members) != self.node_ports or any(m["state"] != "running" for m in members):
+                return False
+            if any(http(p, "GET", "/healthz", timeout=1)[0] != 200 for p in self.node_ports):
+                return False
+            leaders = {self.node_status(p)["leader"] for p in self.node_ports}
+            return len(leaders) == 1 and None not in leaders
 
-        wait_for(ready, "the demo's nodes to run and be healthy", timeout=timeout, interval=0.2)
+        wait_for(ready, "the demo's nodes to run, be healthy and follow one leader", timeout=timeout, interval=0.2)
+
+    def restore(self) -> None:
+        """Undo what a test did: heal every node's faults, restart the members that do not run, wait until ready."""
+        for member in self.members():
+            if member["state"] != "running":
+                status, body = http(self.port, "POST", f"/demo/members/{member['port']}/restart", timeout=30)
+                assert status == 200, f"restarting {member['port']} answered {status}: {body}"
+        for port in self.node_ports:
+            status, body = http(port, "DELETE", "/v1/admin/faults", timeout=5)
+            assert status == 200, f"healing {port} answered {status}: {body}"
+        self.wait_ready()
 
     def node_status(self, port: int) -> dict:
         status, body = http(port, "GET", "/v1/status", timeout=2)
