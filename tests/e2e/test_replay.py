@@ -19,13 +19,11 @@ SHOWN = ("role", "term", "commit_index", "last_log_index")
 
 
 def recorded_state(run: dict, step: int) -> list[dict]:
-    """The members as recorded after `step` (a step without state keeps the previous one)."""
-    state = None
-    for recorded in run["steps"]:
-        if recorded["step"] > step:
-            break
-        state = recorded.get("state") or state
-    return [{"id": m["id"], **{k: m[k] for k in SHOWN}} for m in sorted(state, key=lambda m: m["id"])]
+    """The members as recorded after `step` (a step records only the members it changed)."""
+    members = {}
+    for recorded in run["steps"][: step + 1]:
+        members.update((m["id"], m) for m in recorded.get("state") or ())
+    return [{"id": i, **{k: members[i][k] for k in SHOWN}} for i in sorted(members)]
 
 
 def shown_state(driver) -> list[dict]:
@@ -80,7 +78,7 @@ def test_a_recorded_run_replays_step_by_step_and_back(browser, tmp_path):
         assert at_election != recorded_state(run, start), "an election changed no member's role or term"
 
         # Forward to the next step that changes a card, one step at a time, then back.
-        changes = next(s["step"] for s in run["steps"] if s["step"] > here and recorded_state(run, s["step"]) != recorded_state(run, s["step"] - 1))
+        changes = next(i for i in range(here + 1, len(run["steps"])) if recorded_state(run, i) != recorded_state(run, i - 1))
         for step in range(here + 1, changes + 1):
             after = step_to(browser, "#replay-step-forward", step, run)
         before = step_to(browser, "#replay-step-back", changes - 1, run)
@@ -100,13 +98,14 @@ def test_a_broken_core_run_shows_its_violation_at_its_step(browser, single_node,
     browser.find_element("css selector", "#replay-file").send_keys(str(tmp_path / "broken.json"))
     wait_until(browser, lambda d: loaded(d, run), "the run to be loaded in replay mode")
     pause(browser)
-    assert position(browser) < violation["step"]
+    at = next(i for i, s in enumerate(run["steps"]) if s["step"] == violation["step"])  # data-step counts steps from 0
+    assert position(browser) < at
     assert not browser.find_element("css selector", "#violation").is_displayed()
 
     click(browser, "#replay-next-violation", "next violation")
     wait_until(browser, lambda d: browser.find_element("css selector", "#violation").is_displayed(),
                "the violation banner", show=lambda d: attribute(d, "#violation", "outerHTML"))
-    assert position(browser) == violation["step"]
+    assert position(browser) == at
     assert attribute(browser, "#violation", "data-invariant") == violation["invariant"]
     shown = attribute(browser, "#violation", "data-members") or ""
     assert sorted(int(m) for m in shown.split(",") if m) == sorted(violation["members"])
