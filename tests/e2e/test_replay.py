@@ -7,7 +7,7 @@ import pytest
 pytest.importorskip("selenium", reason="selenium is not installed (python3 -m pip install -e '.[test]' installs it)")
 
 from abcd.localcluster import free_port  # noqa: E402
-from e2e_page import attribute, cards, click, wait_until  # noqa: E402
+from e2e_page import attribute, cards, click, one_leader, wait_until  # noqa: E402
 from e2e_processes import Server, record  # noqa: E402
 
 pytestmark = pytest.mark.e2e
@@ -93,8 +93,9 @@ def test_a_broken_core_run_shows_its_violation_at_its_step(browser, single_node,
     violation = run["violation"]
     assert violation, f"python -m abcd.sim {' '.join(BROKEN)} recorded no violation"
 
-    # The file picker of a page opened on a node switches it to the replay.
+    # The file picker of a page opened on a node (showing it live) switches it to the replay.
     browser.get(single_node.url)
+    wait_until(browser, lambda d: one_leader(d, 1), "the live view of the node")
     browser.find_element("css selector", "#replay-file").send_keys(str(tmp_path / "broken.json"))
     wait_until(browser, lambda d: loaded(d, run), "the run to be loaded in replay mode")
     pause(browser)
