@@ -10,7 +10,7 @@ use it), brings each view to the state a picture shows, and saves:
     live.png        the demo's cluster after a few writes, a watch running
     election.png    the leader isolated from its card, a new leader elected (timeline, captions)
     keys.png        the keys panel: an answer and the watch's events
-    replay.png      a recorded simulator run, paused at its first election
+    replay.png      a recorded simulator run, paused in its first election
     violation.png   a run of a core that grants every vote, at its violation
 
 Everything stops when it ends, also on Ctrl-C or an error.
@@ -43,8 +43,11 @@ def save(driver, path: Path, element: str | None = None) -> None:
         driver.find_element("css selector", element).screenshot(str(path))
     else:
         width = driver.get_window_size()["width"]
-        height = driver.execute_script("return document.documentElement.scrollHeight")
-        driver.set_window_size(width, min(max(height, 600), 3000))
+        height, chrome = driver.execute_script(
+            "return [document.documentElement.scrollHeight, window.outerHeight - window.innerHeight]"
+        )
+        driver.set_window_size(width, min(max(height, 600), 3000) + chrome)
+        driver.execute_script("window.scrollTo(0, 0)")  # a click scrolled the page: the picture starts at its top
         driver.save_screenshot(str(path))
     print(f"screenshots: {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
 
@@ -81,8 +84,12 @@ def live_views(driver, folder: Path, out: Path) -> None:
         demo.stop()
 
 
-def replay_view(driver, folder: Path, out: Path, args: list[str], jump: str, name: str, ready: str) -> None:
+def replay_view(driver, folder: Path, out: Path, args: list[str], jump: str, name: str, shown) -> None:
+    """Serve a run, jump with `jump`, then step forward until `shown(cards)` (at most 200 steps)."""
     import e2e_page as page
+
+    def position(d) -> int:
+        return int(page.attribute(d, "#replay-position", "data-step") or 0)
 
     port = free_port()
     folder.mkdir()
@@ -96,7 +103,13 @@ def replay_view(driver, folder: Path, out: Path, args: list[str], jump: str, nam
         if pause.is_displayed() and pause.is_enabled():
             pause.click()
         page.click(driver, jump, jump)
-        page.wait_until(driver, lambda d: d.find_elements("css selector", ready) and d.find_element("css selector", ready).is_displayed(), ready)
+        page.wait_until(driver, lambda d: position(d) > 0, jump)
+        for _ in range(200):
+            if shown(page.cards(driver)):
+                break
+            at = position(driver)
+            page.click(driver, "#replay-step-forward", "step forward")
+            page.wait_until(driver, lambda d: position(d) > at, "the next step")
         save(driver, out / name)
     finally:
         server.stop()
@@ -118,10 +131,12 @@ def main(argv: list[str] | None = None) -> int:
         try:
             live_views(driver, folder, args.out)
             driver.set_window_size(args.width, 900)
+            # An election under way: a candidate asks for votes, the answers in flight.
             replay_view(driver, folder / "replay", args.out, RUN, "#replay-next-election", "replay.png",
-                        '#cluster .member[data-role="leader"], #cluster .member[data-role="candidate"]')
+                        lambda cards: any(c["role"] == "candidate" for c in cards))
             driver.set_window_size(args.width, 900)
-            replay_view(driver, folder / "broken", args.out, BROKEN, "#replay-next-violation", "violation.png", "#violation")
+            replay_view(driver, folder / "broken", args.out, BROKEN, "#replay-next-violation", "violation.png",
+                        lambda cards: True)
         finally:
             driver.quit()
     return 0
