@@ -98,3 +98,15 @@ def fill(driver, selector: str, value: str) -> None:
     field = driver.find_element(By.CSS_SELECTOR, selector)
     field.clear()
     field.send_keys(value)
+
+
+def put_key(browser, key: str, value: str) -> str:
+    """Put with the keys panel; the id of the member that answered (#kv-result's data-member)."""
+    earlier = text(browser, "#kv-result")  # every put answers a new revision: the text changes
+    fill(browser, "#kv-key", key)
+    fill(browser, "#kv-value", value)
+    click(browser, "#kv-put", "the put button")
+    return wait_until(
+        browser, lambda d: text(d, "#kv-result") != earlier and attribute(d, "#kv-result", "data-member"),
+        f"the answer to the put of {key}", show=lambda d: text(d, "#kv-result"),
+    )

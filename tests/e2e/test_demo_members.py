@@ -1,12 +1,13 @@
-"""The demo's own controls: kill -9 a member from its card, see it greyed, restart it
-and see its log catch up with the leader's."""
+"""Members that die: kill -9 from the demo page greys a member, restart brings it back
+with its log caught up; a page opened on a member that dies goes on with another."""
 from __future__ import annotations
 
 import pytest
 
 pytest.importorskip("selenium", reason="selenium is not installed (python3 -m pip install -e '.[test]' installs it)")
 
-from e2e_page import card, click, leaders, member_button, one_leader, wait_until  # noqa: E402
+from abcd.localcluster import http  # noqa: E402
+from e2e_page import attribute, card, click, leaders, member_button, one_leader, put_key, wait_until  # noqa: E402
 from e2e_processes import kvclient  # noqa: E402
 
 pytestmark = pytest.mark.e2e
@@ -51,3 +52,26 @@ def test_kill_9_from_the_demo_page_greys_the_member_and_restart_brings_it_back_c
     restarted = demo.member(port_of[victim])
     assert restarted["state"] == "running" and restarted["pid"] != before["pid"], (before, restarted)
     assert kvclient(port_of[victim], "get", f"while-n{victim}-was-down/{WRITES_WHILE_DOWN - 1}").strip() == str(WRITES_WHILE_DOWN - 1)
+
+
+def test_a_page_opened_on_a_member_that_dies_goes_on_reading_and_writing_through_another(browser, demo):
+    statuses = {p: demo.node_status(p) for p in demo.node_ports}
+    port, opened_on = next((p, s["id"]) for p, s in statuses.items() if s["role"] == "follower")
+    browser.get(f"http://127.0.0.1:{port}/")
+    wait_until(browser, lambda d: one_leader(d, 3), "3 members, all up, exactly one leader", timeout=20)
+    wait_until(browser, lambda d: attribute(d, "#connection", "data-member") == str(opened_on),
+               f"the page to read from n{opened_on}, where it was opened", show=lambda d: attribute(d, "#connection", "outerHTML"))
+
+    # kill -9 from outside the page, as a crash would.
+    status, body = http(demo.port, "POST", f"/demo/members/{port}/kill", timeout=30)
+    assert status == 200, body
+
+    def moved_on(d):
+        gone, reading = card(d, opened_on), attribute(d, "#connection", "data-member")
+        return gone and gone["up"] == "false" and reading not in (None, "", str(opened_on)) and len(leaders(d)) == 1
+
+    wait_until(browser, moved_on, f"n{opened_on} greyed and the page reading from another member", timeout=20)
+    answered_by = put_key(browser, "written-after-a-crash", "still here")
+    assert int(answered_by) != opened_on
+    leader_port = next(p for p, s in statuses.items() if s["id"] == leaders(browser)[0]["id"])
+    assert kvclient(leader_port, "get", "written-after-a-crash").strip() == "still here"

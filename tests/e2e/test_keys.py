@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("selenium", reason="selenium is not installed (python3 -m pip install -e '.[test]' installs it)")
 
-from e2e_page import attribute, click, fill, one_leader, text, wait_until  # noqa: E402
+from e2e_page import click, fill, one_leader, put_key, text, wait_until  # noqa: E402
 from e2e_processes import kvclient  # noqa: E402
 
 pytestmark = pytest.mark.e2e
@@ -16,24 +16,12 @@ def watched(key: str, kind: str = "put") -> str:
     return f'#watch-events .watch-event[data-key="{key}"][data-type="{kind}"]'
 
 
-def put_through_the_page(browser, key: str, value: str) -> str:
-    """Put with the keys panel; the id of the member that answered (#kv-result's data-member)."""
-    earlier = text(browser, "#kv-result")  # every put answers a new revision: the text changes
-    fill(browser, "#kv-key", key)
-    fill(browser, "#kv-value", value)
-    click(browser, "#kv-put", "the put button")
-    return wait_until(
-        browser, lambda d: text(d, "#kv-result") != earlier and attribute(d, "#kv-result", "data-member"),
-        f"the answer to the put of {key}", show=lambda d: text(d, "#kv-result"),
-    )
-
-
 def test_a_key_put_through_the_page_is_read_by_kvclient_and_a_kvclient_put_shows_in_the_watch(browser, demo):
     browser.get(demo.url)
     wait_until(browser, lambda d: one_leader(d, 3), "3 members, all up, exactly one leader", timeout=20)
     members = {demo.node_status(p)["id"] for p in demo.node_ports}
 
-    answered_by = put_through_the_page(browser, "greeting", "hello from the page")
+    answered_by = put_key(browser, "greeting", "hello from the page")
     assert int(answered_by) in members
     assert "revision" in text(browser, "#kv-result").lower(), text(browser, "#kv-result")
     # A linearizable read on another node than the first: the write is the cluster's.
@@ -42,7 +30,7 @@ def test_a_key_put_through_the_page_is_read_by_kvclient_and_a_kvclient_put_shows
     fill(browser, "#watch-prefix", "watched/")
     click(browser, "#watch-start", "the watch's start button")
     # The page's own put shows that the watch is running before kvclient writes.
-    put_through_the_page(browser, "watched/from-page", "1")
+    put_key(browser, "watched/from-page", "1")
     wait_until(browser, lambda d: d.find_elements("css selector", watched("watched/from-page")),
                "the page's own put in the watch", show=lambda d: text(d, "#watch-events"))
 
