@@ -74,8 +74,10 @@ def live_views(driver, folder: Path, out: Path) -> None:
         save(driver, out / "keys.png", "#keys")
 
         page.click(driver, page.member_button(leader["id"], "isolate"), "isolate the leader")
+        # Once the isolated leader has stepped down too: one leader on the page, the new one.
         page.wait_until(
-            driver, lambda d: [c for c in page.leaders(d) if c["id"] != leader["id"]], "a new leader", timeout=30
+            driver, lambda d: [c["id"] for c in page.leaders(d)] not in ([], [leader["id"]]) and len(page.leaders(d)) == 1,
+            "a new leader, alone", timeout=30,
         )
         page.wait_until(driver, lambda d: d.find_elements("css selector", '#timeline .timeline-event[data-event="BecomeLeader"]'), "the election in the timeline")
         save(driver, out / "election.png")
