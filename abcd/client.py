@@ -26,7 +26,7 @@ Theory of operation
   A node's `Retry-After` is honoured once every endpoint has been tried (`Backoff`).
   A `307`/`308` redirect is followed and its target becomes the preferred endpoint.
 
-Every call returns the API's JSON body (interface.md) as a dict.
+Every call returns the API's JSON body (docs/api.md) as a dict.
 """
 from __future__ import annotations
 
