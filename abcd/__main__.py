@@ -50,6 +50,29 @@ def build_parser() -> argparse.ArgumentParser:
         "--snapshot-catchup-entries", type=int, default=5_000,
         help="entries kept in the log behind a snapshot for followers a little behind (default 5000)",
     )
+    p.add_argument(
+        "--max-snapshots", type=int, default=5,
+        help="snapshot files to keep, the newest; 0: keep all (default 5)",
+    )
+    p.add_argument(
+        "--max-wals", type=int, default=5,
+        help="WAL segments to keep even once a snapshot covers them; 0: keep all (default 5)",
+    )
+    p.add_argument(
+        "--auto-compaction-mode", default="periodic", choices=("periodic", "revision"),
+        help="what --auto-compaction-retention counts: time (periodic) or revisions (default periodic)",
+    )
+    p.add_argument(
+        "--auto-compaction-retention", default="0", metavar="N|DURATION",
+        help="the leader compacts the history older than this: a duration like 1h or 30m (a bare number "
+        "is hours) in periodic mode, a number of revisions in revision mode; 0: off (default 0)",
+    )
+    p.add_argument(
+        "--force-new-cluster", action="store_true",
+        help="restart this member alone as a one-member cluster with its data (when a quorum is lost for good)",
+    )
+    # Small segments roll often: for tests of WAL retention only.
+    p.add_argument("--wal-segment-bytes", type=int, default=64 * 2**20, help=argparse.SUPPRESS)
     p.add_argument("--tls-cert", help=argparse.SUPPRESS)
     p.add_argument("--tls-key", help=argparse.SUPPRESS)
     p.add_argument("--tls-ca", help=argparse.SUPPRESS)
@@ -162,6 +185,7 @@ async def run_node(args: argparse.Namespace, settings: dict) -> int:
     from . import logs
     from .api.app import Server, bind_socket
     from .node import gcwatch
+    from .node.auto_compaction import parse_retention
     from .node.cluster_ops import hand_off_leadership
     from .node.config import NodeConfig
     from .node.identity import IdentityError, bootstrap, join, load_meta
@@ -184,6 +208,7 @@ async def run_node(args: argparse.Namespace, settings: dict) -> int:
         print(f"abcd: error: --log-level {args.log_level}: {e}", file=sys.stderr)
         return 2
     try:
+        auto_compaction = parse_retention(args.auto_compaction_mode, args.auto_compaction_retention)
         config = NodeConfig(
             name=name,
             data_dir=data_dir,
@@ -199,6 +224,10 @@ async def run_node(args: argparse.Namespace, settings: dict) -> int:
             request_timeout=args.request_timeout,
             snapshot_count=args.snapshot_count,
             snapshot_catchup_entries=args.snapshot_catchup_entries,
+            max_snapshots=args.max_snapshots,
+            max_wals=args.max_wals,
+            wal_segment_bytes=args.wal_segment_bytes,
+            auto_compaction=auto_compaction,
             allow_origins=settings["allow_origins"],
         )
     except ValueError as e:

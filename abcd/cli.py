@@ -63,6 +63,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     lease.add_parser("keepalive").add_argument("id", type=int)
     lease.add_parser("revoke").add_argument("id", type=int)
 
+    c = sub.add_parser("compact", help="forget the history below revision REV on every member")
+    c.add_argument("rev", type=_positive_int)
     sub.add_parser("status", help="the contacted node's status")
     members = sub.add_parser("members", help="list or change the members")
     msub = members.add_subparsers(
@@ -219,6 +221,12 @@ async def _lease(c: Client, a, pr: _Printer, _b) -> int:
     return EXIT_OK
 
 
+async def _compact(c: Client, a, pr: _Printer, _b) -> int:
+    answer = await c.compact(a.rev)
+    pr.out(answer, f"compacted at revision {answer.get('compact_revision')} (store revision {answer.get('revision')})")
+    return EXIT_OK
+
+
 async def _status(c: Client, a, pr: _Printer, _b) -> int:
     answer = await c.status()
     rows = []
@@ -264,7 +272,7 @@ async def _leader(c: Client, a, pr: _Printer, _b) -> int:
 
 _COMMANDS = {
     "put": _put, "get": _get, "del": _del, "range": _range, "cas": _cas, "txn": _txn,
-    "watch": _watch, "lease": _lease, "status": _status, "members": _members, "leader": _leader,
+    "watch": _watch, "lease": _lease, "compact": _compact, "status": _status, "members": _members, "leader": _leader,
 }
 
 

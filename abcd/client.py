@@ -304,6 +304,8 @@ def _kv_http(request: dict) -> tuple[str, str, dict, dict | None]:
         return "GET", "/v1/kv", query, None
     if op == "txn":
         return "POST", "/v1/txn", {}, {k: request[k] for k in ("compare", "success", "failure")}
+    if op == "compact":
+        return "POST", "/v1/compact", {}, {"revision": request["revision"]}
     path = "/v1/kv/" + quote(request["key"], safe="")
     if op == "put":
         body = {"value": request["value"]}
@@ -446,6 +448,13 @@ class Client:
             [{"put": {"key": key, "value": new}}],
             [],
         )
+
+    async def compact(self, revision: int) -> dict:
+        """Forget the history below `revision` on every member: reads and watches at
+        older revisions then answer `compacted`.  `{"compact_revision", "revision"}`;
+        BadRequest `compacted` when the history is already compacted at or past it,
+        `future_revision` when it is beyond the store's revision."""
+        return await self._kv({"op": "compact", "revision": int(revision)}, write=True)
 
     # ------------------------------------------------------------------ cluster
 
