@@ -5,6 +5,7 @@
                    [--cluster-token TOKEN] [--snapshot-count 100000] [--snapshot-catchup-entries 5000]
                    [--enable-faults] [--allow-origin URL ...] [--log-level INFO] [--log-json]
     python -m abcd demo [--nodes 3] [--base-port 8080]
+    python -m abcd restore FILE --data-dir DIR --name NAME --advertise HOST:PORT
 
 With a PORT, an empty data dir and no --join: bootstrap a new cluster of one.  With no
 PORT: listen on a free port and join through 127.0.0.1:8080 (or --join).  A data dir
@@ -144,6 +145,10 @@ def main(argv: list[str] | None = None) -> int:
         from .demo import main as demo_main
 
         return demo_main(argv[1:])
+    if argv and argv[0] == "restore":
+        from .node.new_cluster import restore_main
+
+        return restore_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -189,6 +194,7 @@ async def run_node(args: argparse.Namespace, settings: dict) -> int:
     from .node.cluster_ops import hand_off_leadership
     from .node.config import NodeConfig
     from .node.identity import IdentityError, bootstrap, join, load_meta
+    from .node.new_cluster import NewClusterError, force_new_cluster
     from .node.node import Node
     from .storage import StorageError
 
@@ -235,6 +241,10 @@ async def run_node(args: argparse.Namespace, settings: dict) -> int:
         return 2
     try:
         meta = load_meta(data_dir)
+        if args.force_new_cluster:
+            if meta is None:
+                raise IdentityError(f"--force-new-cluster: {data_dir} holds no member to start a new cluster from")
+            meta = force_new_cluster(data_dir, meta, name=name, address=advertise, port=port, logger=logger)
         if meta is not None:
             if args.join:
                 logger.info("{} already holds node {}; resuming it and ignoring --join", data_dir, meta["node_id"])
@@ -246,7 +256,7 @@ async def run_node(args: argparse.Namespace, settings: dict) -> int:
         else:
             meta = bootstrap(data_dir, name, advertise, port)
             logger.info("bootstrapped a new cluster {} in {}", meta["cluster_id"], data_dir)
-    except IdentityError as e:
+    except (IdentityError, NewClusterError, StorageError) as e:
         logger.error("{}", e)
         sock.close()
         return 1
