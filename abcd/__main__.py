@@ -3,6 +3,8 @@
     python -m abcd [PORT] [--host 127.0.0.1] [--advertise HOST:PORT] [--join HOST:PORT[,HOST:PORT...]]
                    [--data-dir DIR] [--name NAME] [--heartbeat-ms 100] [--election-timeout-ms 1000]
                    [--cluster-token TOKEN] [--snapshot-count 100000] [--snapshot-catchup-entries 5000]
+                   [--max-snapshots 5] [--max-wals 5] [--auto-compaction-mode periodic|revision]
+                   [--auto-compaction-retention 0] [--force-new-cluster]
                    [--enable-faults] [--allow-origin URL ...] [--log-level INFO] [--log-json]
     python -m abcd demo [--nodes 3] [--base-port 8080]
     python -m abcd restore FILE --data-dir DIR --name NAME --advertise HOST:PORT
