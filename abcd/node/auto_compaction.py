@@ -16,8 +16,9 @@ picks one of etcd's two policies:
   and 1.1 D of time.  A new leader starts noting afresh: its first compaction comes
   D after it took over (history is never forgotten early, only late).
 
-Nothing is proposed again while a proposal may still be in flight (for `retry`
-seconds), and a failed one (a compaction raced by another) is simply outrun by the next.
+Nothing is proposed again while a proposal may still be in flight: until it is
+applied, or for `retry` seconds (it may have been lost with a leader change); a
+failed one (a compaction raced by another) is simply outrun by the next.
 """
 from __future__ import annotations
 
@@ -69,7 +70,8 @@ class AutoCompactor:
         self._term: int | None = None  # the term we lead in, None when not leading
         self._times: list[float] = []  # periodic: when each sample was noted
         self._revisions: list[int] = []  # periodic: the store's revision then
-        self._quiet_until = 0.0  # a proposal may be in flight until then
+        self._quiet_until = 0.0  # a proposal may be in flight until then...
+        self._proposed = 0  # ...unless the compaction point reached it
 
     def on_tick(self, *, revision: int, compact_revision: int, now: float, leading: bool, term: int) -> int | None:
         """The revision to compact at now, or None."""
@@ -85,9 +87,10 @@ class AutoCompactor:
             target = self._by_revision(revision, compact_revision)
         else:
             target = self._by_time(revision, compact_revision, now)
-        if target is None or now < self._quiet_until:
+        if target is None or (now < self._quiet_until and compact_revision < self._proposed):
             return None
         self._quiet_until = now + self.retry_seconds
+        self._proposed = target
         return target
 
     def _by_revision(self, revision: int, compact_revision: int) -> int | None:

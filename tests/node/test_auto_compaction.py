@@ -31,8 +31,10 @@ def test_revision_mode_keeps_the_last_n_and_compacts_in_tenths():
     assert tick(c, 109, 0, 1.0) is None  # 9 past: less than a tenth of N
     assert tick(c, 110, 0, 1.1) == 10  # a tenth of N past: compact at revision - N
     assert tick(c, 125, 0, 2.0) is None  # that proposal may still be in flight
-    assert tick(c, 119, 10, 6.2) is None  # applied at 10; 9 more is less than a tenth
-    assert tick(c, 120, 10, 6.3) == 20
+    assert tick(c, 119, 10, 2.1) is None  # applied at 10; 9 more is less than a tenth
+    assert tick(c, 120, 10, 2.2) == 20  # applied: no need to wait for the retry
+    assert tick(c, 140, 10, 2.3) is None  # not applied yet
+    assert tick(c, 140, 10, 7.3) == 40  # lost, it seems: proposed again after retry seconds
 
 
 def test_periodic_mode_compacts_at_the_revision_noted_a_period_ago():
