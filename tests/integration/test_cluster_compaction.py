@@ -76,6 +76,7 @@ def test_a_compaction_through_the_log_makes_every_member_answer_compacted_below_
         assert f"compacted at revision {revisions[4]}" in ctl.stdout
         for node in cluster.nodes:
             cluster.wait_node(node, lambda n: oldest_revision(n) == revisions[4], "every member to compact again")
+            assert node.status()["compact_revision"] == revisions[4]
 
         # A restarted member comes back with the same compaction point (from its log).
         follower.stop()
