@@ -128,6 +128,11 @@ def force_new_cluster(data_dir: str, meta: dict, *, name: str, address: str, por
                     store.apply(orjson.loads(entry.data), index=entry.index, normalized=True)
                 except KVError:
                     pass  # a failed command, as on every member: applied, changing nothing
+                except (ValueError, KeyError, TypeError) as e:
+                    # Not a command (the applier skips such an entry the same way).
+                    logger.error("entry {} holds no valid command ({!r}); skipped", entry.index, e)
+                    if store.applied_index < entry.index:
+                        store.mark_applied(entry.index)
             term = entry.term
         hard_term = max(recovered.hard_state.current_term, term)
     finally:
