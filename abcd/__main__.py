@@ -3,8 +3,11 @@
     python -m abcd [PORT] [--host 127.0.0.1] [--advertise HOST:PORT] [--join HOST:PORT[,HOST:PORT...]]
                    [--data-dir DIR] [--name NAME] [--heartbeat-ms 100] [--election-timeout-ms 1000]
                    [--cluster-token TOKEN] [--snapshot-count 100000] [--snapshot-catchup-entries 5000]
+                   [--max-snapshots 5] [--max-wals 5] [--auto-compaction-mode periodic|revision]
+                   [--auto-compaction-retention 0] [--force-new-cluster]
                    [--enable-faults] [--allow-origin URL ...] [--log-level INFO] [--log-json]
     python -m abcd demo [--nodes 3] [--base-port 8080]
+    python -m abcd restore FILE --data-dir DIR --name NAME --advertise HOST:PORT
 
 With a PORT, an empty data dir and no --join: bootstrap a new cluster of one.  With no
 PORT: listen on a free port and join through 127.0.0.1:8080 (or --join).  A data dir
@@ -50,6 +53,29 @@ def build_parser() -> argparse.ArgumentParser:
         "--snapshot-catchup-entries", type=int, default=5_000,
         help="entries kept in the log behind a snapshot for followers a little behind (default 5000)",
     )
+    p.add_argument(
+        "--max-snapshots", type=int, default=5,
+        help="snapshot files to keep, the newest; 0: keep all (default 5)",
+    )
+    p.add_argument(
+        "--max-wals", type=int, default=5,
+        help="WAL segments to keep even once a snapshot covers them; 0: keep all (default 5)",
+    )
+    p.add_argument(
+        "--auto-compaction-mode", default="periodic", choices=("periodic", "revision"),
+        help="what --auto-compaction-retention counts: time (periodic) or revisions (default periodic)",
+    )
+    p.add_argument(
+        "--auto-compaction-retention", default="0", metavar="N|DURATION",
+        help="the leader compacts the history older than this: a duration like 1h or 30m (a bare number "
+        "is hours) in periodic mode, a number of revisions in revision mode; 0: off (default 0)",
+    )
+    p.add_argument(
+        "--force-new-cluster", action="store_true",
+        help="restart this member alone as a one-member cluster with its data (when a quorum is lost for good)",
+    )
+    # Small segments roll often: for tests of WAL retention only.
+    p.add_argument("--wal-segment-bytes", type=int, default=64 * 2**20, help=argparse.SUPPRESS)
     p.add_argument("--tls-cert", help=argparse.SUPPRESS)
     p.add_argument("--tls-key", help=argparse.SUPPRESS)
     p.add_argument("--tls-ca", help=argparse.SUPPRESS)
@@ -121,6 +147,10 @@ def main(argv: list[str] | None = None) -> int:
         from .demo import main as demo_main
 
         return demo_main(argv[1:])
+    if argv and argv[0] == "restore":
+        from .node.new_cluster import restore_main
+
+        return restore_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -162,9 +192,11 @@ async def run_node(args: argparse.Namespace, settings: dict) -> int:
     from . import logs
     from .api.app import Server, bind_socket
     from .node import gcwatch
+    from .node.auto_compaction import parse_retention
     from .node.cluster_ops import hand_off_leadership
     from .node.config import NodeConfig
     from .node.identity import IdentityError, bootstrap, join, load_meta
+    from .node.new_cluster import NewClusterError, force_new_cluster
     from .node.node import Node
     from .storage import StorageError
 
@@ -184,6 +216,7 @@ async def run_node(args: argparse.Namespace, settings: dict) -> int:
         print(f"abcd: error: --log-level {args.log_level}: {e}", file=sys.stderr)
         return 2
     try:
+        auto_compaction = parse_retention(args.auto_compaction_mode, args.auto_compaction_retention)
         config = NodeConfig(
             name=name,
             data_dir=data_dir,
@@ -199,6 +232,10 @@ async def run_node(args: argparse.Namespace, settings: dict) -> int:
             request_timeout=args.request_timeout,
             snapshot_count=args.snapshot_count,
             snapshot_catchup_entries=args.snapshot_catchup_entries,
+            max_snapshots=args.max_snapshots,
+            max_wals=args.max_wals,
+            wal_segment_bytes=args.wal_segment_bytes,
+            auto_compaction=auto_compaction,
             allow_origins=settings["allow_origins"],
         )
     except ValueError as e:
@@ -206,6 +243,10 @@ async def run_node(args: argparse.Namespace, settings: dict) -> int:
         return 2
     try:
         meta = load_meta(data_dir)
+        if args.force_new_cluster:
+            if meta is None:
+                raise IdentityError(f"--force-new-cluster: {data_dir} holds no member to start a new cluster from")
+            meta = force_new_cluster(data_dir, meta, name=name, address=advertise, port=port, logger=logger)
         if meta is not None:
             if args.join:
                 logger.info("{} already holds node {}; resuming it and ignoring --join", data_dir, meta["node_id"])
@@ -217,7 +258,7 @@ async def run_node(args: argparse.Namespace, settings: dict) -> int:
         else:
             meta = bootstrap(data_dir, name, advertise, port)
             logger.info("bootstrapped a new cluster {} in {}", meta["cluster_id"], data_dir)
-    except IdentityError as e:
+    except (IdentityError, NewClusterError, StorageError) as e:
         logger.error("{}", e)
         sock.close()
         return 1

@@ -63,6 +63,12 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     lease.add_parser("keepalive").add_argument("id", type=int)
     lease.add_parser("revoke").add_argument("id", type=int)
 
+    c = sub.add_parser("compact", help="forget the history below revision REV on every member")
+    c.add_argument("rev", type=_positive_int)
+    snap = sub.add_parser("snapshot", help="save a backup of a member's store, or check a backup file").add_subparsers(
+        dest="snapshot_command", metavar="save FILE | status FILE", required=True)
+    snap.add_parser("save", help="save a backup of one member's store to FILE").add_argument("file")
+    snap.add_parser("status", help="check FILE and print its revision, keys, size and checksum").add_argument("file")
     sub.add_parser("status", help="the contacted node's status")
     members = sub.add_parser("members", help="list or change the members")
     msub = members.add_subparsers(
@@ -219,6 +225,33 @@ async def _lease(c: Client, a, pr: _Printer, _b) -> int:
     return EXIT_OK
 
 
+async def _compact(c: Client, a, pr: _Printer, _b) -> int:
+    answer = await c.compact(a.rev)
+    pr.out(answer, f"compacted at revision {answer.get('compact_revision')} (store revision {answer.get('revision')})")
+    return EXIT_OK
+
+
+async def _snapshot(c: Client, a, pr: _Printer, _b) -> int:
+    from .storage.backup import BackupError, read_backup
+
+    try:
+        if a.snapshot_command == "save":
+            answer = await c.save_snapshot(a.file)
+            verb = f"saved {a.file} from {answer['endpoint']}:"
+        else:
+            info, _document = await asyncio.to_thread(read_backup, a.file)
+            answer = info.as_dict()
+            verb = f"{a.file}: intact;"
+    except (BackupError, OSError) as e:
+        raise Failed(str(e)) from None
+    pr.out(
+        answer,
+        f"{verb} revision {answer['revision']}, index {answer['index']}, {answer['keys']} keys, "
+        f"{answer['bytes']} bytes, sha256 {answer['sha256']}",
+    )
+    return EXIT_OK
+
+
 async def _status(c: Client, a, pr: _Printer, _b) -> int:
     answer = await c.status()
     rows = []
@@ -264,7 +297,7 @@ async def _leader(c: Client, a, pr: _Printer, _b) -> int:
 
 _COMMANDS = {
     "put": _put, "get": _get, "del": _del, "range": _range, "cas": _cas, "txn": _txn,
-    "watch": _watch, "lease": _lease, "status": _status, "members": _members, "leader": _leader,
+    "watch": _watch, "lease": _lease, "compact": _compact, "snapshot": _snapshot, "status": _status, "members": _members, "leader": _leader,
 }
 
 

@@ -31,6 +31,7 @@ Every call returns the API's JSON body (docs/api.md) as a dict.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -304,6 +305,8 @@ def _kv_http(request: dict) -> tuple[str, str, dict, dict | None]:
         return "GET", "/v1/kv", query, None
     if op == "txn":
         return "POST", "/v1/txn", {}, {k: request[k] for k in ("compare", "success", "failure")}
+    if op == "compact":
+        return "POST", "/v1/compact", {}, {"revision": request["revision"]}
     path = "/v1/kv/" + quote(request["key"], safe="")
     if op == "put":
         body = {"value": request["value"]}
@@ -446,6 +449,58 @@ class Client:
             [{"put": {"key": key, "value": new}}],
             [],
         )
+
+    async def compact(self, revision: int) -> dict:
+        """Forget the history below `revision` on every member: reads and watches at
+        older revisions then answer `compacted`.  `{"compact_revision", "revision"}`;
+        BadRequest `compacted` when the history is already compacted at or past it,
+        `future_revision` when it is beyond the store's revision."""
+        return await self._kv({"op": "compact", "revision": int(revision)}, write=True)
+
+    # ------------------------------------------------------------------ backup
+
+    async def save_snapshot(self, path: str) -> dict:
+        """Save a backup of one member's store to `path` (`GET /v1/snapshot`: the state
+        at one applied index; storage/backup.py has the file's format).
+
+        The file is written to `path.part`, checked against its header's length and
+        SHA-256 and the response's `X-Abcd-Checksum`, fsynced, then renamed to `path`.
+        Returns the header (`revision`, `index`, `keys`, `bytes`, `sha256`) and the
+        `endpoint` it came from.  Endpoints are tried in turn; Unavailable if none
+        answers, ClientError for an error answer, BackupError for a damaged transfer."""
+        from .storage.backup import BackupError, check, parse_header
+
+        failures = []
+        count = len(self._endpoints)
+        for i in range(count):
+            base = self._endpoints[(self._current + i) % count]
+            part = f"{path}.part"
+            try:
+                async with self._session().get(base + "/v1/snapshot", allow_redirects=False) as resp:
+                    if resp.status != 200:
+                        raw = await resp.read()
+                        try:
+                            body = orjson.loads(raw)
+                        except orjson.JSONDecodeError:
+                            body = {"error": raw.decode("utf-8", "replace")[:300]}
+                        error = error_for(resp.status, body if isinstance(body, dict) else {})
+                        if isinstance(error, Unavailable):
+                            failures.append(f"{base}: {error.message}")
+                            continue
+                        raise error
+                    line = await resp.content.readline()
+                    info = parse_header(line.rstrip(b"\n"))
+                    if resp.headers.get("X-Abcd-Checksum") != f"sha256={info.sha256}":
+                        raise BackupError(f"{base} sent a backup whose header does not match its X-Abcd-Checksum")
+                    document = bytearray()
+                    async for chunk in resp.content.iter_chunked(1 << 20):
+                        document += chunk
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
+                failures.append(f"{base}: {_reason(e)}")
+                continue
+            await asyncio.to_thread(_write_backup, path, part, line, bytes(document), info, check)
+            return {**info.as_dict(), "endpoint": base}
+        raise Unavailable(f"no member sent a snapshot ({'; '.join(failures)})", outcome_unknown=False)
 
     # ------------------------------------------------------------------ cluster
 
@@ -714,6 +769,17 @@ class Client:
             self._rotate(base)
             pause = backoff.pause(retry_after, len(self._endpoints))
             await asyncio.sleep(max(0.0, min(pause, deadline - loop.time())))
+
+
+def _write_backup(path: str, part: str, line: bytes, document: bytes, info, check) -> None:
+    """Check a received backup, then write it durably under `path` (via `part`)."""
+    check(path, info, document)
+    with open(part, "wb") as f:
+        f.write(line)
+        f.write(document)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(part, path)
 
 
 class Backoff:

@@ -3,8 +3,8 @@
 `validate_request` checks one client request as it arrives (a session frame's item, or
 what the HTTP layer builds from a call) and returns it in normal form: every field of
 its op present, defaults filled in, nothing else.  `validate_command` does the same for
-what `KVStore.apply` accepts: the client writes plus the commands only the node itself
-proposes (`lease_expire`, `compact`).
+what `KVStore.apply` accepts: the client requests plus the command only the node itself
+proposes (`lease_expire`).
 
 Normal forms (request_id is kept when given; the session's correlation "id" is dropped):
 
@@ -33,8 +33,8 @@ MAX_CLIENT_ID_CHARS = 256
 COMPARE_TARGETS = ("value", "version", "mod_revision", "create_revision")
 COMPARE_OPS = ("==", "!=", "<", ">")
 
-CLIENT_OPS = ("put", "get", "delete", "range", "txn", "lease_grant", "lease_revoke", "lease_keepalive")
-INTERNAL_OPS = ("lease_expire", "compact")
+CLIENT_OPS = ("put", "get", "delete", "range", "txn", "lease_grant", "lease_revoke", "lease_keepalive", "compact")
+INTERNAL_OPS = ("lease_expire",)
 # Ops that change state and so go through the log.  A txn is a write when either
 # branch holds a put or a delete (see is_write).
 WRITE_OPS = frozenset(("put", "delete", "lease_grant", "lease_revoke", "lease_expire", "compact"))

@@ -54,6 +54,7 @@ from . import snapshots
 from . import responses
 from . import status as node_status
 from .applier import Applier
+from .auto_compaction import AutoCompactor
 from .cluster_ops import maybe_promote
 from .config import NodeConfig
 from .events import EventHub
@@ -120,7 +121,9 @@ class Node:
         loop = asyncio.get_running_loop()
         self.loop = loop
         config = self.config
-        self.wal, recovered = WAL.open(config.data_dir, preallocate_bytes=config.wal_preallocate_bytes)
+        self.wal, recovered = WAL.open(
+            config.data_dir, segment_bytes=config.wal_segment_bytes, preallocate_bytes=config.wal_preallocate_bytes
+        )
         if recovered.torn_bytes_truncated:
             self.logger.warning("recovery cut a torn write of {} bytes off the WAL", recovered.torn_bytes_truncated)
         self.store = KVStore()
@@ -158,6 +161,8 @@ class Node:
             logger=self.logger,
             on_event=self._snapshot_event,
             defer=loop.call_soon,
+            max_snapshots=config.max_snapshots,
+            max_wals=config.max_wals,
         )
         self.applier = Applier(
             self.store,
@@ -211,6 +216,7 @@ class Node:
         self._hub_sink = loguru.logger.add(log_records_to_hub(self.hub, config.name), level="INFO", format="{message}")
         self.metrics = make_registry(self)
         self.leases = LeaseTimers(retry_seconds=config.election_timeout_ms / 1000.0)
+        self.auto_compactor = AutoCompactor(config.auto_compaction, retry_seconds=config.request_timeout)
         self._sync_membership()
         self.pipeline.start(
             self.scheduler,
@@ -424,6 +430,7 @@ class Node:
                 self._retry_parked()
         maybe_promote(self)
         self._expire_leases(now)
+        self._auto_compact(now)
         fill_error = self.wal.fill_error
         if fill_error is not None:
             self.wal.fill_error = None
@@ -443,6 +450,22 @@ class Node:
             waiter = Waiter(lambda response: None, now + self.config.request_timeout)
             items.append(ClientWrite(orjson.dumps(op), op, waiter, forwarded=True))
         self.pipeline.push_requests(items)
+
+    def _auto_compact(self, now: float) -> None:
+        core, store = self.core, self.store
+        revision = self.auto_compactor.on_tick(
+            revision=store.current_revision, compact_revision=store.compact_revision, now=now,
+            leading=core.is_leader(), term=core.current_term,
+        )
+        if revision is None:
+            return
+        self.logger.bind(event="AutoCompact").info(
+            "proposing to compact the history below revision {} ({} retention {})",
+            revision, self.config.auto_compaction.mode, self.config.auto_compaction.amount,
+        )
+        op = {"op": "compact", "revision": revision}
+        waiter = Waiter(lambda response: None, now + self.config.request_timeout)
+        self.pipeline.push_requests([ClientWrite(orjson.dumps(op), op, waiter, forwarded=True)])
 
     def _timeout_fields(self) -> dict:
         """A Timeout trace's election timer in ms: the ticks counted since the timer was
