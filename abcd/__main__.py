@@ -3,7 +3,7 @@
     python -m abcd [PORT] [--host 127.0.0.1] [--advertise HOST:PORT] [--join HOST:PORT[,HOST:PORT...]]
                    [--data-dir DIR] [--name NAME] [--heartbeat-ms 100] [--election-timeout-ms 1000]
                    [--cluster-token TOKEN] [--snapshot-count 100000] [--snapshot-catchup-entries 5000]
-                   [--max-snapshots 5] [--max-wals 5] [--auto-compaction-mode periodic|revision]
+                   [--max-snapshots 2] [--max-wals 2] [--auto-compaction-mode periodic|revision]
                    [--auto-compaction-retention 0] [--force-new-cluster]
                    [--enable-faults] [--allow-origin URL ...] [--log-level INFO] [--log-json]
     python -m abcd demo [--nodes 3] [--base-port 8080]
@@ -54,12 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="entries kept in the log behind a snapshot for followers a little behind (default 5000)",
     )
     p.add_argument(
-        "--max-snapshots", type=int, default=5,
-        help="snapshot files to keep, the newest; 0: keep all (default 5)",
+        "--max-snapshots", type=int, default=2,
+        help="snapshot files to keep, the newest; 0: keep all (default 2)",
     )
     p.add_argument(
-        "--max-wals", type=int, default=5,
-        help="WAL segments to keep even once a snapshot covers them; 0: keep all (default 5)",
+        "--max-wals", type=int, default=2,
+        help="WAL segments to keep even once a snapshot covers them; 0: keep all (default 2)",
     )
     p.add_argument(
         "--auto-compaction-mode", default="periodic", choices=("periodic", "revision"),

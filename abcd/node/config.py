@@ -31,8 +31,8 @@ class NodeConfig:
     snapshot_catchup_entries: int = 5_000
     # Snapshot files kept (the newest), and WAL segments kept even once a snapshot covers
     # them (etcd's --max-snapshots and --max-wals); 0: keep them all (storage.md).
-    max_snapshots: int = 5
-    max_wals: int = 5
+    max_snapshots: int = 2
+    max_wals: int = 2
     # The WAL's segment size (storage.md); small only in tests, to roll segments often.
     wal_segment_bytes: int = 64 * 2**20
     # The leader's automatic compaction of the store's history (auto_compaction.py).

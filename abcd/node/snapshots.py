@@ -87,8 +87,8 @@ WIRE_VERSION = 1
 MAX_HEADER_BYTES = 1024 * 1024
 # Snapshot files and covered WAL segments kept by default (etcd's --max-snapshots and
 # --max-wals); 0 keeps them all.
-KEEP_SNAPSHOTS = 5
-KEEP_WAL_SEGMENTS = 5
+KEEP_SNAPSHOTS = 2
+KEEP_WAL_SEGMENTS = 2
 # Items of a big list per orjson call in encode_state_parts: well under a millisecond
 # of work for typical keys, so the thread encoding a snapshot hands the GIL back to the
 # event loop at least that often.
