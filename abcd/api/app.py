@@ -15,7 +15,7 @@ from aiohttp import web
 
 from ..kv import MAX_VALUE_BYTES
 from ..net import RAFT_PATH
-from . import cluster, kv, lease, watch
+from . import auth, cluster, kv, lease, watch
 from .cors import cors
 from .jsonio import NODE, WEBSOCKETS, BadInput, check_query, error_response
 from .session import handle_session
@@ -66,6 +66,7 @@ def create_app(node) -> web.Application:
     cluster.add_routes(app)
     watch.add_routes(app)
     lease.add_routes(app)
+    auth.add_routes(app)
     app.on_shutdown.append(_close_websockets)
     return app
 

@@ -33,6 +33,8 @@ class NodeConfig:
     # Origins ("http://host:port") whose pages may call this node, besides its members'
     # (--allow-origin; api/cors.py).
     allow_origins: tuple[str, ...] = ()
+    # Seconds an auth token is valid (--auth-token-ttl; node/auth.py).
+    auth_token_ttl: float = 300.0
 
     def __post_init__(self) -> None:
         if self.heartbeat_ms < 1:
@@ -48,6 +50,8 @@ class NodeConfig:
             raise ValueError(f"--snapshot-count must be at least 0 (0 turns snapshots off), got {self.snapshot_count}")
         if self.wal_preallocate_bytes < 0:
             raise ValueError(f"wal_preallocate_bytes must be at least 0, got {self.wal_preallocate_bytes}")
+        if not self.auth_token_ttl > 0:
+            raise ValueError(f"--auth-token-ttl must be a positive number of seconds, got {self.auth_token_ttl}")
         if self.snapshot_catchup_entries < 0:
             raise ValueError(f"--snapshot-catchup-entries must be at least 0, got {self.snapshot_catchup_entries}")
 
