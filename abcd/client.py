@@ -822,8 +822,16 @@ class Client:
                 if status == 401 and self._credentials is not None and not renewed:
                     # No token yet, or it expired or was voided: authenticate again, once.
                     renewed = True
-                    async with asyncio.timeout(max(deadline - loop.time(), 0.001)):
-                        await self._renew_token(base, token_used)
+                    try:
+                        async with asyncio.timeout(max(deadline - loop.time(), 0.001)):
+                            await self._renew_token(base, token_used)
+                    except TimeoutError:
+                        last = f"authenticating at {base} took the rest of the time"
+                        continue  # the deadline has passed: the loop raises
+                    except _Unreachable as e:
+                        last, renewed = e.reason, False
+                        self._rotate(base)
+                        continue
                     continue
                 if status not in (503, 504):
                     if write and attempts > 1 and body.get("code") == "duplicate_stale":
