@@ -146,3 +146,25 @@ def test_a_revoked_permission_is_enforced_on_a_follower(tmp_path):
         leader = cluster.wait_ready()
         follower = next(n for n in cluster.nodes if n is not leader)
         asyncio.run(scenario(cluster.endpoints, follower.address))
+
+
+def test_a_node_with_the_cluster_token_joins_a_cluster_with_auth_on(tmp_path):
+    with LocalCluster(str(tmp_path), nodes=1, args=ARGS + ["--cluster-token", "peers-only"]) as cluster:
+        ok(abcdctl(cluster, "user", "add", "root", "--password-stdin", stdin=ROOT_PW + "\n"))
+        ok(abcdctl(cluster, "auth", "enable"))
+        first = cluster.nodes[0]
+        # Neither a user nor the token: a user is asked for; root without the token: the
+        # token is still needed, as on any cluster started with one.
+        status, body = http(first.port, "POST", "/v1/members", {"address": "127.0.0.1:1"})
+        assert status == 401 and body["code"] == "unauthenticated"
+        root_only = {"Authorization": f"Bearer {token(first, 'root', ROOT_PW)}"}
+        status, body = http(first.port, "POST", "/v1/members", {"address": "127.0.0.1:1"}, headers=root_only)
+        assert status == 403 and body["code"] == "forbidden"
+        # ...but a node that presents the cluster token is a peer, not a user.
+        joined = cluster.new_node(join=first.address)
+        cluster.wait_ready()
+        members = {m["address"] for m in http(first.port, "GET", "/v1/members")[1]["members"]}
+        assert joined.address in members
+        assert get(joined, "anything", None) == 401
+        root = token(joined, "root", ROOT_PW)
+        assert http(joined.port, "PUT", "/v1/kv/k", {"value": "v"}, headers={"Authorization": f"Bearer {root}"})[0] == 200
