@@ -47,6 +47,8 @@ import aiohttp
 import orjson
 import yarl
 
+from .client_auth import UserAdmin
+
 __all__ = [
     "Client",
     "ClientError",
@@ -299,10 +301,6 @@ class _Channel:
 # --------------------------------------------------------------------------- the client
 
 
-def _segment(text: str) -> str:
-    return quote(text, safe="")
-
-
 def _kv_http(request: dict) -> tuple[str, str, dict, dict | None]:
     """The plain-HTTP form (method, path, query, body) of a session request."""
     op = request["op"]
@@ -335,7 +333,7 @@ def _kv_http(request: dict) -> tuple[str, str, dict, dict | None]:
     raise ValueError(f"unknown session op {op!r}")
 
 
-class Client:
+class Client(UserAdmin):
     """An abcd client; see the module docstring.  Use as `async with Client(...) as c:`."""
 
     def __init__(
@@ -491,71 +489,6 @@ class Client:
 
     async def leader_transfer(self, to: int) -> dict:
         return await self._http_call("POST", "/v1/leader/transfer", body={"to": int(to)}, write=True)
-
-    # ------------------------------------------------------------------ users and roles
-
-    async def auth_status(self) -> dict:
-        """`{"enabled", "revision"}`."""
-        return await self._http_call("GET", "/v1/auth/status", write=False)
-
-    async def auth_enable(self) -> dict:
-        """Turn auth on (refused unless the user root exists)."""
-        return await self._http_call("POST", "/v1/auth/enable", write=True)
-
-    async def auth_disable(self) -> dict:
-        return await self._http_call("POST", "/v1/auth/disable", write=True)
-
-    async def user_add(self, name: str, password: str) -> dict:
-        return await self._http_call("POST", "/v1/auth/users", body={"name": name, "password": password}, write=True)
-
-    async def user_delete(self, name: str) -> dict:
-        return await self._http_call("DELETE", f"/v1/auth/users/{_segment(name)}", write=True)
-
-    async def user_passwd(self, name: str, password: str) -> dict:
-        path = f"/v1/auth/users/{_segment(name)}/password"
-        return await self._http_call("PUT", path, body={"password": password}, write=True)
-
-    async def user_grant_role(self, name: str, role: str) -> dict:
-        return await self._http_call("PUT", f"/v1/auth/users/{_segment(name)}/roles/{_segment(role)}", write=True)
-
-    async def user_revoke_role(self, name: str, role: str) -> dict:
-        return await self._http_call("DELETE", f"/v1/auth/users/{_segment(name)}/roles/{_segment(role)}", write=True)
-
-    async def user_list(self) -> dict:
-        """`{"users": [{"name", "roles"}]}` (root only once auth is on)."""
-        return await self._http_call("GET", "/v1/auth/users", write=False)
-
-    async def role_add(self, name: str) -> dict:
-        return await self._http_call("POST", "/v1/auth/roles", body={"name": name}, write=True)
-
-    async def role_delete(self, name: str) -> dict:
-        return await self._http_call("DELETE", f"/v1/auth/roles/{_segment(name)}", write=True)
-
-    async def role_grant_permission(
-        self, name: str, key: str, perm: str, *, range_end: str | None = None, prefix: bool = False
-    ) -> dict:
-        """Let role `name` `perm` ("read", "write", "readwrite") `key`, or [key, range_end),
-        or every key starting with `key` (`prefix`)."""
-        body: dict = {"key": key, "perm": perm}
-        if range_end is not None:
-            body["range_end"] = range_end
-        if prefix:
-            body["prefix"] = True
-        return await self._http_call("POST", f"/v1/auth/roles/{_segment(name)}/permissions", body=body, write=True)
-
-    async def role_revoke_permission(
-        self, name: str, key: str, *, range_end: str | None = None, prefix: bool = False
-    ) -> dict:
-        query = "key=" + quote(key, safe="")
-        if range_end is not None:
-            query += "&range_end=" + quote(range_end, safe="")
-        if prefix:
-            query += "&prefix=true"
-        return await self._http_call("DELETE", f"/v1/auth/roles/{_segment(name)}/permissions?{query}", write=True)
-
-    async def role_list(self) -> dict:
-        """`{"roles": [{"name", "permissions"}]}` (root only once auth is on)."""
-        return await self._http_call("GET", "/v1/auth/roles", write=False)
 
     async def lease_grant(self, ttl: int) -> dict:
         """A new lease of `ttl` seconds: `{"id", "ttl"}`."""
