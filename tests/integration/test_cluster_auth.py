@@ -81,6 +81,13 @@ def test_auth_across_members_snapshots_and_restarts(tmp_path):
         to = {"to": followers[1].status()["id"]}
         assert http(followers[0].port, "POST", "/v1/leader/transfer", to, headers=headers)[0] == 403
         root = {"Authorization": f"Bearer {token(followers[0], 'root', ROOT_PW)}"}
+        # An auth change through a follower: hashed there, proposed through the leader.
+        status, body = http(followers[1].port, "POST", "/v1/auth/users", {"name": "carol", "password": "carol pw"},
+                            headers=root)
+        assert status == 200, body
+        assert http(followers[1].port, "POST", "/v1/auth/users", {"name": "dave", "password": "d"}, headers=headers)[0] == 403
+        wait_for(lambda: http(leader.port, "POST", "/v1/auth/authenticate", {"name": "carol", "password": "carol pw"})[0] == 200,
+                 "the leader to know carol")
         status, body = http(followers[0].port, "POST", "/v1/leader/transfer", to, headers=root, timeout=10)
         assert status == 200, body
 
