@@ -32,7 +32,7 @@ Theory of operation
   with 401 later (the token expired, or the password changed), it authenticates again
   once and retries.
 
-Every call returns the API's JSON body (interface.md) as a dict.
+Every call returns the API's JSON body (docs/api.md) as a dict.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The key-value calls of the HTTP API: /v1/kv, /v1/txn (interface.md).
+"""The key-value calls of the HTTP API: /v1/kv, /v1/txn (docs/api.md).
 
 Each call is translated into the request a session frame would carry and handed to
 the node, so HTTP and the session channel answer exactly alike.  A client may send

@@ -1,4 +1,4 @@
-"""Lease calls: grant, keepalive, revoke (interface.md).
+"""Lease calls: grant, keepalive, revoke (docs/api.md).
 
 A lease has an id (allocated in apply order) and a TTL in seconds; keys put with
 `"lease": id` are deleted when it is revoked or expires.  The leader keeps the clock

@@ -1,4 +1,4 @@
-"""`GET /v1/session`: the pipelined client channel (interface.md).
+"""`GET /v1/session`: the pipelined client channel (docs/api.md).
 
 Each client frame is a JSON list of requests (objects with an `id`); each server
 frame a JSON list of responses `{"id", "status", "body"}`, in any order and grouping.

@@ -99,6 +99,7 @@ def print_hints(args: argparse.Namespace, ports: list[int], dashboard: str) -> N
         f"  status     curl http://{first}/v1/status",
         f"  put / get  curl -X PUT -d '{{\"value\": \"x\"}}' http://{first}/v1/kv/a ; curl http://{first}/v1/kv/a",
         f"  members    curl {dashboard}/demo/members ; curl -X POST {dashboard}/demo/members/{ports[-1]}/kill (or stop, restart)",
+        f"             curl -X POST {dashboard}/demo/members   (starts a new member, which joins as a learner)",
         "  Ctrl-C stops the cluster",
     ]
     print("\n".join(lines), flush=True)

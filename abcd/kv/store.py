@@ -6,7 +6,7 @@ which takes one committed command and its log index.  Reads (`read`, `get`, `ran
 never depends on the iteration order of a set, so the same commands give the same state
 and the same responses on every node.
 
-Responses are the HTTP API's bodies (interface.md):
+Responses are the HTTP API's bodies (docs/api.md):
 
     put              {"revision", "prev_kv"}
     get              {"kv", "revision"}                 (404 not_found when absent)

@@ -1,4 +1,4 @@
-"""The HTTP API and the session channel of one real node, in process (interface.md)."""
+"""The HTTP API and the session channel of one real node, in process (docs/api.md)."""
 import aiohttp
 import orjson
 

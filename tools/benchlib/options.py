@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 OPS = ("put", "get", "get-serializable", "mix")
 TARGETS = ("abcd", "etcd", "pysyncobj")
-MAX_KEY_BYTES = 1024  # interface.md: 413 above these
+MAX_KEY_BYTES = 1024  # docs/api.md: 413 above these
 MAX_VALUE_BYTES = 1024 * 1024
 PYSYNCOBJ_SETUP = ("set one up with: python3 -m venv venv-psync && venv-psync/bin/pip install pysyncobj, "
                    "then pass --pysyncobj-python venv-psync/bin/python")
