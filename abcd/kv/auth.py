@@ -77,7 +77,7 @@ def validate_auth_command(r: dict) -> dict:
     """The normal form of an auth command (raises KVError 400)."""
     kind = r["op"]
     fields = _FIELDS[kind]
-    unknown = sorted(set(r) - set(fields) - {"op", "id", "request_id", "auth_user", "auth_revision"})
+    unknown = sorted(set(r) - set(fields) - {"op", "id", "request_id"})
     if unknown:
         raise bad_request(f"unknown field {unknown[0]!r} in {kind} request; expected {', '.join(fields) or 'none'}")
     normal: dict = {"op": kind}

@@ -150,6 +150,13 @@ def test_clients_cannot_claim_a_user():
     assert caught.value.status == 400
     with pytest.raises(KVError):
         validate_request({"op": "user_add", "name": "x", "password_hash": "h"})
+    from abcd.kv.validate import validate_admin
+
+    with pytest.raises(KVError) as caught:
+        validate_admin({"op": "user_add", "name": "x", "password_hash": "h", "auth_user": "root", "auth_revision": 1})
+    assert "unknown field 'auth_revision'" in caught.value.message
+    # The log's form, with the user it was checked for, is the node's own.
+    assert validate_command({"op": "role_add", "name": "r", "auth_user": "root", "auth_revision": 1})["auth_user"] == "root"
 
 
 def test_auth_state_survives_a_snapshot():
