@@ -79,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-cert", help=argparse.SUPPRESS)
     p.add_argument("--tls-key", help=argparse.SUPPRESS)
     p.add_argument("--tls-ca", help=argparse.SUPPRESS)
+    p.add_argument(
+        "--auth-token-ttl", type=float, default=300.0, metavar="SECONDS",
+        help="seconds an auth token from POST /v1/auth/authenticate stays valid (default 300)",
+    )
     p.add_argument("--enable-faults", action="store_true", help="allow POST /v1/admin/faults (network fault injection)")
     p.add_argument(
         "--allow-origin", action="append", default=[], metavar="URL",
@@ -237,6 +241,7 @@ async def run_node(args: argparse.Namespace, settings: dict) -> int:
             wal_segment_bytes=args.wal_segment_bytes,
             auto_compaction=auto_compaction,
             allow_origins=settings["allow_origins"],
+            auth_token_ttl=args.auth_token_ttl,
         )
     except ValueError as e:
         print(f"abcd: error: {e}", file=sys.stderr)

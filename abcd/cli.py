@@ -14,6 +14,7 @@ import sys
 
 import orjson
 
+from . import cli_auth
 from .client import BadRequest, Client, ClientError, NotFound, NotSupported, Unavailable, parse_endpoint
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
@@ -34,6 +35,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the API's JSON answers")
     p.add_argument("--timeout", type=_positive_float, default=5.0, metavar="S",
                    help="give up after S seconds of retries (default 5)")
+    cli_auth.add_user_flag(p)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     c = sub.add_parser("put", help="set KEY to VALUE")
@@ -88,6 +90,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     leader = sub.add_parser("leader", help="leadership transfer").add_subparsers(
         dest="leader_command", metavar="transfer ID", required=True)
     leader.add_parser("transfer").add_argument("id", type=int)
+    cli_auth.add_parsers(sub)
     return p
 
 
@@ -102,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         if not endpoints:
             raise ValueError("--endpoints names no endpoint")
         stdin_body = _read_txn(sys.stdin) if args.command == "txn" else None
+        args.credentials = cli_auth.credentials(args.user)
     except (ValueError, UsageError) as e:
         return _fail(parser.prog, str(e), EXIT_USAGE)
     try:
@@ -110,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         return _reader_gone()
     except KeyboardInterrupt:
         return EXIT_OK if args.command == "watch" else 130
-    except UsageError as e:
+    except (UsageError, cli_auth.CredentialsError) as e:
         return _fail(parser.prog, str(e), EXIT_USAGE)
     except Failed as e:
         return _fail(parser.prog, str(e), EXIT_FAILED)
@@ -123,11 +127,13 @@ def main(argv: list[str] | None = None) -> int:
     except NotFound as e:
         return _fail(parser.prog, e.message, EXIT_FAILED)
     except ClientError as e:
-        return _fail(parser.prog, f"the cluster refused: {e.message} ({e.status} {e.code})", EXIT_FAILED)
+        hint = " (give a user with --user NAME)" if e.status == 401 and args.user is None else ""
+        return _fail(parser.prog, f"the cluster refused: {e.message} ({e.status} {e.code}){hint}", EXIT_FAILED)
 
 
 async def _run(args: argparse.Namespace, endpoints: list[str], txn_body: dict | None) -> int:
-    async with Client(endpoints, timeout=args.timeout) as c:
+    user, password = args.credentials or (None, None)
+    async with Client(endpoints, timeout=args.timeout, user=user, password=password) as c:
         handler = _COMMANDS[args.command]
         return await handler(c, args, _Printer(args.json), txn_body)
 
@@ -298,6 +304,7 @@ async def _leader(c: Client, a, pr: _Printer, _b) -> int:
 _COMMANDS = {
     "put": _put, "get": _get, "del": _del, "range": _range, "cas": _cas, "txn": _txn,
     "watch": _watch, "lease": _lease, "compact": _compact, "snapshot": _snapshot, "status": _status, "members": _members, "leader": _leader,
+    **cli_auth.COMMANDS,
 }
 
 

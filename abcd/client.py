@@ -25,6 +25,12 @@ Theory of operation
   when no attempt could have reached a node, or every node refused it with `503`.
   A node's `Retry-After` is honoured once every endpoint has been tried (`Backoff`).
   A `307`/`308` redirect is followed and its target becomes the preferred endpoint.
+- **Users.** With `user` and `password`, the client gets a token from
+  `POST /v1/auth/authenticate` when a call is first refused with 401 (so a cluster
+  without auth costs nothing), and sends it with every call: as `Authorization: Bearer`
+  on HTTP and watches, as each request's `"auth"` on the session.  When a call is refused
+  with 401 later (the token expired, or the password changed), it authenticates again
+  once and retries.
 
 Every call returns the API's JSON body (docs/api.md) as a dict.
 """
@@ -41,6 +47,8 @@ from urllib.parse import quote, urlsplit
 import aiohttp
 import orjson
 import yarl
+
+from .client_auth import UserAdmin
 
 __all__ = [
     "Client",
@@ -194,6 +202,7 @@ class _Channel:
     def __init__(self, ws: aiohttp.ClientWebSocketResponse, base: str) -> None:
         self.ws = ws
         self.base = base
+        self.token: str | None = None  # sent with each request (the client renews it)
         self.closed_reason: str | None = None
         self._next_id = 1
         self._waiting: dict[int, asyncio.Future] = {}
@@ -209,6 +218,8 @@ class _Channel:
         rid = self._next_id
         self._next_id += 1
         item = dict(request, id=rid)
+        if self.token is not None:
+            item["auth"] = self.token
         future = asyncio.get_running_loop().create_future()
         self._waiting[rid] = future
         self._unsent.append(item)
@@ -325,7 +336,7 @@ def _kv_http(request: dict) -> tuple[str, str, dict, dict | None]:
     raise ValueError(f"unknown session op {op!r}")
 
 
-class Client:
+class Client(UserAdmin):
     """An abcd client; see the module docstring.  Use as `async with Client(...) as c:`."""
 
     def __init__(
@@ -334,7 +345,14 @@ class Client:
         *,
         timeout: float = 5.0,
         client_id: str | None = None,
+        user: str | None = None,
+        password: str | None = None,
     ) -> None:
+        if (user is None) != (password is None):
+            raise ValueError("give both user and password, or neither")
+        self._credentials = (user, password) if user is not None else None
+        self._token: str | None = None
+        self._token_lock = asyncio.Lock()
         if isinstance(endpoints, str):
             endpoints = endpoints.split(",")
         self._endpoints = [parse_endpoint(e) for e in endpoints]
@@ -556,7 +574,8 @@ class Client:
                 url = yarl.URL(base.replace("http", "ws", 1) + "/v1/watch").with_query(query)
                 attempt.sent = True  # the handshake is the request
                 try:
-                    return 200, await self._session().ws_connect(url, max_msg_size=MAX_FRAME_BYTES), None
+                    ws = await self._session().ws_connect(url, max_msg_size=MAX_FRAME_BYTES, headers=self._auth_headers())
+                    return 200, ws, None
                 except aiohttp.WSServerHandshakeError as e:
                     if e.status in _SESSION_UNSUPPORTED:
                         raise NotSupported(e.status, "not_supported", f"{base} does not support watch yet") from None
@@ -601,6 +620,7 @@ class Client:
             channel = await self._channel(base)  # connecting sends nothing
             if channel is not None:
                 attempt.sent = True
+                channel.token = self._token
                 status, body = await channel.call(request)
                 return status, body, None
         method, path, query, body = _kv_http(request)
@@ -658,6 +678,7 @@ class Client:
         self, base, attempt: _Attempt, method, path, query, body, request_id, hops: int = 0, headers: dict | None = None
     ):
         extra, headers = headers, dict(headers or {})
+        headers.update(self._auth_headers())
         if request_id is not None:
             headers["X-Request-Id"] = request_id
         data = None
@@ -696,6 +717,35 @@ class Client:
             parsed = {"error": raw.decode("utf-8", "replace")[:300] or f"HTTP status {status}", "code": f"http_{status}"}
         return status, parsed, _seconds(retry_after)
 
+    def _auth_headers(self) -> dict:
+        return {"Authorization": f"Bearer {self._token}"} if self._token is not None else {}
+
+    async def authenticate(self) -> str:
+        """Get a token for the client's user now (calls do it themselves when refused)."""
+        await self._renew_token(self._endpoints[self._current], self._token)
+        if self._token is None:
+            raise ClientError(400, "auth_not_enabled", "auth is not enabled on this cluster")
+        return self._token
+
+    async def _renew_token(self, base: str, stale: str | None) -> None:
+        """Authenticate at `base` unless another call renewed `stale` meanwhile;
+        ClientError 401 for a wrong user or password."""
+        if self._credentials is None:
+            return
+        async with self._token_lock:
+            if self._token != stale:
+                return
+            user, password = self._credentials
+            status, body, _ = await self._http_attempt(
+                base, _Attempt(), "POST", "/v1/auth/authenticate", {}, {"name": user, "password": password}, None
+            )
+            if status == 200 and isinstance(body.get("token"), str):
+                self._token = body["token"]
+            elif body.get("code") == "auth_not_enabled":
+                self._token = None
+            else:
+                raise error_for(status, body)
+
     def _adopt(self, url: str) -> str:
         """Make a redirect target the preferred endpoint (adding it if new)."""
         base = parse_endpoint(f"{yarl.URL(url).scheme}://{yarl.URL(url).host}:{yarl.URL(url).port}")
@@ -721,6 +771,7 @@ class Client:
         attempts = 0
         last = ""
         last_was_timeout = False
+        renewed = False
         while True:
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -733,6 +784,7 @@ class Client:
             base = self._endpoints[self._current]
             attempts += 1
             this = _Attempt()
+            token_used = self._token
             try:
                 async with asyncio.timeout(remaining):
                     status, body, retry_after = await attempt(base, this)
@@ -755,6 +807,20 @@ class Client:
             else:
                 if status < 300:
                     return body
+                if status == 401 and self._credentials is not None and not renewed:
+                    # No token yet, or it expired or was voided: authenticate again, once.
+                    renewed = True
+                    try:
+                        async with asyncio.timeout(max(deadline - loop.time(), 0.001)):
+                            await self._renew_token(base, token_used)
+                    except TimeoutError:
+                        last = f"authenticating at {base} took the rest of the time"
+                        continue  # the deadline has passed: the loop raises
+                    except _Unreachable as e:
+                        last, renewed = e.reason, False
+                        self._rotate(base)
+                        continue
+                    continue
                 if status not in (503, 504):
                     if write and attempts > 1 and body.get("code") == "duplicate_stale":
                         raise Unavailable(

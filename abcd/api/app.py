@@ -16,6 +16,7 @@ from aiohttp import web
 from ..kv import MAX_VALUE_BYTES
 from ..net import RAFT_PATH
 from . import backup, cluster, kv, lease, watch
+from . import auth, cluster, kv, lease, watch
 from .cors import cors
 from .jsonio import NODE, WEBSOCKETS, BadInput, check_query, error_response
 from .session import handle_session
@@ -67,6 +68,7 @@ def create_app(node) -> web.Application:
     watch.add_routes(app)
     lease.add_routes(app)
     backup.add_routes(app)
+    auth.add_routes(app)
     app.on_shutdown.append(_close_websockets)
     return app
 

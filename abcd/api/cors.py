@@ -22,7 +22,7 @@ from aiohttp import web
 from .jsonio import NODE, error_response
 
 ALLOW_METHODS = "GET, POST, PUT, DELETE"
-ALLOW_HEADERS = "Content-Type, X-Request-Id"
+ALLOW_HEADERS = "Content-Type, X-Request-Id, Authorization"
 EXPOSE_HEADERS = "Retry-After"
 PREFLIGHT_MAX_AGE = "600"  # seconds a browser may reuse a preflight's answer
 

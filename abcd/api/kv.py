@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from .auth import credential_of
 from .jsonio import NODE, error_response, json_response, query_bool, query_int, query_parameters, read_json, read_object
 
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -22,7 +23,7 @@ def with_request_id(request: web.Request, op: dict) -> dict:
 
 async def _submit(request: web.Request, op: dict) -> web.Response:
     node = request.app[NODE]
-    return json_response(await node.submit(op))
+    return json_response(await node.submit(op, credential=credential_of(request)))
 
 
 async def put(request: web.Request) -> web.Response:

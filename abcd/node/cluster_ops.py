@@ -157,7 +157,9 @@ def check_join_token(node: "Node", token: str | None) -> Response | None:
     return None
 
 
-async def add_member(node: "Node", body: Any, *, forwarded: bool, token: str | None = None) -> Response:
+async def add_member(
+    node: "Node", body: Any, *, forwarded: bool, token: str | None = None, auth_headers: dict | None = None
+) -> Response:
     if not isinstance(body, dict):
         return responses.bad_request("the body must be a JSON object {\"address\": \"host:port\", \"learner\"?: bool}")
     unknown = sorted(set(body) - {"address", "learner", "name"})
@@ -179,8 +181,8 @@ async def add_member(node: "Node", body: Any, *, forwarded: bool, token: str | N
     refused = check_join_token(node, token)
     if refused is not None:
         return refused
-    headers = {CLUSTER_TOKEN_HEADER: token} if token is not None else None
-    elsewhere = await _on_leader(node, forwarded, "POST", "/v1/members", body, headers)
+    headers = {CLUSTER_TOKEN_HEADER: token} if token is not None else {}
+    elsewhere = await _on_leader(node, forwarded, "POST", "/v1/members", body, {**headers, **(auth_headers or {})})
     if elsewhere is not None:
         return elsewhere
     added: dict[str, int] = {}
@@ -206,11 +208,11 @@ def _member_answer(node: "Node", node_id: int) -> dict:
     return {"member": member, "cluster_id": node.cluster_id, "members": members}
 
 
-async def remove_member(node: "Node", raw_id: str, *, forwarded: bool) -> Response:
+async def remove_member(node: "Node", raw_id: str, *, forwarded: bool, auth_headers: dict | None = None) -> Response:
     node_id = _check_id(raw_id)
     if isinstance(node_id, Response):
         return node_id
-    elsewhere = await _on_leader(node, forwarded, "DELETE", f"/v1/members/{node_id}", None)
+    elsewhere = await _on_leader(node, forwarded, "DELETE", f"/v1/members/{node_id}", None, auth_headers)
     if elsewhere is not None:
         return elsewhere
     response = await _propose_change(node, lambda: node.membership.plan_remove(node.core, node_id))
@@ -219,11 +221,11 @@ async def remove_member(node: "Node", raw_id: str, *, forwarded: bool) -> Respon
     return responses.ok({"removed": node_id, "members": node.membership.describe(node.core)})
 
 
-async def promote_member(node: "Node", raw_id: str, *, forwarded: bool) -> Response:
+async def promote_member(node: "Node", raw_id: str, *, forwarded: bool, auth_headers: dict | None = None) -> Response:
     node_id = _check_id(raw_id)
     if isinstance(node_id, Response):
         return node_id
-    elsewhere = await _on_leader(node, forwarded, "POST", f"/v1/members/{node_id}/promote", None)
+    elsewhere = await _on_leader(node, forwarded, "POST", f"/v1/members/{node_id}/promote", None, auth_headers)
     if elsewhere is not None:
         return elsewhere
     def plan():
@@ -262,11 +264,11 @@ def maybe_promote(node: "Node") -> None:
     future.add_done_callback(done)
 
 
-async def transfer_leadership(node: "Node", body: Any, *, forwarded: bool) -> Response:
+async def transfer_leadership(node: "Node", body: Any, *, forwarded: bool, auth_headers: dict | None = None) -> Response:
     if not isinstance(body, dict) or set(body) != {"to"} or type(body["to"]) is not int:
         return responses.bad_request("the body must be {\"to\": <member id>}")
     to = body["to"]
-    elsewhere = await _on_leader(node, forwarded, "POST", "/v1/leader/transfer", body)
+    elsewhere = await _on_leader(node, forwarded, "POST", "/v1/leader/transfer", body, auth_headers)
     if elsewhere is not None:
         return elsewhere
     result_future = node.loop.create_future()

@@ -43,6 +43,8 @@ class NodeConfig:
     # Origins ("http://host:port") whose pages may call this node, besides its members'
     # (--allow-origin; api/cors.py).
     allow_origins: tuple[str, ...] = ()
+    # Seconds an auth token is valid (--auth-token-ttl; node/auth.py).
+    auth_token_ttl: float = 300.0
 
     def __post_init__(self) -> None:
         if self.heartbeat_ms < 1:
@@ -64,6 +66,8 @@ class NodeConfig:
             raise ValueError(f"--max-wals must be at least 0 (0 keeps every WAL segment), got {self.max_wals}")
         if self.wal_segment_bytes < 4096:
             raise ValueError(f"the WAL segment size must be at least 4096 bytes, got {self.wal_segment_bytes}")
+        if not self.auth_token_ttl > 0:
+            raise ValueError(f"--auth-token-ttl must be a positive number of seconds, got {self.auth_token_ttl}")
         if self.snapshot_catchup_entries < 0:
             raise ValueError(f"--snapshot-catchup-entries must be at least 0, got {self.snapshot_catchup_entries}")
 

@@ -36,6 +36,16 @@ CLUSTER_TOKEN_HEADER = "X-Abcd-Cluster-Token"
 OnUnsent = Callable[[list], None]
 
 
+def _forwarded_form(item: Any, request_id: int) -> dict:
+    """The session request for `item`: the user a write was checked for is left out
+    (the leader checks the caller's token itself and sets it), the token put in."""
+    request = item.request
+    if item.token is None:
+        return {**request, "id": request_id}
+    request = {k: v for k, v in request.items() if k != "auth_user" and k != "auth_revision"}
+    return {**request, "id": request_id, "auth": item.token}
+
+
 class LeaderLink:
     """One kept-open session to one leader address.
 
@@ -86,7 +96,7 @@ class LeaderLink:
                             if item.waiter.done:
                                 continue
                             self._in_flight[request_id] = item
-                            frame.append({**item.request, "id": request_id})
+                            frame.append(_forwarded_form(item, request_id))
                         if frame:
                             await ws.send_bytes(orjson.dumps(frame))
                 finally:

@@ -45,6 +45,7 @@ from reactivex.scheduler.eventloop import AsyncIOScheduler
 from reactivex.subject import Subject
 
 from ..kv import KVError, KVStore, is_write, validate_request
+from ..kv.validate import validate_admin
 from ..net import Faults, PeerTransport, faults_outbound
 from ..raft.core import Options, RaftCore
 from ..raft.effects import Restore, Trace
@@ -55,6 +56,7 @@ from . import responses
 from . import status as node_status
 from .applier import Applier
 from .auto_compaction import AutoCompactor
+from .auth import NO_CREDENTIAL, Credential, Gate
 from .cluster_ops import maybe_promote
 from .config import NodeConfig
 from .events import EventHub
@@ -127,6 +129,7 @@ class Node:
         if recovered.torn_bytes_truncated:
             self.logger.warning("recovery cut a torn write of {} bytes off the WAL", recovered.torn_bytes_truncated)
         self.store = KVStore()
+        self.gate = Gate(self.store, self.cluster_id, config.auth_token_ttl)
         try:
             # The newest snapshot goes into the store, the WAL's entries after it into the core.
             newest, entries = snapshots.recover(config.data_dir, recovered, self.store, self.logger)
@@ -498,7 +501,9 @@ class Node:
 
     # ------------------------------------------------------------------ client requests
 
-    def submit(self, request: object, *, forwarded: bool = False) -> asyncio.Future:
+    def submit(
+        self, request: object, *, forwarded: bool = False, credential: Credential = NO_CREDENTIAL, admin: bool = False
+    ) -> asyncio.Future:
         """Handle one client request; the future gets its Response."""
         future = self.loop.create_future()
 
@@ -506,20 +511,41 @@ class Node:
             if not future.done():
                 future.set_result(response)
 
-        self.handle(request, answer, forwarded=forwarded)
+        self.handle_many([(request, answer)], forwarded=forwarded, credential=credential, admin=admin)
         return future
 
     def handle(self, request: object, callback: Callable[[Response], None], *, forwarded: bool = False) -> None:
         """Handle one client request; `callback(response)` is called exactly once."""
         self.handle_many([(request, callback)], forwarded=forwarded)
 
-    def handle_many(self, requests: list[tuple[object, Callable[[Response], None]]], *, forwarded: bool = False) -> None:
+    def handle_many(
+        self,
+        requests: list[tuple[object, Callable[[Response], None]]],
+        *,
+        forwarded: bool = False,
+        credential: Credential = NO_CREDENTIAL,
+        admin: bool = False,
+    ) -> None:
         """Handle the requests of one client frame together: one pipeline item for all.
 
         Each callback is called exactly once, with its request's Response.  What is the
-        same for every request of the frame (shutting down, room left, the deadline) is
-        looked up once: on the leader this loop runs for every write.
+        same for every request of the frame (shutting down, room left, the deadline, the
+        caller) is looked up once: on the leader this loop runs for every write.
+        `credential` says who calls when auth is on (node/auth.py); `admin` (the auth
+        API, and a follower's forwarding link) also takes the auth commands.
         """
+        gate = self.gate
+        principal = None
+        if gate.enabled:
+            try:
+                principal = gate.principal(credential)
+            except KVError as e:
+                refused = responses.from_kv_error(e)
+                for _, callback in requests:
+                    callback(refused)
+                return
+        token = principal.token if principal is not None else None
+        validate = validate_admin if admin or forwarded else validate_request
         stopping = self.stopping
         room = MAX_PENDING_REQUESTS - self.requests.tracked
         deadline = self.loop.time() + self.config.request_timeout
@@ -528,7 +554,10 @@ class Node:
         items: list[ClientWrite | ClientRead] = []
         for request, callback in requests:
             try:
-                op = validate_request(request)
+                op = validate(request)
+                write = is_write(op)
+                if principal is not None:
+                    op = gate.authorize(principal, op, write)
             except KVError as e:
                 callback(responses.from_kv_error(e))
                 continue
@@ -538,14 +567,17 @@ class Node:
             if room <= 0:
                 callback(responses.unavailable("overloaded", f"{MAX_PENDING_REQUESTS} requests are in flight; retry shortly"))
                 continue
-            write = is_write(op)
             if not write and (op.get("serializable") or local_reads):
                 callback(self._serve_read(op))
                 continue
             room -= 1
             waiter = Waiter(callback, deadline, is_write=write)
             track(waiter)
-            items.append(ClientWrite(orjson.dumps(op), op, waiter, forwarded) if write else ClientRead(op, waiter, forwarded))
+            items.append(
+                ClientWrite(orjson.dumps(op), op, waiter, forwarded, token=token)
+                if write
+                else ClientRead(op, waiter, forwarded, token=token)
+            )
         if not items:
             return
         if self.core.is_leader():

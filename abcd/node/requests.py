@@ -62,6 +62,8 @@ class ClientWrite:
     forwarded: bool = False
     # When the node stops waiting for a leader for it (set when first parked).
     give_up_at: float = 0.0
+    # The caller's token when auth is on: passed on with a forwarded request.
+    token: str | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -70,6 +72,7 @@ class ClientRead:
     waiter: Waiter
     forwarded: bool = False
     give_up_at: float = 0.0
+    token: str | None = None
 
 
 @dataclass(slots=True, eq=False)

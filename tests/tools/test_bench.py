@@ -122,6 +122,7 @@ def test_options_choose_the_client_and_label():
                             "--op", "get-serializable"])
     assert (native.client, native.label) == ("native", "etcd native get-serializable")
     assert parse_options(["--concurrency", " 1, 8 "]).concurrency == (1, 8)
+    assert parse_options(["--token", "t0k"]).token == "t0k"  # a cluster with auth on
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -140,6 +141,7 @@ def test_options_choose_the_client_and_label():
     (["--etcdbench", sys.executable], "--etcdbench is for --target etcd"),
     (["--endpoints", "localhost"], "'localhost' is not HOST:PORT"),
     (["--plot", "out.svg"], "should end in .png"),
+    (["--target", "etcd", "--endpoints", "127.0.0.1:1", "--token", "t"], "--token is for abcd"),
 ])
 def test_bad_options_say_what_was_wrong(argv, message):
     with pytest.raises(OptionsError, match=message):

@@ -68,8 +68,11 @@ class Recorder:
 
 
 class SessionDriver:
-    def __init__(self, endpoint: str, clients: int, workload: Workload, recorder: Recorder) -> None:
+    def __init__(
+        self, endpoint: str, clients: int, workload: Workload, recorder: Recorder, token: str | None = None
+    ) -> None:
         self.url = f"http://{endpoint}/v1/session"
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.clients = clients
         self.workload = workload
         self.rec = recorder
@@ -80,7 +83,9 @@ class SessionDriver:
     async def connect(self) -> None:
         self._http = aiohttp.ClientSession()
         try:
-            self._ws = await self._http.ws_connect(self.url, max_msg_size=0, compress=0, autoping=True)
+            self._ws = await self._http.ws_connect(
+                self.url, max_msg_size=0, compress=0, autoping=True, headers=self.headers
+            )
         except (aiohttp.ClientError, OSError) as e:
             await self._http.close()
             raise DriverError(f"cannot open a session at {self.url}: {e}") from None
@@ -150,8 +155,11 @@ def _error_text(body) -> str:
 class HttpDriver:
     """One request per operation; `api` is "abcd" (HTTP API) or "etcd" (v3 JSON gateway)."""
 
-    def __init__(self, api: str, endpoints: list[str], workload: Workload, recorder: Recorder) -> None:
+    def __init__(
+        self, api: str, endpoints: list[str], workload: Workload, recorder: Recorder, token: str | None = None
+    ) -> None:
         self.api = api
+        self.token = token
         self.endpoints = endpoints  # one per virtual client
         self.workload = workload
         self.rec = recorder
@@ -180,6 +188,8 @@ class HttpDriver:
         http, rec, clock = self._http, self.rec, time.monotonic
         end = rec.window.measure_until
         headers = {"Content-Type": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
         while True:
             method, url, body, kind = self._build(endpoint)
             t0 = clock()

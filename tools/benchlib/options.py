@@ -53,6 +53,7 @@ class BenchOptions:
     keep_data: bool
     pysyncobj_python: str | None = None  # an interpreter that has pysyncobj (--target pysyncobj)
     pysyncobj_version: str | None = None  # as that interpreter reported it
+    token: str | None = None  # abcd with auth on: sent as Authorization: Bearer (--token)
 
     @property
     def reads(self) -> bool:
@@ -103,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="members of the local abcd (or PySyncObj) cluster: 1, 3 or 5 (default 3)")
     p.add_argument("--http", action="store_true",
                    help="abcd: one plain HTTP request per operation instead of the pipelined /v1/session channel")
+    p.add_argument("--token", metavar="TOKEN",
+                   help="abcd with auth on: a token from POST /v1/auth/authenticate, sent with every request")
     p.add_argument("--etcdbench", metavar="PATH",
                    help="etcd: run this etcdbench binary (native Go gRPC client) instead of the JSON gateway")
     p.add_argument("--pysyncobj-python", metavar="PATH",
@@ -187,6 +190,8 @@ def parse_options(argv: list[str]) -> BenchOptions:
         if a.etcdbench:
             raise OptionsError("--etcdbench is for --target etcd")
         client = "http" if a.http else "session"
+    if a.token and a.target != "abcd":
+        raise OptionsError("--token is for abcd")
     if a.pysyncobj_python and a.target != "pysyncobj":
         raise OptionsError("--pysyncobj-python is for --target pysyncobj")
     digits = len(str(a.keys - 1))
@@ -206,7 +211,7 @@ def parse_options(argv: list[str]) -> BenchOptions:
         procs=a.procs, conns=a.conns, spread=a.spread, etcdbench=a.etcdbench,
         label=a.label or default_label(a.target, client, a.op), json_path=a.json_path, plot_path=plot,
         compare=tuple(a.compare or ()), keep_data=a.keep_data, pysyncobj_python=a.pysyncobj_python,
-        pysyncobj_version=pysyncobj_version,
+        pysyncobj_version=pysyncobj_version, token=a.token,
     )
 
 

@@ -48,7 +48,8 @@ def plan_tasks(opts: BenchOptions, concurrency: int, endpoint_for: Callable[[int
             for _ in range(conns_per_proc[p]):
                 connections.append((endpoint_for(index), clients_per_conn[index]))
                 index += 1
-            tasks[p] = WorkerTask(opts.client, tuple(connections), spec, opts.warmup, opts.duration, seed=p + 1)
+            tasks[p] = WorkerTask(opts.client, tuple(connections), spec, opts.warmup, opts.duration, seed=p + 1,
+                                  token=opts.token)
         return tasks
     index = 0
     for p, clients in enumerate(split_evenly(concurrency, used)):
@@ -56,7 +57,8 @@ def plan_tasks(opts: BenchOptions, concurrency: int, endpoint_for: Callable[[int
         for _ in range(clients):
             connections.append((endpoint_for(index), 1))
             index += 1
-        tasks[p] = WorkerTask(opts.client, tuple(connections), spec, opts.warmup, opts.duration, seed=p + 1)
+        tasks[p] = WorkerTask(opts.client, tuple(connections), spec, opts.warmup, opts.duration, seed=p + 1,
+                                  token=opts.token)
     return tasks
 
 
