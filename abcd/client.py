@@ -494,7 +494,11 @@ class Client(UserAdmin):
             base = self._endpoints[(self._current + i) % count]
             part = f"{path}.part"
             try:
-                async with self._session().get(base + "/v1/snapshot", allow_redirects=False) as resp:
+                # Only root may take a backup when auth is on: authenticate first.
+                if self._credentials is not None and self._token is None:
+                    await self._renew_token(base, None)
+                headers = self._auth_headers()
+                async with self._session().get(base + "/v1/snapshot", allow_redirects=False, headers=headers) as resp:
                     if resp.status != 200:
                         raw = await resp.read()
                         try:

@@ -6,6 +6,7 @@ shares the immutable KVs: later writes do not show in it); it is encoded in a wo
 thread while the node goes on serving, then streamed: the backup header line, then the
 snapshot document.  The headers say the same before the body starts:
 `X-Abcd-Revision`, `X-Abcd-Index`, `X-Abcd-Keys` and `X-Abcd-Checksum: sha256=<hex>`.
+With auth on, only root may take one: it holds every key and the auth state.
 """
 from __future__ import annotations
 
@@ -16,12 +17,19 @@ from aiohttp import web
 from ..kv import snapshot as kv_snapshot
 from ..node.snapshots import encode_state
 from ..storage.backup import describe
+from ..kv import KVError
+from .auth import kv_error, require_root
 from .jsonio import NODE
 
 CHUNK = 1024 * 1024
 
 
 async def snapshot(request: web.Request) -> web.StreamResponse:
+    # A backup holds every key and the auth state (password hashes, the token secret).
+    try:
+        require_root(request, "save a backup")
+    except KVError as e:
+        return kv_error(e)
     node = request.app[NODE]
     store = node.store
     state = kv_snapshot.capture(store)

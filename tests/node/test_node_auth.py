@@ -119,6 +119,12 @@ async def http_call(caller, op, key):
         return await n.call("GET", "/v1/auth/users", headers=h)
     if op == "role add":
         return await n.call("POST", "/v1/auth/roles", json={"name": f"r-{time.monotonic_ns()}"}, headers=h)
+    if op == "compact":
+        return await n.call("POST", "/v1/compact", json={"revision": 1}, headers=h)
+    if op == "backup":  # a 200 is the backup file, not JSON
+        async with n.http.get(n.base + "/v1/snapshot", headers=h) as reply:
+            raw = await reply.read()
+            return reply.status, (json.loads(raw) if reply.status != 200 else {"bytes": len(raw)})
     raise AssertionError(op)
 
 
@@ -162,6 +168,12 @@ CASES = [
     ("root", "role add", None, 200),
     ("root", "leader transfer", None, 200),
     ("root", "faults", None, 403),  # allowed, but this node has no --enable-faults: "forbidden"
+    # A backup holds every key and the auth state; a compaction forgets everyone's history.
+    ("alice", "backup", None, 403),
+    ("alice", "compact", None, 403),
+    (None, "backup", None, 401),
+    ("root", "backup", None, 200),
+    ("root", "compact", None, 200),
     (None, "get", "app/a", 401),
     (None, "put", "app/a", 401),
     (None, "members add", None, 401),
