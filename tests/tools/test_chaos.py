@@ -23,9 +23,10 @@ from chaoslib.workload import outcome_of  # noqa: E402
 from abcd.check import Operation  # noqa: E402
 from abcd.client import BadRequest, ClientError, NotFound, Timeout, Unavailable  # noqa: E402
 
-# A seed whose first faults in 20 s cover six kinds: pause, partition-leader, loss,
-# kill, replace, learner (chaoslib.schedule.draw; the order is fixed by the seed).
-FIXED_SEED = 397
+# A seed whose schedule starts with a one-way cut, a kill, a replaced member (refused
+# its old identity first) and the leader cut off, then a pause and loss
+# (chaoslib.schedule.draw; the order is fixed by the seed).
+FIXED_SEED = 2806
 SHORT = ["--duration", "20", "--heartbeat-ms", "50", "--election-timeout-ms", "500"]
 
 
@@ -117,6 +118,9 @@ def test_a_short_chaos_run_is_linearizable_with_no_write_lost(tmp_path, seed):
     proc, summary = chaos(tmp_path, "--seed", str(number), *SHORT)
     assert summary["seed"] == number
     assert_proven(proc, summary)
+    if seed == "fixed":
+        assert summary["faults"][0]["kind"] == "partition-oneway" and not summary["faults"][0]["error"]
+        assert summary["old_identity_refused"] >= 1, proc.stdout[-3000:]
     assert not list(tmp_path.glob("chaos-history-*.json"))  # written only when a run fails
 
 

@@ -44,6 +44,8 @@ class RunResult:
     error: str | None = None
     history_file: str | None = None
     notes: list[str] = field(default_factory=list)
+    violations: list[str] = field(default_factory=list)  # seen by the nemesis
+    old_identity_refused: int = 0
 
     def summary(self, opts: RunOptions) -> dict:
         by_kind = Counter(e.kind for e in self.events)
@@ -62,6 +64,8 @@ class RunResult:
             "faults_by_kind": dict(sorted(by_kind.items())),
             "fault_errors": sum(1 for e in self.events if e.error),
             "kill_cycles": by_kind.get("kill", 0),
+            "old_identity_refused": self.old_identity_refused,
+            "violations": self.violations,
             "keys": self.keys,
             "lost_writes": self.lost,
             "final_read_failures": self.final_read_failures,
@@ -142,7 +146,11 @@ async def run(opts: RunOptions, out=print) -> RunResult:
             result.verdict = "inconclusive"
         else:
             result.verdict = "linearizable"
-    result.passed = result.verdict == "linearizable" and not lost and result.final_read_failures == 0
+    if nemesis is not None:
+        result.violations = list(nemesis.violations)
+        result.old_identity_refused = nemesis.old_identity_refused
+    result.passed = (result.verdict == "linearizable" and not lost and result.final_read_failures == 0
+                     and not result.violations)
 
     out("")
     out("operations")
@@ -160,6 +168,10 @@ async def run(opts: RunOptions, out=print) -> RunResult:
         out(line)
     if result.error:
         out(f"  run failed: {result.error}")
+    if result.old_identity_refused or result.violations:
+        out(f"  wiped members refused their old identity: {result.old_identity_refused}")
+    for violation in result.violations:
+        out(f"  VIOLATION: {violation}")
     out("")
     history = opts.history or (None if result.passed else f"chaos-history-{opts.seed}.json")
     if history:
