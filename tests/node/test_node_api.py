@@ -247,6 +247,8 @@ def test_status_health_metrics_members(tmp_path):
         assert reply.status == 200
         assert f'abcd_term{{node="{s["name"]}"}} {float(s["term"])}' in text
         assert "abcd_wal_fsyncs_total" in text and "abcd_proposals_total" in text
+        tasks = next(line for line in text.splitlines() if line.startswith("abcd_asyncio_tasks{"))
+        assert 0 < float(tasks.split()[-1]) < 1000, tasks  # the loop's tasks, this request's among them
         for generation in range(3):
             assert f'abcd_gc_collections_total{{generation="{generation}",node="{s["name"]}"}}' in text
             assert f'abcd_gc_pause_seconds_total{{generation="{generation}",node="{s["name"]}"}}' in text
