@@ -104,3 +104,12 @@ def test_a_slow_disk_delays_each_fsync(arm, tmp_path):
     log.sync()
     assert time.monotonic() - started >= 0.05
     log.close()
+
+
+def test_the_node_flag_is_hidden_and_a_bad_spec_is_a_usage_error():
+    from abcd.__main__ import UsageError, build_parser, plan
+
+    parser = build_parser()
+    assert "--disk-fault" not in parser.format_help()
+    with pytest.raises(UsageError, match="--disk-fault: unknown disk fault 'fsync-slow'"):
+        plan(parser.parse_args(["8080", "--disk-fault", "fsync-slow"]))
