@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+
 import pytest
 
 from abcd.client import Client, ClientError
