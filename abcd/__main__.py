@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     # A planted bug for the chaos tests (docs/testing.md), hidden from --help: linearizable
     # reads are served from the answering node's local state, without ReadIndex.
     p.add_argument("--unsafe-stale-reads", action="store_true", help=argparse.SUPPRESS)
+    # Disk faults for the storage tests (docs/storage.md, "Disk faults"), hidden from --help:
+    # this process's WAL, snapshot and meta.json writes or fsyncs fail, or are slow.
+    p.add_argument("--disk-fault", metavar="SPEC", help=argparse.SUPPRESS)
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING... (default INFO)")
     p.add_argument("--log-json", action="store_true", help="JSON lines on stderr too")
     return p
@@ -128,6 +131,13 @@ def plan(args: argparse.Namespace) -> dict:
         if meta and meta.get("port"):
             port = int(meta["port"])  # a restart: the data dir remembers its port
     join = parse_join(args.join)
+    if args.disk_fault is not None:
+        from .storage import diskfaults
+
+        try:
+            diskfaults.parse(args.disk_fault)
+        except ValueError as e:
+            raise UsageError(f"--disk-fault: {e}") from None
     if args.port is None and not join:
         join = (DEFAULT_JOIN,)
     return {"port": port or 0, "data_dir": data_dir, "join": join, "allow_origins": parse_origins(args.allow_origin)}
@@ -204,6 +214,10 @@ async def run_node(args: argparse.Namespace, settings: dict) -> int:
     from .node.node import Node
     from .storage import StorageError
 
+    if args.disk_fault is not None:
+        from .storage import diskfaults
+
+        diskfaults.arm(args.disk_fault)  # before anything is opened: start-up writes count too
     try:
         sock = bind_socket(args.host, settings["port"])
     except OSError as e:
@@ -219,6 +233,8 @@ async def run_node(args: argparse.Namespace, settings: dict) -> int:
     except ValueError as e:
         print(f"abcd: error: --log-level {args.log_level}: {e}", file=sys.stderr)
         return 2
+    if args.disk_fault is not None:
+        logger.warning("disk fault armed: {} (a test-only flag: storage writes or fsyncs will fail)", args.disk_fault)
     try:
         auto_compaction = parse_retention(args.auto_compaction_mode, args.auto_compaction_retention)
         config = NodeConfig(

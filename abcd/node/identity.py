@@ -48,7 +48,7 @@ def bootstrap(data_dir: str, name: str, address: str, port: int) -> dict[str, An
             "remove the data dir to start afresh"
         )
     node_id = 1
-    context = encode_context({node_id: MemberInfo(name, address)}, next_id=node_id + 1)
+    context = encode_context({node_id: MemberInfo(name, address, join_id=uuid.uuid4().hex)}, next_id=node_id + 1)
     seed = Entry(1, 1, encode_config(Configuration(frozenset({node_id})), context), ENTRY_CONFIG)
     wal, _ = WAL.open(data_dir)
     try:
@@ -82,7 +82,10 @@ async def join(
         raise IdentityError(
             f"{data_dir} has a WAL but no meta.json; remove the data dir to join afresh"
         )
-    body = {"address": address, "name": name, "learner": True}
+    # One join_id for every retry of this join: a retry whose first attempt was added
+    # already gets that member back; a node that joined before, lost its data dir and
+    # comes back at the same address has a new one, and is refused (cluster_ops).
+    body = {"address": address, "name": name, "learner": True, "join_id": uuid.uuid4().hex}
     headers = {CLUSTER_TOKEN_HEADER: token} if token is not None else {}
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout

@@ -57,7 +57,9 @@ def test_a_node_takes_snapshots_as_it_applies_and_restarts_from_the_newest(tmp_p
                 status, got = await n.call("GET", f"/v1/kv/k{i}")
                 assert status == 200 and got["kv"]["value"] == f"v{i}"
             # The member table came back from the snapshot (the seed entry is long compacted).
-            assert n.node.membership.members == {1: MemberInfo(name, address)}
+            (member,) = n.node.membership.members.values()
+            assert n.node.membership.members == {1: MemberInfo(name, address, join_id=member.join_id)}
+            assert member.join_id  # drawn at bootstrap, kept through the snapshot
         finally:
             await n.stop()
 

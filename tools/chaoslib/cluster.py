@@ -125,8 +125,11 @@ class ChaosCluster:
 
     # ------------------------------------------------------------------ network faults
 
-    def set_faults(self, node: NodeProcess, partition=(), delay_ms=0, jitter_ms=0, drop_rate=0.0) -> None:
-        body = {"partition": sorted(partition), "delay_ms": delay_ms, "jitter_ms": jitter_ms, "drop_rate": drop_rate}
+    def set_faults(
+        self, node: NodeProcess, partition=(), delay_ms=0, jitter_ms=0, drop_rate=0.0, cut_to=()
+    ) -> None:
+        body = {"partition": sorted(partition), "cut_to": sorted(cut_to), "delay_ms": delay_ms,
+                "jitter_ms": jitter_ms, "drop_rate": drop_rate}
         code, answer = http(node.port, "POST", "/v1/admin/faults", body)
         if code != 200:
             raise ClusterError(f"{self.name(node)} refused the faults {body}: {code} {answer}")
