@@ -72,6 +72,7 @@ BACKOFF_MAX = 1.0
 # connecting after this long and try the next one.
 CONNECT_TIMEOUT = 1.0
 MAX_REDIRECTS = 5
+MAX_RENEWALS = 5  # authentications per call before a 401 is final
 MAX_FRAME_BYTES = 256 * 1024 * 1024
 _SESSION_UNSUPPORTED = frozenset((404, 405, 501))
 
@@ -775,7 +776,10 @@ class Client(UserAdmin):
         attempts = 0
         last = ""
         last_was_timeout = False
-        renewed = False
+        # Authentications left before a 401 is final: one for a token that expired or was
+        # voided, a few more while members disagree on whether auth is on (one that has
+        # not applied `auth enable` yet answers authenticate with auth_not_enabled).
+        renewals = MAX_RENEWALS
         while True:
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -811,9 +815,9 @@ class Client(UserAdmin):
             else:
                 if status < 300:
                     return body
-                if status == 401 and self._credentials is not None and not renewed:
-                    # No token yet, or it expired or was voided: authenticate again, once.
-                    renewed = True
+                if status == 401 and self._credentials is not None and renewals > 0:
+                    # No token yet, or it expired or was voided: authenticate again.
+                    renewals -= 1
                     try:
                         async with asyncio.timeout(max(deadline - loop.time(), 0.001)):
                             await self._renew_token(base, token_used)
@@ -821,9 +825,12 @@ class Client(UserAdmin):
                         last = f"authenticating at {base} took the rest of the time"
                         continue  # the deadline has passed: the loop raises
                     except _Unreachable as e:
-                        last, renewed = e.reason, False
+                        last, renewals = e.reason, renewals + 1
                         self._rotate(base)
                         continue
+                    if self._token is None:  # that member has not applied `auth enable` yet
+                        last = f"{base} answered 401 but says auth is not enabled"
+                        await asyncio.sleep(min(backoff.pause(None, 1), max(deadline - loop.time(), 0)))
                     continue
                 if status not in (503, 504):
                     if write and attempts > 1 and body.get("code") == "duplicate_stale":
