@@ -7,6 +7,8 @@
 // /v1/watch?prefix= and, when its member goes away, resumes on another one from the
 // revision after the last it showed, so no change is missed or shown twice.
 
+import { WS_SCHEME } from "./scheme.js";
+
 const REQUEST_TIMEOUT_MS = 10000;
 const OPEN_TIMEOUT_MS = 2000;
 const MAX_WATCH_ROWS = 200;
@@ -206,7 +208,7 @@ class Session {
     this.close();
     for (const target of this.live.candidates()) {
       if (tried.has(target.id)) continue;
-      const socket = await open(`ws://${target.address}/v1/session`);
+      const socket = await open(`${WS_SCHEME}://${target.address}/v1/session`);
       if (!socket) {
         tried.add(target.id);
         continue;
@@ -304,7 +306,7 @@ class Watch {
     let query = `prefix=${encodeURIComponent(this.prefix)}`;
     if (this.lastRevision !== null) query += `&start_revision=${this.lastRevision + 1}`;
     const prefix = this.prefix;
-    const socket = await open(`ws://${target.address}/v1/watch?${query}`);
+    const socket = await open(`${WS_SCHEME}://${target.address}/v1/watch?${query}`);
     if (this.prefix !== prefix) {
       if (socket) socket.close();
       return;
