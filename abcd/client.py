@@ -31,6 +31,7 @@ Every call returns the API's JSON body (interface.md) as a dict.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import secrets
 import ssl as ssl_module
@@ -769,6 +770,9 @@ def tls_context(
         return None
     if key is not None and cert is None:
         raise ValueError("a key needs its certificate (--cert)")
+    for name, path in (("cacert", cacert), ("cert", cert), ("key", key)):
+        if path is not None and not os.path.isfile(path):
+            raise ValueError(f"{name} {path}: no such file")
     context = ssl_module.create_default_context(cafile=cacert)
     if cert is not None:
         context.load_cert_chain(cert, key)

@@ -110,7 +110,8 @@ async def index(request: web.Request) -> web.StreamResponse:
 def create_app(supervisor: Supervisor) -> web.Application:
     app = web.Application(middlewares=[cors, errors_as_json], client_max_size=64 * 1024)
     app[SUPERVISOR] = supervisor
-    app[ALLOWED_ORIGINS] = frozenset(f"http://127.0.0.1:{port}" for port in supervisor.ports)
+    scheme = "https" if supervisor.tls is not None else "http"
+    app[ALLOWED_ORIGINS] = frozenset(f"{scheme}://127.0.0.1:{port}" for port in supervisor.ports)
     app.router.add_get("/demo/members", members)
     app.router.add_post("/demo/members/{port}/{action}", act)
     app.router.add_post("/demo/slow", set_slow)

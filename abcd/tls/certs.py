@@ -140,6 +140,7 @@ def _now() -> datetime.datetime:
 
 def _write(path: str, data: bytes, mode: int) -> None:
     # Written beside and renamed: a node reloading its files never reads half of one.
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     tmp = f"{path}.tmp{os.getpid()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "wb") as f:
