@@ -32,6 +32,7 @@ class WorkerTask:
     warmup: float
     duration: float
     seed: int
+    cacert: str | None = None  # the cluster speaks TLS: https/wss, trusting this CA
 
 
 @dataclass(slots=True)
@@ -90,11 +91,11 @@ async def _run_task(task: WorkerTask, conn, progress, slot: int) -> WorkerResult
     workload = Workload(task.workload, task.seed)
     recorder = Recorder(Window(0.0, 0.0, 0.0), progress, slot)
     if task.client == "session":
-        drivers = [SessionDriver(ep, clients, workload, recorder) for ep, clients in task.connections]
+        drivers = [SessionDriver(ep, clients, workload, recorder, task.cacert) for ep, clients in task.connections]
     else:
         api = "abcd" if task.client == "http" else "etcd"
         endpoints = [ep for ep, clients in task.connections for _ in range(clients)]
-        drivers = [HttpDriver(api, endpoints, workload, recorder)]
+        drivers = [HttpDriver(api, endpoints, workload, recorder, task.cacert)]
     try:
         for d in drivers:
             await d.connect()
