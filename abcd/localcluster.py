@@ -306,3 +306,16 @@ class LocalCluster:
                 if s and s["role"] == "leader":
                     return node
         return None
+
+
+def tls_cluster_files(directory: str) -> tuple[list[str], str]:
+    """A CA and one node certificate (127.0.0.1, localhost) made in `directory`, for a
+    local TLS cluster: the nodes' TLS arguments (peers with mutual TLS, as
+    docs/security.md sets a cluster up) and the CA file its clients trust."""
+    from .tls.certs import Authority  # needs cryptography (the tls extra)
+
+    ca = Authority("abcd local cluster CA")
+    cacert = ca.write_cert(os.path.join(directory, "ca.crt"))
+    cert, key = ca.issue("abcd-node").write(directory, "node")
+    args = ["--cert-file", cert, "--key-file", key, "--peer-trusted-ca-file", cacert, "--peer-client-cert-auth"]
+    return args, cacert

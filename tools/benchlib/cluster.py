@@ -84,15 +84,9 @@ class LocalCluster:
         args = ["--log-level", "WARNING"]
         self.cacert = None
         context = None
-        if tls:  # one CA for the run; peers with mutual TLS, as docs/security.md sets a cluster up
-            from abcd.tls.certs import Authority
-
-            ca = Authority("abcd bench CA")
-            tls_dir = os.path.join(self.base_dir, "tls")
-            self.cacert = ca.write_cert(os.path.join(tls_dir, "ca.crt"))
-            cert, key = ca.issue("abcd-bench-node").write(tls_dir, "node")
-            args += ["--cert-file", cert, "--key-file", key,
-                     "--peer-trusted-ca-file", self.cacert, "--peer-client-cert-auth"]
+        if tls:  # one CA for the run; peers with mutual TLS
+            tls_args, self.cacert = localcluster.tls_cluster_files(os.path.join(self.base_dir, "tls"))
+            args += tls_args
             context = ssl.create_default_context(cafile=self.cacert)
         self._cluster = localcluster.LocalCluster(
             self.base_dir, nodes, args=args, ready_timeout=READY_TIMEOUT_S,
