@@ -246,3 +246,26 @@ def test_sighup_reloads_a_rotated_certificate_while_the_cluster_keeps_serving(tl
     assert all(a != b for a, b in zip(before, after)), (before, after)
     assert len(set(after)) == 1  # every node serves the new file
     still_serving(cluster)
+
+
+def test_auto_tls_makes_self_signed_certificates_once_and_peers_talk_encrypted(tmp_path):
+    # Self-signed certificates authenticate nobody: this client, like the peers, skips verification.
+    unverified = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    unverified.check_hostname = False
+    unverified.verify_mode = ssl.CERT_NONE
+    args = ["--heartbeat-ms", "50", "--election-timeout-ms", "500", "--auto-tls", "--peer-auto-tls"]
+    with LocalCluster(str(tmp_path), 2, args=args, ssl_context=unverified, ready_timeout=60) as cluster:
+        first, second = cluster.nodes
+        assert http(first.port, "PUT", "/v1/kv/auto", {"value": "1"}, ssl_context=unverified)[0] == 200
+        assert http(second.port, "GET", "/v1/kv/auto", ssl_context=unverified)[1]["kv"]["value"] == "1"
+        made = tmp_path / "n1" / "tls" / "auto.crt"
+        assert made.is_file() and (tmp_path / "n1" / "tls" / "peer-auto.crt").is_file()
+        # The certificate file is the CA a client can trust for that one node.
+        trusting = ssl.create_default_context(cafile=str(made))
+        assert http(first.port, "GET", "/healthz", ssl_context=trusting)[0] == 200
+        with pytest.raises(OSError):
+            http(first.port, "GET", "/healthz")  # plaintext: refused
+        before = made.read_bytes()
+        cluster.restart(first)
+        cluster.wait_node(first, NodeProcess.healthy, "the restarted node")
+        assert made.read_bytes() == before  # made once, reused
