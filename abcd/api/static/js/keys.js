@@ -7,7 +7,7 @@
 // /v1/watch?prefix= and, when its member goes away, resumes on another one from the
 // revision after the last it showed, so no change is missed or shown twice.
 
-import { WS_SCHEME } from "./scheme.js";
+import { WS_SCHEME, introduce } from "./scheme.js";
 
 const REQUEST_TIMEOUT_MS = 10000;
 const OPEN_TIMEOUT_MS = 2000;
@@ -251,7 +251,8 @@ class Session {
 }
 
 /** A websocket once open, or null if it could not open in time. */
-function open(url) {
+async function open(url) {
+  await introduce(new URL(url).host);
   return new Promise((resolve) => {
     let socket;
     try {

@@ -14,7 +14,7 @@
 
 import { mountControls, memberActions } from "./controls.js";
 import { mountKeys } from "./keys.js";
-import { HTTP_SCHEME, WS_SCHEME } from "./scheme.js";
+import { HTTP_SCHEME, WS_SCHEME, introduce } from "./scheme.js";
 
 const RENDER_INTERVAL_MS = 100; // at most ten snapshots a second
 const STATUS_STALE_MS = 1000; // no status for this long: the member is down
@@ -63,6 +63,11 @@ class MemberLink {
   }
 
   connect() {
+    if (this.closed) return;
+    introduce(this.address).then(() => this.openSocket());
+  }
+
+  openSocket() {
     if (this.closed) return;
     let socket;
     try {
