@@ -22,7 +22,7 @@ import aiohttp
 import pytest
 
 from abcd.client import Client, Unavailable
-from abcd.localcluster import REPO_ROOT, LocalCluster, NodeProcess, free_port, http, wait_for
+from abcd.localcluster import REPO_ROOT, LocalCluster, NodeProcess, free_port, http, tls_cluster_files, wait_for
 from abcd.tls.certs import Authority
 
 pytestmark = pytest.mark.integration
@@ -269,3 +269,26 @@ def test_auto_tls_makes_self_signed_certificates_once_and_peers_talk_encrypted(t
         cluster.restart(first)
         cluster.wait_node(first, NodeProcess.healthy, "the restarted node")
         assert made.read_bytes() == before  # made once, reused
+
+
+def test_under_peer_mutual_tls_alone_a_peer_without_a_certificate_is_refused_and_clients_need_none(tmp_path):
+    # The layout of `demo --tls`: no --client-cert-auth, so the handshake lets a
+    # connection without a certificate through; /v1/raft and joins then refuse it.
+    tls_args, cacert = tls_cluster_files(str(tmp_path / "tls"))
+    context = ssl.create_default_context(cafile=cacert)
+    (tmp_path / "cluster").mkdir()
+    with LocalCluster(str(tmp_path / "cluster"), 1, args=tls_args, ssl_context=context) as cluster:
+        node = cluster.nodes[0]
+        assert http(node.port, "PUT", "/v1/kv/k", {"value": "v"}, ssl_context=context)[0] == 200
+
+        async def dial_raft():
+            async with aiohttp.ClientSession() as session:
+                with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                    await session.ws_connect(f"wss://{node.address}/v1/raft", ssl=context)
+                return refused.value.status
+
+        assert asyncio.run(dial_raft()) == 403
+        code, body = http(node.port, "POST", "/v1/members", {"address": "127.0.0.1:1"}, ssl_context=context)
+        assert code == 403 and "presented no certificate" in body["error"], body
+        wait_for(lambda: "refused GET /v1/raft" in node.output(), "the refusal in the node's log")
+        assert node.healthy()
