@@ -25,6 +25,8 @@ Theory of operation
   when no attempt could have reached a node, or every node refused it with `503`.
   A node's `Retry-After` is honoured once every endpoint has been tried (`Backoff`).
   A `307`/`308` redirect is followed and its target becomes the preferred endpoint.
+- **TLS.** `cacert`/`cert`/`key` (or an `ssl.SSLContext` as `ssl`) make bare endpoints
+  https and the websockets wss (docs/security.md).
 
 Every call returns the API's JSON body (interface.md) as a dict.
 """
