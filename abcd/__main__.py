@@ -265,6 +265,8 @@ async def run_node(args: argparse.Namespace, settings: dict) -> int:
             logger.error("cannot set up TLS: {}", e)
             sock.close()
             return 2
+        # Rotation without a restart: SIGHUP reloads at once (a changed file within a second, below).
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, tls.reload, "SIGHUP")
     try:
         meta = load_meta(data_dir)
         if meta is not None:
@@ -324,8 +326,6 @@ async def run_node(args: argparse.Namespace, settings: dict) -> int:
         loop.add_signal_handler(sig, stop.set)
     tls_watch = None
     if tls is not None:
-        # Rotation without a restart: SIGHUP reloads at once, a changed file within a second.
-        loop.add_signal_handler(signal.SIGHUP, tls.reload, "SIGHUP")
         tls_watch = asyncio.ensure_future(tls.watch())
     stopped = asyncio.ensure_future(node.stopped.wait())
     await asyncio.wait({asyncio.ensure_future(stop.wait()), stopped}, return_when=asyncio.FIRST_COMPLETED)

@@ -20,7 +20,7 @@ from typing import Any
 
 import loguru
 
-from .listener import RefusalLog
+from .handshakes import RefusalLog
 from .settings import TlsSettings
 
 POLL_SECONDS = 1.0
@@ -36,10 +36,6 @@ class TlsContexts:
         self.refusals = RefusalLog(logger)
         self.refusals.install(self.server)
         self.reloads = 0
-
-    @property
-    def http_scheme(self) -> str:
-        return "https"
 
     def reload(self, why: str) -> bool:
         """Read the files again; on failure keep the current contexts and say why."""
@@ -102,7 +98,7 @@ def _load_server_files(server: ssl.SSLContext, s: TlsSettings) -> list[str]:
     _load_chain(server, s.cert_file or s.peer_cert_file, s.key_file or s.peer_key_file)
     trusted = [ca for ca in dict.fromkeys((s.trusted_ca_file, s.peer_trusted_ca_file)) if ca]
     for ca in trusted:
-        server.load_verify_locations(cafile=ca)
+        _load_ca(server, ca)
     return trusted
 
 
@@ -120,7 +116,7 @@ def _build(s: TlsSettings) -> tuple[ssl.SSLContext, ssl.SSLContext, frozenset]:
     dial.minimum_version = ssl.TLSVersion.TLSv1_2
     ca = s.peer_trusted_ca_file or s.trusted_ca_file
     if ca:
-        dial.load_verify_locations(cafile=ca)
+        _load_ca(dial, ca)
     elif s.auto_tls or s.peer_auto_tls:
         # Self-signed certificates vouch for nobody: encrypted, not authenticated.
         dial.check_hostname = False
@@ -132,9 +128,16 @@ def _build(s: TlsSettings) -> tuple[ssl.SSLContext, ssl.SSLContext, frozenset]:
     issuers: frozenset = frozenset()
     if s.peer_trusted_ca_file:
         reader = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        reader.load_verify_locations(cafile=s.peer_trusted_ca_file)
+        _load_ca(reader, s.peer_trusted_ca_file)
         issuers = frozenset(tuple(ca["subject"]) for ca in reader.get_ca_certs())
     return server, dial, issuers
+
+
+def _load_ca(context: ssl.SSLContext, path: str) -> None:
+    try:
+        context.load_verify_locations(cafile=path)
+    except ssl.SSLError as e:
+        raise ValueError(f"cannot load the CA certificates of {path}: {e}") from None
 
 
 def _load_chain(context: ssl.SSLContext, cert: str | None, key: str | None) -> None:
