@@ -90,13 +90,16 @@ def still_serving(cluster) -> None:
 
 def test_every_client_path_works_over_tls(tls_cluster):
     cluster, files = tls_cluster
-    first, second, third = cluster.nodes
+    leader = cluster.wait_ready()
+    follower, other = [n for n in cluster.nodes if n is not leader]
     context = files.client_context()
-    assert http(first.port, "PUT", "/v1/kv/tls/http", {"value": "1"}, ssl_context=context)[0] == 200
-    assert http(second.port, "GET", "/v1/kv/tls/http", ssl_context=context)[1]["kv"]["value"] == "1"
+    # Through a follower: the write is forwarded to the leader over TLS, with the peer certificate.
+    assert http(follower.port, "PUT", "/v1/kv/tls/http", {"value": "1"}, ssl_context=context)[0] == 200
+    assert http(other.port, "GET", "/v1/kv/tls/http", ssl_context=context)[1]["kv"]["value"] == "1"
+    third = other
 
     async def session_watch_and_events():
-        endpoints = [f"https://{n.address}" for n in cluster.nodes]
+        endpoints = [f"https://{follower.address}"]
         async with Client(endpoints, cacert=files.ca, cert=files.client_cert, key=files.client_key) as client:
             watched = []
 
