@@ -14,8 +14,11 @@ current files stay in use: the node keeps serving.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
+import shutil
 import ssl
+import tempfile
 from typing import Any
 
 import loguru
@@ -41,8 +44,13 @@ class TlsContexts:
         """Read the files again; on failure keep the current contexts and say why."""
         stamps = _stamps(self.settings)
         try:
-            _, dial, issuers = _build(self.settings)  # every file checked before the live context is touched
-            _load_server_files(self.server, self.settings)
+            # The files are copied first, and both the check (on fresh contexts) and the
+            # live context read the copies: a file replaced in between cannot slip an
+            # unchecked pair (a certificate without its key) into the listener.
+            with tempfile.TemporaryDirectory(prefix="abcd-tls-") as snapshot:
+                files = _snapshot(self.settings, snapshot)
+                _, dial, issuers = _build(files)
+                _load_server_files(self.server, files)
             self.dial, self._peer_issuers = dial, issuers
         except (OSError, ssl.SSLError, ValueError) as e:
             self._stamps = stamps  # retried at the next change, not every second
@@ -92,6 +100,17 @@ def common_name(cert: dict) -> str | None:
             if key == "commonName":
                 return value
     return None
+
+
+def _snapshot(s: TlsSettings, directory: str) -> TlsSettings:
+    """`s` with every file copied into `directory` (readable by this user only)."""
+    copies = {}
+    for field in ("cert_file", "key_file", "trusted_ca_file", "peer_cert_file", "peer_key_file", "peer_trusted_ca_file"):
+        path = getattr(s, field)
+        if path:
+            copies[field] = os.path.join(directory, field)
+            shutil.copyfile(path, copies[field])
+    return dataclasses.replace(s, **copies)
 
 
 def _load_server_files(server: ssl.SSLContext, s: TlsSettings) -> list[str]:
