@@ -6,13 +6,16 @@
                    [--max-snapshots 2] [--max-wals 2] [--auto-compaction-mode periodic|revision]
                    [--auto-compaction-retention 0] [--force-new-cluster]
                    [--enable-faults] [--allow-origin URL ...] [--log-level INFO] [--log-json]
+                   [--cert-file F --key-file F [--trusted-ca-file F] [--client-cert-auth]]
+                   [--peer-cert-file F --peer-key-file F --peer-trusted-ca-file F [--peer-client-cert-auth]]
     python -m abcd demo [--nodes 3] [--base-port 8080]
     python -m abcd restore FILE --data-dir DIR --name NAME --advertise HOST:PORT
 
 With a PORT, an empty data dir and no --join: bootstrap a new cluster of one.  With no
 PORT: listen on a free port and join through 127.0.0.1:8080 (or --join).  A data dir
 that already holds a node resumes it, ignoring --join.  SIGINT/SIGTERM: stop accepting,
-flush, fsync, close, exit 0.  See docs/operations.md.
+flush, fsync, close, exit 0.  SIGHUP: read the TLS files again.  See
+docs/operations.md and docs/security.md.
 """
 from __future__ import annotations
 
@@ -76,9 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     # Small segments roll often: for tests of WAL retention only.
     p.add_argument("--wal-segment-bytes", type=int, default=64 * 2**20, help=argparse.SUPPRESS)
-    p.add_argument("--tls-cert", help=argparse.SUPPRESS)
-    p.add_argument("--tls-key", help=argparse.SUPPRESS)
-    p.add_argument("--tls-ca", help=argparse.SUPPRESS)
+    add_tls_arguments(p)
     p.add_argument(
         "--auth-token-ttl", type=float, default=300.0, metavar="SECONDS",
         help="seconds an auth token from POST /v1/auth/authenticate stays valid (default 300)",
@@ -100,6 +101,52 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def add_tls_arguments(p: argparse.ArgumentParser) -> None:
+    """etcd's TLS flags (docs/security.md): one port, client and peer sides."""
+    g = p.add_argument_group("TLS (docs/security.md; SIGHUP or a changed file reloads them)")
+    g.add_argument("--cert-file", metavar="FILE", help="certificate (PEM) the node's port presents; turns TLS on")
+    g.add_argument("--key-file", metavar="FILE", help="private key of --cert-file")
+    g.add_argument("--trusted-ca-file", metavar="FILE", help="CA that signs client certificates")
+    g.add_argument("--client-cert-auth", action="store_true", help="refuse clients without a certificate from --trusted-ca-file")
+    g.add_argument("--peer-cert-file", metavar="FILE", help="certificate this node presents to peers (default --cert-file)")
+    g.add_argument("--peer-key-file", metavar="FILE", help="private key of --peer-cert-file")
+    g.add_argument("--peer-trusted-ca-file", metavar="FILE", help="CA that signs peer certificates")
+    g.add_argument(
+        "--peer-client-cert-auth", action="store_true",
+        help="/v1/raft and joins need a certificate from --peer-trusted-ca-file",
+    )
+    g.add_argument(
+        "--peer-cert-allowed-cn", action="append", default=[], metavar="NAME",
+        help="a peer certificate's common name must be one of these; repeatable",
+    )
+    g.add_argument("--auto-tls", action="store_true", help="without --cert-file: a self-signed certificate made in the data dir")
+    g.add_argument(
+        "--peer-auto-tls", action="store_true",
+        help="without --peer-cert-file: a self-signed peer certificate (peers encrypted, not authenticated)",
+    )
+
+
+def tls_settings(args: argparse.Namespace):
+    from .tls import TlsSettings
+
+    try:
+        return TlsSettings(
+            cert_file=args.cert_file,
+            key_file=args.key_file,
+            trusted_ca_file=args.trusted_ca_file,
+            client_cert_auth=args.client_cert_auth,
+            peer_cert_file=args.peer_cert_file,
+            peer_key_file=args.peer_key_file,
+            peer_trusted_ca_file=args.peer_trusted_ca_file,
+            peer_client_cert_auth=args.peer_client_cert_auth,
+            peer_allowed_cn=tuple(args.peer_cert_allowed_cn),
+            auto_tls=args.auto_tls,
+            peer_auto_tls=args.peer_auto_tls,
+        )
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
 def parse_join(text: str | None) -> tuple[str, ...]:
     from .net import parse_address
 
@@ -118,8 +165,7 @@ def plan(args: argparse.Namespace) -> dict:
     """Decide port, name, data dir and join targets from the arguments (no side effects but reading meta)."""
     from .storage import read_meta
 
-    if args.tls_cert or args.tls_key or args.tls_ca:
-        raise UsageError("TLS (--tls-cert, --tls-key, --tls-ca) is not supported yet")
+    tls = tls_settings(args)
     if args.port is not None and not 0 < args.port < 65536:
         raise UsageError(f"PORT must be between 1 and 65535, got {args.port}")
     port = args.port
@@ -140,7 +186,10 @@ def plan(args: argparse.Namespace) -> dict:
             raise UsageError(f"--disk-fault: {e}") from None
     if args.port is None and not join:
         join = (DEFAULT_JOIN,)
-    return {"port": port or 0, "data_dir": data_dir, "join": join, "allow_origins": parse_origins(args.allow_origin)}
+    return {
+        "port": port or 0, "data_dir": data_dir, "join": join, "allow_origins": parse_origins(args.allow_origin),
+        "tls": tls,
+    }
 
 
 def parse_origins(texts: list[str]) -> tuple[str, ...]:
@@ -262,6 +311,20 @@ async def run_node(args: argparse.Namespace, settings: dict) -> int:
     except ValueError as e:
         print(f"abcd: error: {e}", file=sys.stderr)
         return 2
+    tls = None
+    if settings["tls"].enabled:
+        from .tls import TlsContexts
+        from .tls.auto import with_auto_certificates
+
+        try:
+            files = with_auto_certificates(settings["tls"], data_dir, name, (advertise.rsplit(":", 1)[0], "localhost"))
+            tls = TlsContexts(files)
+        except (ImportError, OSError, ValueError) as e:
+            logger.error("cannot set up TLS: {}", e)
+            sock.close()
+            return 2
+        # Rotation without a restart: SIGHUP reloads at once (a changed file within a second, below).
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, tls.reload, "SIGHUP")
     try:
         meta = load_meta(data_dir)
         if args.force_new_cluster:
@@ -274,7 +337,8 @@ async def run_node(args: argparse.Namespace, settings: dict) -> int:
         elif config.join:
             logger.info("joining the cluster through {}", ", ".join(config.join))
             meta = await join(
-                list(config.join), data_dir=data_dir, name=name, address=advertise, port=port, token=config.cluster_token
+                list(config.join), data_dir=data_dir, name=name, address=advertise, port=port, token=config.cluster_token,
+                tls=tls,
             )
         else:
             meta = bootstrap(data_dir, name, advertise, port)
@@ -284,7 +348,7 @@ async def run_node(args: argparse.Namespace, settings: dict) -> int:
         sock.close()
         return 1
 
-    node = Node(config, meta)
+    node = Node(config, meta, tls)
     def state() -> tuple[int, str]:
         core = getattr(node, "core", None)  # None while the node is still recovering its log
         return (core.current_term, core.role) if core is not None else (0, "recovering")
@@ -297,10 +361,11 @@ async def run_node(args: argparse.Namespace, settings: dict) -> int:
         logger.bind(event="Fatal").critical("cannot start: {}", e)
         sock.close()
         return 1
-    server = Server(node, sock)
+    server = Server(node, sock, tls)
     await server.start()
     logger.bind(event="Serving").info(
-        "serving on http://{} (node {}, cluster {}, data dir {})", advertise, node.node_id, node.cluster_id, data_dir
+        "serving on {}://{} (node {}, cluster {}, data dir {})",
+        "https" if tls else "http", advertise, node.node_id, node.cluster_id, data_dir,
     )
     gc.collect()
     gc.freeze()  # start-up objects never need scanning again (performance.md rule 4)
@@ -321,8 +386,13 @@ async def run_node(args: argparse.Namespace, settings: dict) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    tls_watch = None
+    if tls is not None:
+        tls_watch = asyncio.ensure_future(tls.watch())
     stopped = asyncio.ensure_future(node.stopped.wait())
     await asyncio.wait({asyncio.ensure_future(stop.wait()), stopped}, return_when=asyncio.FIRST_COMPLETED)
+    if tls_watch is not None:
+        tls_watch.cancel()
     if node.failed is None:
         await hand_off_leadership(node)
     await node.stop()

@@ -10,12 +10,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import ssl
 import sys
 
 import orjson
 
 from . import cli_auth
-from .client import BadRequest, Client, ClientError, NotFound, NotSupported, Unavailable, parse_endpoint
+from .client import BadRequest, Client, ClientError, NotFound, NotSupported, Unavailable, parse_endpoint, tls_context
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
 
@@ -36,6 +37,13 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=_positive_float, default=5.0, metavar="S",
                    help="give up after S seconds of retries (default 5)")
     cli_auth.add_user_flag(p)
+    # TLS (docs/security.md): with any of these, bare H:P endpoints are https.
+    p.add_argument("--cacert", dest="tls_cacert", metavar="FILE", default=os.environ.get("ABCD_CACERT"),
+                   help="trust this CA (PEM) to verify the nodes; env ABCD_CACERT")
+    p.add_argument("--cert", dest="tls_cert", metavar="FILE", default=os.environ.get("ABCD_CERT"),
+                   help="client certificate, for a cluster run with --client-cert-auth; env ABCD_CERT")
+    p.add_argument("--key", dest="tls_key", metavar="FILE", default=os.environ.get("ABCD_KEY"),
+                   help="private key of --cert; env ABCD_KEY")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     c = sub.add_parser("put", help="set KEY to VALUE")
@@ -101,15 +109,19 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:  # argparse: --help exits 0, a usage error 2
         return e.code if isinstance(e.code, int) else EXIT_USAGE
     try:
-        endpoints = [parse_endpoint(e) for e in args.endpoints.split(",") if e.strip()]
+        tls = tls_context(cacert=args.tls_cacert, cert=args.tls_cert, key=args.tls_key)
+        scheme = "https" if tls is not None else "http"
+        endpoints = [parse_endpoint(e, scheme) for e in args.endpoints.split(",") if e.strip()]
         if not endpoints:
             raise ValueError("--endpoints names no endpoint")
         stdin_body = _read_txn(sys.stdin) if args.command == "txn" else None
         args.credentials = cli_auth.credentials(args.user)
     except (ValueError, UsageError) as e:
         return _fail(parser.prog, str(e), EXIT_USAGE)
+    except (OSError, ssl.SSLError) as e:  # a TLS file missing or not PEM
+        return _fail(parser.prog, f"TLS files (--cacert, --cert, --key): {e}", EXIT_USAGE)
     try:
-        return asyncio.run(_run(args, endpoints, stdin_body))
+        return asyncio.run(_run(args, endpoints, stdin_body, tls))
     except BrokenPipeError:
         return _reader_gone()
     except KeyboardInterrupt:
@@ -131,9 +143,9 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(parser.prog, f"the cluster refused: {e.message} ({e.status} {e.code}){hint}", EXIT_FAILED)
 
 
-async def _run(args: argparse.Namespace, endpoints: list[str], txn_body: dict | None) -> int:
+async def _run(args: argparse.Namespace, endpoints: list[str], txn_body: dict | None, tls=None) -> int:
     user, password = args.credentials or (None, None)
-    async with Client(endpoints, timeout=args.timeout, user=user, password=password) as c:
+    async with Client(endpoints, timeout=args.timeout, ssl=tls, user=user, password=password) as c:
         handler = _COMMANDS[args.command]
         return await handler(c, args, _Printer(args.json), txn_body)
 

@@ -31,6 +31,8 @@ Theory of operation
   on HTTP and watches, as each request's `"auth"` on the session.  When a call is refused
   with 401 later (the token expired, or the password changed), it authenticates again
   once and retries.
+- **TLS.** `cacert`/`cert`/`key` (or an `ssl.SSLContext` as `ssl`) make bare endpoints
+  https and the websockets wss (docs/security.md).
 
 Every call returns the API's JSON body (docs/api.md) as a dict.
 """
@@ -40,6 +42,7 @@ import asyncio
 import os
 import random
 import secrets
+import ssl as ssl_module
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from functools import partial
 from urllib.parse import quote, urlsplit
@@ -178,11 +181,13 @@ class _Unreachable(Exception):
 # --------------------------------------------------------------------------- endpoints
 
 
-def parse_endpoint(endpoint: str) -> str:
-    """'H:P', 'http://H:P' or 'https://H:P' -> the base URL; ValueError if malformed."""
+def parse_endpoint(endpoint: str, default_scheme: str = "http") -> str:
+    """'H:P', 'http://H:P' or 'https://H:P' -> the base URL; ValueError if malformed.
+
+    A bare 'H:P' gets `default_scheme` (https when the client has TLS settings)."""
     text = endpoint.strip()
     if "://" not in text:
-        text = "http://" + text
+        text = f"{default_scheme}://" + text
     parts = urlsplit(text)
     try:
         port = parts.port
@@ -348,6 +353,10 @@ class Client(UserAdmin):
         client_id: str | None = None,
         user: str | None = None,
         password: str | None = None,
+        ssl: ssl_module.SSLContext | None = None,
+        cacert: str | None = None,
+        cert: str | None = None,
+        key: str | None = None,
     ) -> None:
         if (user is None) != (password is None):
             raise ValueError("give both user and password, or neither")
@@ -356,7 +365,9 @@ class Client(UserAdmin):
         self._token_lock = asyncio.Lock()
         if isinstance(endpoints, str):
             endpoints = endpoints.split(",")
-        self._endpoints = [parse_endpoint(e) for e in endpoints]
+        # TLS (docs/security.md): an SSLContext, or the files to build one from.
+        self._ssl = ssl if ssl is not None else tls_context(cacert=cacert, cert=cert, key=key)
+        self._endpoints = [parse_endpoint(e, "https" if self._ssl is not None else "http") for e in endpoints]
         if not self._endpoints:
             raise ValueError("at least one endpoint is needed")
         if not timeout > 0:
@@ -398,7 +409,8 @@ class Client(UserAdmin):
     def _session(self) -> aiohttp.ClientSession:
         if self._http is None or self._http.closed:
             self._http = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=min(CONNECT_TIMEOUT, self.timeout))
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=min(CONNECT_TIMEOUT, self.timeout)),
+                connector=aiohttp.TCPConnector(ssl=self._ssl if self._ssl is not None else True),
             )
         return self._http
 
@@ -708,7 +720,7 @@ class Client(UserAdmin):
         except aiohttp.ConnectionTimeoutError:
             raise _Unreachable(f"cannot reach {base}: connect timed out", maybe_sent=False) from None
         except aiohttp.ClientError as e:
-            raise _Unreachable(f"{base}: {e or type(e).__name__}", maybe_sent=True) from None
+            raise _Unreachable(f"{base}: {_reason(e)}", maybe_sent=True) from None
         if status in (301, 302, 303, 307, 308) and location:
             if hops >= MAX_REDIRECTS:
                 raise _Unreachable(f"{base}: more than {MAX_REDIRECTS} redirects", maybe_sent=True)
@@ -893,8 +905,29 @@ def _outcome(write: bool, maybe_applied: bool) -> str:
     return "; the write was not applied"
 
 
+def tls_context(
+    *, cacert: str | None = None, cert: str | None = None, key: str | None = None
+) -> ssl_module.SSLContext | None:
+    """The SSLContext for these files (None when none is given): trust `cacert` (else the
+    system's CAs), present `cert`/`key` when the cluster demands client certificates."""
+    if cacert is None and cert is None and key is None:
+        return None
+    if key is not None and cert is None:
+        raise ValueError("a key needs its certificate (--cert)")
+    for name, path in (("cacert", cacert), ("cert", cert), ("key", key)):
+        if path is not None and not os.path.isfile(path):
+            raise ValueError(f"{name} {path}: no such file")
+    context = ssl_module.create_default_context(cafile=cacert)
+    if cert is not None:
+        context.load_cert_chain(cert, key)
+    return context
+
+
 def _reason(e: Exception) -> str:
     """A short description of a connection error."""
+    if isinstance(e, aiohttp.ServerDisconnectedError):
+        # What a plaintext client sees from a node that speaks TLS.
+        return "the node closed the connection without answering (if it speaks TLS, use https:// and its CA: --cacert)"
     os_error = getattr(e, "os_error", None)
     if isinstance(os_error, OSError) and os_error.strerror:
         return os_error.strerror.lower()

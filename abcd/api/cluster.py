@@ -23,6 +23,7 @@ from ..node.responses import ok
 from .jsonio import NODE, WEBSOCKETS, BadInput, error_response, is_forwarded, json_response, read_json
 from .jsonio import require_websocket
 from .auth import forwarding_headers, kv_error, require_root
+from .peers import refuse_non_peer
 
 STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
 
@@ -39,6 +40,9 @@ def _root_headers(request: web.Request, what: str) -> dict | None:
 
 
 async def add_member(request: web.Request) -> web.Response:
+    refused = refuse_non_peer(request)  # a joining node presents its peer certificate
+    if refused is not None:
+        return refused
     node = request.app[NODE]
     body = await read_json(request)
     token = request.headers.get(CLUSTER_TOKEN_HEADER)

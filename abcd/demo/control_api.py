@@ -53,7 +53,8 @@ async def errors_as_json(request: web.Request, handler):
 async def cors(request: web.Request, handler):
     """The nodes' pages may read and drive the demo: their origins get CORS headers."""
     origin = request.headers.get("Origin")
-    allowed = origin in {f"http://127.0.0.1:{port}" for port in request.app[SUPERVISOR].members}
+    scheme = "https" if request.app[SUPERVISOR].tls is not None else "http"
+    allowed = origin in {f"{scheme}://127.0.0.1:{port}" for port in request.app[SUPERVISOR].members}
     if request.method == "OPTIONS" and request.path.startswith("/demo/"):
         response = web.Response(status=204)  # a preflight: say what a later call may do
         if allowed:

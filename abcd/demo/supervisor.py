@@ -81,8 +81,12 @@ class Member:
 
 
 class Supervisor:
-    def __init__(self, ports: list[int], *, log_level: str, slow: bool, allow_origin: str | None, report=None) -> None:
+    def __init__(
+        self, ports: list[int], *, log_level: str, slow: bool, allow_origin: str | None, report=None, tls=None
+    ) -> None:
         self.ports = ports
+        # demo.tls.DemoTls with --tls: the nodes get its files, health checks use https.
+        self.tls = tls
         self.slow = slow
         self.report = report or (lambda line: print(line, file=sys.stderr, flush=True))
         self.shutting_down = False
@@ -91,6 +95,8 @@ class Supervisor:
         if allow_origin:
             self.extra += ["--allow-origin", allow_origin]  # lets the dashboard's page call the nodes
         self.adding = asyncio.Lock()  # one new member at a time
+        if tls is not None:
+            self.extra += tls.node_args()
         first = f"127.0.0.1:{ports[0]}"
         self.members: dict[int, Member] = {}
         for i, port in enumerate(ports):
@@ -269,7 +275,8 @@ class Supervisor:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                async with http.get(f"http://127.0.0.1:{port}/healthz") as reply:
+                scheme, ssl = ("https", self.tls.client_context()) if self.tls is not None else ("http", True)
+                async with http.get(f"{scheme}://127.0.0.1:{port}/healthz", ssl=ssl) as reply:
                     if reply.status == 200:
                         return True
             except (aiohttp.ClientError, asyncio.TimeoutError):

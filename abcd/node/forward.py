@@ -53,9 +53,10 @@ class LeaderLink:
     """
 
     def __init__(
-        self, session: aiohttp.ClientSession, address: str, on_unsent: OnUnsent, *, logger=loguru.logger
+        self, session: aiohttp.ClientSession, address: str, on_unsent: OnUnsent, *, logger=loguru.logger, tls=None
     ) -> None:
         self.address = address
+        self._tls = tls  # abcd.tls.TlsContexts: wss, with this node's peer certificate
         self._session = session
         self._on_unsent = on_unsent
         self._logger = logger
@@ -78,9 +79,11 @@ class LeaderLink:
         self._wakeup.set()
 
     async def _run(self) -> None:
-        url = f"http://{self.address}{SESSION_PATH}?{FORWARDED_QUERY}"
+        scheme = "wss" if self._tls is not None else "ws"
+        url = f"{scheme}://{self.address}{SESSION_PATH}?{FORWARDED_QUERY}"
         try:
-            async with self._session.ws_connect(url, compress=0, max_msg_size=0) as ws:
+            ssl = self._tls.dial if self._tls is not None else True
+            async with self._session.ws_connect(url, compress=0, max_msg_size=0, ssl=ssl) as ws:
                 reader = asyncio.get_running_loop().create_task(self._read(ws))
                 try:
                     while not reader.done():
@@ -162,8 +165,11 @@ class LeaderLink:
 class Forwarder:
     """Links to leaders by address; a link no longer needed is closed once idle."""
 
-    def __init__(self, on_unsent: OnUnsent, *, logger=loguru.logger, request_timeout: float = 10.0) -> None:
+    def __init__(
+        self, on_unsent: OnUnsent, *, logger=loguru.logger, request_timeout: float = 10.0, tls=None
+    ) -> None:
         self._on_unsent = on_unsent
+        self._tls = tls
         self._logger = logger
         self._links: dict[str, LeaderLink] = {}
         self._session: aiohttp.ClientSession | None = None
@@ -179,7 +185,9 @@ class Forwarder:
     def forward(self, address: str, item: Any) -> None:
         link = self._links.get(address)
         if link is None or link.closed:
-            link = self._links[address] = LeaderLink(self._client(), address, self._on_unsent, logger=self._logger)
+            link = self._links[address] = LeaderLink(
+                self._client(), address, self._on_unsent, logger=self._logger, tls=self._tls
+            )
         for other, old in list(self._links.items()):
             if other != address and not old.busy:
                 del self._links[other]
@@ -191,11 +199,12 @@ class Forwarder:
         self, address: str, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
     ) -> Response:
         """Forward one HTTP call (membership changes) to the leader at `address`."""
-        url = f"http://{address}{path}"
+        url = f"{'https' if self._tls is not None else 'http'}://{address}{path}"
         try:
             async with self._client().request(
                 method,
                 url,
+                ssl=self._tls.dial if self._tls is not None else True,
                 json=body,
                 headers={**(headers or {}), FORWARDED_HEADER: "1"},
                 timeout=aiohttp.ClientTimeout(total=self._request_timeout),

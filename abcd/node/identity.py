@@ -76,8 +76,12 @@ async def join(
     timeout: float = 60.0,
     token: str | None = None,
     logger=loguru.logger,
+    tls=None,
 ) -> dict[str, Any]:
-    """Ask the cluster (through any of `targets`) to add this node; returns the new meta."""
+    """Ask the cluster (through any of `targets`) to add this node; returns the new meta.
+
+    With `tls` (abcd.tls.TlsContexts) the request goes over https with the node's peer certificate.
+    """
     if _wal_has_segments(data_dir):
         raise IdentityError(
             f"{data_dir} has a WAL but no meta.json; remove the data dir to join afresh"
@@ -95,7 +99,9 @@ async def join(
         while True:
             for target in targets:
                 try:
-                    async with session.post(f"http://{target}/v1/members", json=body, headers=headers) as reply:
+                    url = f"{'https' if tls is not None else 'http'}://{target}/v1/members"
+                    ssl = tls.dial if tls is not None else True
+                    async with session.post(url, json=body, headers=headers, ssl=ssl) as reply:
                         payload = await reply.json(content_type=None)
                         if reply.status == 200:
                             return _joined_meta(payload, name=name, address=address, port=port, data_dir=data_dir)

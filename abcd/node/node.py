@@ -88,8 +88,10 @@ class NodeStats:
 
 
 class Node:
-    def __init__(self, config: NodeConfig, meta: dict) -> None:
+    def __init__(self, config: NodeConfig, meta: dict, tls=None) -> None:
         self.config = config
+        # abcd.tls.TlsContexts when the node speaks TLS: peers are dialed with its `dial` context.
+        self.tls = tls
         self.meta = meta
         self.node_id: int = int(meta["node_id"])
         self.cluster_id: str = str(meta["cluster_id"])
@@ -192,8 +194,9 @@ class Node:
             is_removed=self.membership.is_removed,
             on_removed=lambda peer, reason: leave_removed(self, f"node {peer} says: {reason}"),
             logger=self.logger,
+            ssl_context=(lambda: self.tls.dial) if self.tls is not None else None,
         )
-        self.forwarder = Forwarder(self._unsent, logger=self.logger)
+        self.forwarder = Forwarder(self._unsent, logger=self.logger, tls=self.tls)
         self.scheduler = AsyncIOScheduler(loop)
         self.wal_sink = WALSink(
             self.wal,

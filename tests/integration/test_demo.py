@@ -325,3 +325,30 @@ def test_a_member_started_from_the_demo_joins_is_promoted_and_resumes_with_the_o
     finally:
         out = again.stop()
     assert again.proc.returncode == 0, out
+
+
+def test_demo_tls_makes_its_certificates_and_prints_a_working_abcdctl_command(tmp_path):
+    demo = Demo(tmp_path, extra=("--tls",))
+    try:
+        dashboard = f"abcd demo: dashboard https://127.0.0.1:{demo.dashboard}/"
+        wait_for(lambda: demo.alive() and "Ctrl-C stops" in demo.output(), "the TLS demo to start", timeout=START_TIMEOUT)
+        out = demo.output()
+        assert dashboard in out, out
+        printed = next(line for line in out.splitlines() if line.strip().startswith("abcdctl "))
+        args = printed.split()[2:-3]  # "abcdctl    abcdctl --endpoints ... put a x": the options
+        env = dict(os.environ, PYTHONPATH=REPO)
+        cli = [sys.executable, "-m", "abcd.cli", *args]
+        put = subprocess.run([*cli, "put", "over", "tls"], capture_output=True, text=True, env=env, timeout=30)
+        assert put.returncode == 0, put.stderr
+        got = subprocess.run([*cli, "get", "over"], capture_output=True, text=True, env=env, timeout=30)
+        assert got.stdout == "tls\n", got.stderr
+        # Plaintext is refused: the nodes speak only TLS.
+        plain = subprocess.run(
+            [sys.executable, "-m", "abcd.cli", "--timeout", "1", "--endpoints", f"127.0.0.1:{demo.ports[0]}", "get", "over"],
+            capture_output=True, text=True, env=env, timeout=30,
+        )
+        assert plain.returncode != 0 and "if it speaks TLS" in plain.stderr, plain.stderr
+        assert os.path.isfile(tmp_path / "abcd-data" / "tls" / "ca.crt")
+    finally:
+        out = demo.stop()
+    assert demo.proc.returncode == 0, out

@@ -449,6 +449,21 @@ def test_plain_http_mix_of_reads_and_writes(tmp_path):
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("client, label", [((), "abcd session tls"), (("--http",), "abcd http tls")])
+def test_tls_runs_the_local_cluster_and_the_clients_over_tls(tmp_path, client, label):
+    out = tmp_path / "out.json"
+    result = _run_bench("--nodes", "1", "--tls", *client, "--concurrency", "4", "--duration", "0.5",
+                        "--warmup", "0.2", "--reps", "1", "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(out.read_text())
+    assert doc["config"]["tls"] is True
+    (series,) = doc["series"]
+    assert series["label"] == label
+    (rep,) = series["rows"][0]["reps"]
+    assert rep["ops"] > 0 and rep["errors"] == 0, rep["error_samples"]
+
+
+@pytest.mark.integration
 def test_interrupting_a_run_stops_every_node(tmp_path):
     out = tmp_path / "out.json"
     proc = subprocess.Popen([sys.executable, str(BENCH), "--nodes", "3", "--concurrency", "1", "--duration", "30",

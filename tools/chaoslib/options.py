@@ -31,6 +31,7 @@ class RunOptions:
     budget: int
     progress_every: float
     argv: tuple[str, ...]
+    tls: bool = False  # the members speak TLS (a CA made for the run), clients use https/wss
     sample_every: float | None = None  # the soak: seconds between resource samples
     snapshot_count: int | None = None  # the members' --snapshot-count, when given
 
@@ -58,7 +59,7 @@ class RunOptions:
             text += f" --sample-every {self.sample_every:g}"
         if self.snapshot_count is not None:
             text += f" --snapshot-count {self.snapshot_count}"
-        return text + (" --unsafe-stale-reads" if self.unsafe_stale_reads else "")
+        return text + (" --unsafe-stale-reads" if self.unsafe_stale_reads else "") + (" --tls" if self.tls else "")
 
 
 def _positive(kind):
@@ -112,6 +113,8 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--unsafe-stale-reads", action="store_true",
                    help="start the members with a planted bug (reads served from local state without "
                         "ReadIndex) to see the checker catch it")
+    p.add_argument("--tls", action="store_true",
+                   help="run the members with TLS and peer mutual TLS (a CA made for the run); clients over https/wss")
     p.add_argument("--history", metavar="FILE",
                    help="write the history here (JSON); by default it is written, to "
                         "chaos-history-SEED.json, only when the run fails")
@@ -151,7 +154,7 @@ def parse_run(argv: list[str], *, soak: bool = False) -> RunOptions:
         readers_per_node=a.readers_per_node, keys=a.keys, ops_per_key=a.ops_per_key, timeout=a.timeout,
         faults=a.faults, heartbeat_ms=a.heartbeat_ms, election_timeout_ms=a.election_timeout_ms,
         unsafe_stale_reads=a.unsafe_stale_reads, history=a.history, json=a.json, data_dir=a.data_dir,
-        budget=a.budget, progress_every=a.progress_every, argv=tuple(argv),
+        budget=a.budget, progress_every=a.progress_every, argv=tuple(argv), tls=a.tls,
         sample_every=a.sample_every if soak else None, snapshot_count=snapshot_count,
     )
 

@@ -81,7 +81,7 @@ async def _traffic(cluster: ChaosCluster, opts: RunOptions, recorder: HistoryRec
     stop_at = started + opts.duration
     workload = Workload(cluster.addresses, recorder, seed=opts.seed, workers=opts.workers,
                         readers_per_node=opts.readers_per_node, keys=opts.keys, ops_per_key=opts.ops_per_key,
-                        timeout=opts.timeout)
+                        timeout=opts.timeout, ssl=cluster.ssl)
     nemesis = Nemesis(cluster, schedule.draw(opts.seed, opts.faults, opts.election_timeout_ms / 1000), started)
     progress = Progress(opts.duration, every=opts.progress_every)
     tasks = [asyncio.create_task(workload.run(stop_at)), asyncio.create_task(nemesis.run(stop_at))]
@@ -127,12 +127,14 @@ async def run(opts: RunOptions, out=print) -> RunResult:
     final: dict = {}
     workload = nemesis = sampler = None
     try:
-        with ChaosCluster(root, opts.nodes, opts.node_args) as cluster:
+        with ChaosCluster(root, opts.nodes, opts.node_args, tls=opts.tls) as cluster:
             started[0] = time.monotonic()
             workload, nemesis, sampler = await _traffic(cluster, opts, recorder, started[0])
             out(f"traffic over after {time.monotonic() - started[0]:.1f} s; healing and restarting every member")
             await _end(cluster, nemesis)
-            final = await final_reads(cluster.addresses, recorder, workload.keys.all, FINAL_READ_TIMEOUT)
+            final = await final_reads(
+                cluster.addresses, recorder, workload.keys.all, FINAL_READ_TIMEOUT, ssl=cluster.ssl
+            )
     except ClusterError as e:
         result.error = str(e).splitlines()[0][:500]
     if workload is not None:

@@ -11,6 +11,8 @@
 // that every request then carries (a session request's "auth", a watch's ?token=);
 // with auth off (the default) the row is not needed and nothing carries a token.
 
+import { WS_SCHEME, introduce } from "./scheme.js";
+
 const REQUEST_TIMEOUT_MS = 10000;
 const OPEN_TIMEOUT_MS = 2000;
 const MAX_WATCH_ROWS = 200;
@@ -245,7 +247,7 @@ class Session {
     this.close();
     for (const target of this.live.candidates()) {
       if (tried.has(target.id)) continue;
-      const socket = await open(`ws://${target.address}/v1/session`);
+      const socket = await open(`${WS_SCHEME}://${target.address}/v1/session`);
       if (!socket) {
         tried.add(target.id);
         continue;
@@ -288,7 +290,8 @@ class Session {
 }
 
 /** A websocket once open, or null if it could not open in time. */
-function open(url) {
+async function open(url) {
+  await introduce(new URL(url).host);
   return new Promise((resolve) => {
     let socket;
     try {
@@ -345,7 +348,7 @@ class Watch {
     if (this.lastRevision !== null) query += `&start_revision=${this.lastRevision + 1}`;
     if (this.auth && this.auth.token) query += `&token=${encodeURIComponent(this.auth.token)}`;
     const prefix = this.prefix;
-    const socket = await open(`ws://${target.address}/v1/watch?${query}`);
+    const socket = await open(`${WS_SCHEME}://${target.address}/v1/watch?${query}`);
     if (this.prefix !== prefix) {
       if (socket) socket.close();
       return;

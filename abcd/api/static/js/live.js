@@ -14,6 +14,7 @@
 
 import { mountControls, memberActions } from "./controls.js";
 import { mountKeys } from "./keys.js";
+import { HTTP_SCHEME, WS_SCHEME, introduce } from "./scheme.js";
 
 const RENDER_INTERVAL_MS = 100; // at most ten snapshots a second
 const STATUS_STALE_MS = 1000; // no status for this long: the member is down
@@ -63,9 +64,14 @@ class MemberLink {
 
   connect() {
     if (this.closed) return;
+    introduce(this.address).then(() => this.openSocket());
+  }
+
+  openSocket() {
+    if (this.closed) return;
     let socket;
     try {
-      socket = new WebSocket(`ws://${this.address}/v1/events`);
+      socket = new WebSocket(`${WS_SCHEME}://${this.address}/v1/events`);
     } catch (e) {
       this.scheduleReconnect();
       return;
@@ -555,7 +561,7 @@ export class LiveCluster {
   // ------------------------------------------------------------------ calls to the cluster
 
   url(address, path) {
-    return address === this.servedBy ? path : `http://${address}${path}`;
+    return address === this.servedBy ? path : `${HTTP_SCHEME}://${address}${path}`;
   }
 
   member(id) {
