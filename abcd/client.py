@@ -30,7 +30,7 @@ Theory of operation
   without auth costs nothing), and sends it with every call: as `Authorization: Bearer`
   on HTTP and watches, as each request's `"auth"` on the session.  When a call is refused
   with 401 later (the token expired, or the password changed), it authenticates again
-  once and retries.
+  and retries, at most `MAX_RENEWALS` authentications a call.
 - **TLS.** `cacert`/`cert`/`key` (or an `ssl.SSLContext` as `ssl`) make bare endpoints
   https and the websockets wss (docs/security.md).
 

@@ -181,6 +181,14 @@ def test_the_planted_bug_flag_is_hidden_from_help():
     assert parser.parse_args(["8080"]).unsafe_stale_reads is False
 
 
+def test_the_soak_help_states_the_soak_default_length():
+    from chaoslib.options import parse_run, soak_parser
+
+    assert parse_run([], soak=True).duration == 3600.0
+    assert "(default 3600)" in soak_parser().format_help()
+    assert "(default 60)" not in soak_parser().format_help()
+
+
 def test_the_soak_reports_growth_from_the_second_quarter_to_the_last():
     from chaoslib.soak import growth
 

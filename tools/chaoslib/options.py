@@ -136,6 +136,10 @@ def soak_parser() -> argparse.ArgumentParser:
                      "resident memory, open file descriptors, asyncio tasks and data dir size, reported at the end "
                      "with the history's verdict.")
     p.set_defaults(duration=3600.0)
+    # The run's --duration help names the run's default; say the soak's.
+    for action in p._actions:
+        if action.dest == "duration":
+            action.help = "seconds of traffic and faults (default 3600)"
     p.add_argument("--sample-every", type=_positive(float), default=10.0,
                    help="seconds between resource samples (default 10)")
     return p
