@@ -276,7 +276,14 @@ class RaftCore(ElectionMixin, ReplicationMixin, ReadsMixin, MembershipMixin, Sna
         if kind is AppendEntriesRequest:
             # A deposed leader: answer so that it learns the new term and steps down.
             self.send(
-                AppendEntriesResponse(self.current_term, self.id, m.source, False, m.prev_log_index, 0, 0, m.read_round)
+                AppendEntriesResponse(
+                    term=self.current_term,
+                    source=self.id,
+                    dest=m.source,
+                    success=False,
+                    rejected_index=m.prev_log_index,
+                    read_round=m.read_round,
+                )
             )
         elif kind is InstallSnapshotRequest:
             # Figure 13 step 1: reply at once; match_index 0 promises nothing.

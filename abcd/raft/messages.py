@@ -91,8 +91,12 @@ class AppendEntriesResponse:
     source: int
     dest: int
     success: bool
-    # On success: the index of the last entry now known to match the leader's log.
-    match_index: int
+    # On success: the index of the last entry now known to match the leader's log
+    # (0 on failure).
+    match_index: int = 0
+    # On failure: the request's prev_log_index, the index whose consistency check
+    # failed, so the leader can tell which request this refuses (0 on success).
+    rejected_index: int = 0
     # On failure, a hint for fast backtracking (§5.3, the paragraph after Figure 8):
     # the term of the conflicting entry and the first index this follower holds for
     # that term; conflict_term 0 means "my log is shorter", conflict_index = its length+1.

@@ -142,7 +142,7 @@ class ReplicationMixin:
             self.send(TimeoutNow(self.current_term, self.id, peer))
 
     def _handle_rejection(self, pr: Progress, m: AppendEntriesResponse) -> None:
-        rejected = m.match_index  # the prev_log_index that failed the consistency check
+        rejected = m.rejected_index
         if pr.state == SNAPSHOT:
             return  # a heartbeat anchored in what we compacted: the snapshot answers it
         if pr.state == PROBE and self.log.term_at(rejected) is None:
@@ -248,7 +248,14 @@ class ReplicationMixin:
             self.commit_index = commit
             self.on_commit_advanced()
         self.send_after_persist(
-            AppendEntriesResponse(self.current_term, self.id, m.source, True, last_new, 0, 0, m.read_round)
+            AppendEntriesResponse(
+                term=self.current_term,
+                source=self.id,
+                dest=m.source,
+                success=True,
+                match_index=last_new,
+                read_round=m.read_round,
+            )
         )
 
     def _reject_append(self, m: AppendEntriesRequest) -> None:
@@ -261,13 +268,13 @@ class ReplicationMixin:
         self.trace("RejectAppend", leader=m.source, prev_log_index=m.prev_log_index)
         self.send(
             AppendEntriesResponse(
-                self.current_term,
-                self.id,
-                m.source,
-                False,
-                m.prev_log_index,
-                conflict_index,
-                conflict_term,
-                m.read_round,
+                term=self.current_term,
+                source=self.id,
+                dest=m.source,
+                success=False,
+                rejected_index=m.prev_log_index,
+                conflict_index=conflict_index,
+                conflict_term=conflict_term,
+                read_round=m.read_round,
             )
         )
