@@ -58,6 +58,7 @@ from .messages import (
     Tick,
     TimeoutNow,
     TransferLeadership,
+    append_entries_rejected,
 )
 from .reads import ReadsMixin
 from .replication import ReplicationMixin
@@ -177,7 +178,7 @@ class RaftCore(ElectionMixin, ReplicationMixin, ReadsMixin, MembershipMixin, Sna
 
     @property
     def hard_state(self) -> HardState:
-        return HardState(self.current_term, self.voted_for)
+        return HardState(current_term=self.current_term, voted_for=self.voted_for)
 
     def is_leader(self) -> bool:
         return self.role == LEADER
@@ -276,20 +277,23 @@ class RaftCore(ElectionMixin, ReplicationMixin, ReadsMixin, MembershipMixin, Sna
         if kind is AppendEntriesRequest:
             # A deposed leader: answer so that it learns the new term and steps down.
             self.send(
-                AppendEntriesResponse(
+                append_entries_rejected(
                     term=self.current_term,
                     source=self.id,
                     dest=m.source,
-                    success=False,
                     rejected_index=m.prev_log_index,
                     read_round=m.read_round,
                 )
             )
         elif kind is InstallSnapshotRequest:
             # Figure 13 step 1: reply at once; match_index 0 promises nothing.
-            self.send(InstallSnapshotResponse(self.current_term, self.id, m.source, 0))
+            self.send(InstallSnapshotResponse(term=self.current_term, source=self.id, dest=m.source, match_index=0))
         elif kind is RequestVoteRequest and m.pre_vote:
-            self.send(RequestVoteResponse(self.current_term, self.id, m.source, False, True))
+            self.send(
+                RequestVoteResponse(
+                    term=self.current_term, source=self.id, dest=m.source, vote_granted=False, pre_vote=True
+                )
+            )
 
     # ------------------------------------------------------------------ time
 
@@ -442,12 +446,20 @@ class RaftCore(ElectionMixin, ReplicationMixin, ReadsMixin, MembershipMixin, Sna
             hard_state = self.hard_state if self._hard_state_dirty else None
             installed = self._installed_snapshot
             if installed is None:
-                effects.append(Persist(self.persist_seq, hard_state, entries))
+                effects.append(Persist(seq=self.persist_seq, hard_state=hard_state, entries=entries))
             else:
                 snapshot, data = installed
-                effects.append(Persist(self.persist_seq, hard_state, entries, snapshot, data))
+                effects.append(
+                    Persist(
+                        seq=self.persist_seq,
+                        hard_state=hard_state,
+                        entries=entries,
+                        snapshot=snapshot,
+                        snapshot_data=data,
+                    )
+                )
                 # The state machine jumps to the snapshot before any later entry applies.
-                effects.append(Restore(snapshot, data))
+                effects.append(Restore(snapshot=snapshot, data=data))
                 self._installed_snapshot = None
             if entries:
                 last_index, last_term = entries[-1].index, entries[-1].term

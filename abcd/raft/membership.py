@@ -60,7 +60,7 @@ class MembershipMixin:
         index = self.log.last_index + 1
         self.append_local([Entry(self.current_term, index, encode_config(new, event.context), ENTRY_CONFIG)])
         self.pending_config_index = index
-        self.reply(event.tag, Accepted(self.current_term, index, index))
+        self.reply(event.tag, Accepted(term=self.current_term, first_index=index, last_index=index))
         self.broadcast_append()
         if self.maybe_commit():
             self.broadcast_commit()
