@@ -24,7 +24,8 @@ write and one fsync.
 The work is split by concern into mixins over the same state: election.py (votes,
 pre-vote, leadership transfer), replication.py (AppendEntries both ways, commit),
 reads.py (ReadIndex), membership.py (configuration changes), snapshot.py
-(InstallSnapshot and log compaction).
+(InstallSnapshot and log compaction).  The state they share is declared, with its
+invariants, in state.py (RaftState); __init__ below gives it its first values.
 """
 from __future__ import annotations
 
@@ -132,34 +133,33 @@ class RaftCore(ElectionMixin, ReplicationMixin, ReadsMixin, MembershipMixin, Sna
         self.commit_index = snapshot.last_included_index
         self.last_applied = applied if applied is not None else snapshot.last_included_index
         self.role = FOLLOWER
-        self.leader_id: int | None = None
+        self.leader_id = None
         self.election_elapsed = 0
         self.heartbeat_elapsed = 0
         self.tick_count = 0  # a leader's logical clock, for spotting lost requests
         self.randomized_election_timeout = options.election_ticks
-        self.votes_granted: dict[int, bool] = {}
-        self.progress: dict = {}
+        self.votes_granted = {}
+        self.progress = {}
         # Membership: the base configuration (from the snapshot) and config entries in the log.
         self.base_config = Configuration(snapshot.voters, snapshot.learners)
         self.config = self.base_config
-        self.config_entries: list[tuple[int, Configuration]] = []
+        self.config_entries = []
         self.pending_config_index = 0
-        self.lead_transferee: int | None = None
-        self.transfer_elapsed = 0
+        self.lead_transferee = None
         # Durability bookkeeping.  stable_index: the last entry known durable here.
         # Invariant: stable_index <= log.last_index.
         self.stable_index = self.log.last_index
         self.persist_seq = 0
         self.persisted_seq = 0
-        self.unstable_persists: deque[tuple[int, int, int]] = deque()  # (seq, last index, its term)
-        self.held_messages: deque[tuple[int, Message]] = deque()  # (seq it waits for, message)
+        self.unstable_persists = deque()
+        self.held_messages = deque()
         # Per-step scratch, turned into effects by _flush.
-        self._effects: list[Effect] = []
+        self._effects = []
         self._hard_state_dirty = False
-        self._unstable_entries: list[Entry] = []
-        self._gated_this_step: list[Message] = []
+        self._unstable_entries = []
+        self._gated_this_step = []
         # A leader's snapshot installed in this step: (metadata, data) for Persist and Restore.
-        self._installed_snapshot: tuple[Snapshot, bytes] | None = None
+        self._installed_snapshot = None
         self._init_reads()
         self.rebuild_config()
         self.reset_election_timeout()

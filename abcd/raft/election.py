@@ -4,10 +4,11 @@ from __future__ import annotations
 from .effects import Accepted, Rejected
 from .roles import CANDIDATE, LEADER, PRE_CANDIDATE
 from .messages import Entry, RequestVoteRequest, RequestVoteResponse, TimeoutNow, TransferLeadership
+from .state import RaftState
 
 
 
-class ElectionMixin:
+class ElectionMixin(RaftState):
     def campaign(self, *, pre_vote: bool, transfer: bool = False) -> None:
         if pre_vote:
             self.become_pre_candidate()

@@ -13,9 +13,10 @@ from .effects import Accepted, Rejected
 from .messages import ENTRY_CONFIG, Entry, ProposeConfig
 from .progress import Progress
 from .roles import LEADER
+from .state import RaftState
 
 
-class MembershipMixin:
+class MembershipMixin(RaftState):
     def rebuild_config(self) -> None:
         log = self.log
         entries = [(i, decode_config(log.entry(i).data)) for i in log.indexes_of_kind(ENTRY_CONFIG)]

@@ -17,9 +17,10 @@ from .messages import (
 )
 from .progress import PROBE, REPLICATE, SNAPSHOT, Progress
 from .roles import CANDIDATE, LEADER, PRE_CANDIDATE
+from .state import RaftState
 
 
-class ReplicationMixin:
+class ReplicationMixin(RaftState):
     # ------------------------------------------------------------------ leader side
 
     def init_progress(self) -> None:

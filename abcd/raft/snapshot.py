@@ -20,9 +20,10 @@ from .config import Configuration
 from .messages import InstallSnapshotRequest, InstallSnapshotResponse, Snapshot
 from .progress import REPLICATE, SNAPSHOT
 from .roles import CANDIDATE, LEADER, PRE_CANDIDATE
+from .state import RaftState
 
 
-class SnapshotMixin:
+class SnapshotMixin(RaftState):
     # ------------------------------------------------------------------ leader side
 
     def send_snapshot(self, peer: int) -> None:
