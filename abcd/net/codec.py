@@ -7,12 +7,16 @@ a type code and whose remaining elements are the message's fields, in this order
     2 RequestVoteResponse    [2, term, source, dest, vote_granted, pre_vote]
     3 AppendEntriesRequest   [3, term, source, dest, prev_log_index, prev_log_term,
                                  leader_commit, read_round, entries]
-    4 AppendEntriesResponse  [4, term, source, dest, success, match_index,
+    4 AppendEntriesResponse  [4, term, source, dest, success, index,
                                  conflict_index, conflict_term, read_round]
     5 TimeoutNow             [5, term, source, dest]
     6 InstallSnapshotRequest [6, term, source, dest, last_included_index, last_included_term,
                                  voters, learners, data]
     7 InstallSnapshotResponse [7, term, source, dest, match_index]
+
+An AppendEntriesResponse's `index` is its match_index when `success` is true and its
+rejected_index (the prev_log_index that failed the consistency check) when false: the
+message carries the two in separate fields, and the one that does not apply is 0.
 
 Every integer field is a non-negative JSON integer and every flag a JSON boolean (never
 0/1).  `entries` is a list of `[term, index, kind, data]`: `data` is a JSON string when
@@ -173,7 +177,17 @@ def _encode_message(message: Message, cache: EncodeCache | None) -> bytes:
     if kind is AppendEntriesResponse:
         m = message
         return orjson.dumps(
-            (4, m.term, m.source, m.dest, m.success, m.match_index, m.conflict_index, m.conflict_term, m.read_round)
+            (
+                4,
+                m.term,
+                m.source,
+                m.dest,
+                m.success,
+                m.match_index if m.success else m.rejected_index,
+                m.conflict_index,
+                m.conflict_term,
+                m.read_round,
+            )
         )
     if kind is RequestVoteRequest:
         m = message
@@ -284,9 +298,19 @@ _LAYOUTS: dict[int, _Layout] = {
     ),
     4: _Layout(
         "AppendEntriesResponse",
-        (("term", _UINT), ("source", _UINT), ("dest", _UINT), ("success", _BOOL), ("match_index", _UINT),
+        (("term", _UINT), ("source", _UINT), ("dest", _UINT), ("success", _BOOL), ("index", _UINT),
          ("conflict_index", _UINT), ("conflict_term", _UINT), ("read_round", _UINT)),
-        lambda v: AppendEntriesResponse(*v),
+        lambda v: AppendEntriesResponse(
+            term=v[0],
+            source=v[1],
+            dest=v[2],
+            success=v[3],
+            match_index=v[4] if v[3] else 0,
+            rejected_index=0 if v[3] else v[4],
+            conflict_index=v[5],
+            conflict_term=v[6],
+            read_round=v[7],
+        ),
     ),
     5: _Layout("TimeoutNow", (("term", _UINT), ("source", _UINT), ("dest", _UINT)), lambda v: TimeoutNow(*v)),
     6: _Layout(

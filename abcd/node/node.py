@@ -144,7 +144,7 @@ class Node:
             entries=entries,
             snapshot=newest.raft_snapshot() if newest is not None else None,
             seed=random.SystemRandom().getrandbits(32),
-            options=Options(election_ticks=config.election_ticks, heartbeat_ticks=1),
+            options=Options(election_ticks=config.election_ticks, heartbeat_ticks=1).validate(),
         )
         self.membership = Membership(self.node_id, members_from_json(self.meta.get("seed_members", [])))
         if newest is not None:

@@ -24,7 +24,8 @@ write and one fsync.
 The work is split by concern into mixins over the same state: election.py (votes,
 pre-vote, leadership transfer), replication.py (AppendEntries both ways, commit),
 reads.py (ReadIndex), membership.py (configuration changes), snapshot.py
-(InstallSnapshot and log compaction).
+(InstallSnapshot and log compaction).  The state they share is declared, with its
+invariants, in state.py (RaftState); __init__ below gives it its first values.
 """
 from __future__ import annotations
 
@@ -58,6 +59,7 @@ from .messages import (
     Tick,
     TimeoutNow,
     TransferLeadership,
+    append_entries_rejected,
 )
 from .reads import ReadsMixin
 from .replication import ReplicationMixin
@@ -78,6 +80,31 @@ class Options:
     max_inflight: int = 64
     # Emit a Trace for every message sent and received (the simulator's --trace).
     trace_messages: bool = False
+
+    def validate(self) -> "Options":
+        """Raise ValueError naming the first option that cannot work; return self.
+
+        The election timeout must be longer than the heartbeat interval (§5.6:
+        broadcastTime << electionTimeout), or followers campaign between heartbeats.
+        """
+        if self.election_ticks < 1:
+            raise ValueError(f"election_ticks must be at least 1, got {self.election_ticks}")
+        if self.heartbeat_ticks < 1:
+            raise ValueError(f"heartbeat_ticks must be at least 1, got {self.heartbeat_ticks}")
+        if self.heartbeat_ticks >= self.election_ticks:
+            raise ValueError(
+                f"heartbeat_ticks ({self.heartbeat_ticks}) must be less than election_ticks ({self.election_ticks}): "
+                "followers would time out between heartbeats"
+            )
+        if self.max_entries_per_message < 1:
+            raise ValueError(f"max_entries_per_message must be at least 1, got {self.max_entries_per_message}")
+        if self.max_bytes_per_message < 0:
+            raise ValueError(
+                f"max_bytes_per_message must be at least 0 (0: no byte limit), got {self.max_bytes_per_message}"
+            )
+        if self.max_inflight < 1:
+            raise ValueError(f"max_inflight must be at least 1, got {self.max_inflight}")
+        return self
 
 
 class RaftCore(ElectionMixin, ReplicationMixin, ReadsMixin, MembershipMixin, SnapshotMixin):
@@ -106,34 +133,33 @@ class RaftCore(ElectionMixin, ReplicationMixin, ReadsMixin, MembershipMixin, Sna
         self.commit_index = snapshot.last_included_index
         self.last_applied = applied if applied is not None else snapshot.last_included_index
         self.role = FOLLOWER
-        self.leader_id: int | None = None
+        self.leader_id = None
         self.election_elapsed = 0
         self.heartbeat_elapsed = 0
         self.tick_count = 0  # a leader's logical clock, for spotting lost requests
         self.randomized_election_timeout = options.election_ticks
-        self.votes_granted: dict[int, bool] = {}
-        self.progress: dict = {}
+        self.votes_granted = {}
+        self.progress = {}
         # Membership: the base configuration (from the snapshot) and config entries in the log.
         self.base_config = Configuration(snapshot.voters, snapshot.learners)
         self.config = self.base_config
-        self.config_entries: list[tuple[int, Configuration]] = []
+        self.config_entries = []
         self.pending_config_index = 0
-        self.lead_transferee: int | None = None
-        self.transfer_elapsed = 0
+        self.lead_transferee = None
         # Durability bookkeeping.  stable_index: the last entry known durable here.
         # Invariant: stable_index <= log.last_index.
         self.stable_index = self.log.last_index
         self.persist_seq = 0
         self.persisted_seq = 0
-        self.unstable_persists: deque[tuple[int, int, int]] = deque()  # (seq, last index, its term)
-        self.held_messages: deque[tuple[int, Message]] = deque()  # (seq it waits for, message)
+        self.unstable_persists = deque()
+        self.held_messages = deque()
         # Per-step scratch, turned into effects by _flush.
-        self._effects: list[Effect] = []
+        self._effects = []
         self._hard_state_dirty = False
-        self._unstable_entries: list[Entry] = []
-        self._gated_this_step: list[Message] = []
+        self._unstable_entries = []
+        self._gated_this_step = []
         # A leader's snapshot installed in this step: (metadata, data) for Persist and Restore.
-        self._installed_snapshot: tuple[Snapshot, bytes] | None = None
+        self._installed_snapshot = None
         self._init_reads()
         self.rebuild_config()
         self.reset_election_timeout()
@@ -152,7 +178,7 @@ class RaftCore(ElectionMixin, ReplicationMixin, ReadsMixin, MembershipMixin, Sna
 
     @property
     def hard_state(self) -> HardState:
-        return HardState(self.current_term, self.voted_for)
+        return HardState(current_term=self.current_term, voted_for=self.voted_for)
 
     def is_leader(self) -> bool:
         return self.role == LEADER
@@ -251,13 +277,23 @@ class RaftCore(ElectionMixin, ReplicationMixin, ReadsMixin, MembershipMixin, Sna
         if kind is AppendEntriesRequest:
             # A deposed leader: answer so that it learns the new term and steps down.
             self.send(
-                AppendEntriesResponse(self.current_term, self.id, m.source, False, m.prev_log_index, 0, 0, m.read_round)
+                append_entries_rejected(
+                    term=self.current_term,
+                    source=self.id,
+                    dest=m.source,
+                    rejected_index=m.prev_log_index,
+                    read_round=m.read_round,
+                )
             )
         elif kind is InstallSnapshotRequest:
             # Figure 13 step 1: reply at once; match_index 0 promises nothing.
-            self.send(InstallSnapshotResponse(self.current_term, self.id, m.source, 0))
+            self.send(InstallSnapshotResponse(term=self.current_term, source=self.id, dest=m.source, match_index=0))
         elif kind is RequestVoteRequest and m.pre_vote:
-            self.send(RequestVoteResponse(self.current_term, self.id, m.source, False, True))
+            self.send(
+                RequestVoteResponse(
+                    term=self.current_term, source=self.id, dest=m.source, vote_granted=False, pre_vote=True
+                )
+            )
 
     # ------------------------------------------------------------------ time
 
@@ -410,12 +446,20 @@ class RaftCore(ElectionMixin, ReplicationMixin, ReadsMixin, MembershipMixin, Sna
             hard_state = self.hard_state if self._hard_state_dirty else None
             installed = self._installed_snapshot
             if installed is None:
-                effects.append(Persist(self.persist_seq, hard_state, entries))
+                effects.append(Persist(seq=self.persist_seq, hard_state=hard_state, entries=entries))
             else:
                 snapshot, data = installed
-                effects.append(Persist(self.persist_seq, hard_state, entries, snapshot, data))
+                effects.append(
+                    Persist(
+                        seq=self.persist_seq,
+                        hard_state=hard_state,
+                        entries=entries,
+                        snapshot=snapshot,
+                        snapshot_data=data,
+                    )
+                )
                 # The state machine jumps to the snapshot before any later entry applies.
-                effects.append(Restore(snapshot, data))
+                effects.append(Restore(snapshot=snapshot, data=data))
                 self._installed_snapshot = None
             if entries:
                 last_index, last_term = entries[-1].index, entries[-1].term

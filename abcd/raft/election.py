@@ -4,10 +4,11 @@ from __future__ import annotations
 from .effects import Accepted, Rejected
 from .roles import CANDIDATE, LEADER, PRE_CANDIDATE
 from .messages import Entry, RequestVoteRequest, RequestVoteResponse, TimeoutNow, TransferLeadership
+from .state import RaftState
 
 
 
-class ElectionMixin:
+class ElectionMixin(RaftState):
     def campaign(self, *, pre_vote: bool, transfer: bool = False) -> None:
         if pre_vote:
             self.become_pre_candidate()
@@ -22,7 +23,13 @@ class ElectionMixin:
             if peer == self.id:
                 continue
             m = RequestVoteRequest(
-                term, self.id, peer, self.log.last_index, self.log.last_term, pre_vote=pre_vote, transfer=transfer
+                term=term,
+                source=self.id,
+                dest=peer,
+                last_log_index=self.log.last_index,
+                last_log_term=self.log.last_term,
+                pre_vote=pre_vote,
+                transfer=transfer,
             )
             if pre_vote:
                 self.send(m)
@@ -69,16 +76,24 @@ class ElectionMixin:
             if m.pre_vote:
                 # Grant with the term of the request, so that the pre-candidate
                 # counts it (our own term is unchanged).
-                self.send(RequestVoteResponse(m.term, self.id, m.source, True, True))
+                self.send(
+                    RequestVoteResponse(term=m.term, source=self.id, dest=m.source, vote_granted=True, pre_vote=True)
+                )
             else:
                 self.election_elapsed = 0
                 if self.voted_for != m.source:
                     self.voted_for = m.source
                     self._hard_state_dirty = True
-                self.send_after_persist(RequestVoteResponse(self.current_term, self.id, m.source, True, False))
+                self.send_after_persist(
+                    RequestVoteResponse(term=self.current_term, source=self.id, dest=m.source, vote_granted=True)
+                )
         else:
             self.trace("RejectVote", candidate=m.source, pre_vote=m.pre_vote)
-            self.send(RequestVoteResponse(self.current_term, self.id, m.source, False, m.pre_vote))
+            self.send(
+                RequestVoteResponse(
+                    term=self.current_term, source=self.id, dest=m.source, vote_granted=False, pre_vote=m.pre_vote
+                )
+            )
 
     def can_grant_vote(self, m: RequestVoteRequest) -> bool:
         """Figure 2: one vote per term, first come first served."""
@@ -120,7 +135,8 @@ class ElectionMixin:
             self.not_leader(event.tag)
             return
         if event.to == self.id:
-            self.reply(event.tag, Accepted(self.current_term, self.log.last_index, self.log.last_index))
+            last = self.log.last_index
+            self.reply(event.tag, Accepted(term=self.current_term, first_index=last, last_index=last))
             return
         if event.to not in self.config.voters:
             self.reply(event.tag, Rejected(f"node {event.to} is not a voting member"))
@@ -130,10 +146,11 @@ class ElectionMixin:
         self.trace("TransferLeadership", to=event.to)
         pr = self.progress[event.to]
         if pr.match_index == self.log.last_index:
-            self.send(TimeoutNow(self.current_term, self.id, event.to))
+            self.send(TimeoutNow(term=self.current_term, source=self.id, dest=event.to))
         else:
             self.send_append(event.to)
-        self.reply(event.tag, Accepted(self.current_term, self.log.last_index, self.log.last_index))
+        last = self.log.last_index
+        self.reply(event.tag, Accepted(term=self.current_term, first_index=last, last_index=last))
 
     def handle_timeout_now(self, m: TimeoutNow) -> None:
         if self.role == LEADER or not self.promotable():

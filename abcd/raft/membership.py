@@ -13,9 +13,10 @@ from .effects import Accepted, Rejected
 from .messages import ENTRY_CONFIG, Entry, ProposeConfig
 from .progress import Progress
 from .roles import LEADER
+from .state import RaftState
 
 
-class MembershipMixin:
+class MembershipMixin(RaftState):
     def rebuild_config(self) -> None:
         log = self.log
         entries = [(i, decode_config(log.entry(i).data)) for i in log.indexes_of_kind(ENTRY_CONFIG)]
@@ -60,7 +61,7 @@ class MembershipMixin:
         index = self.log.last_index + 1
         self.append_local([Entry(self.current_term, index, encode_config(new, event.context), ENTRY_CONFIG)])
         self.pending_config_index = index
-        self.reply(event.tag, Accepted(self.current_term, index, index))
+        self.reply(event.tag, Accepted(term=self.current_term, first_index=index, last_index=index))
         self.broadcast_append()
         if self.maybe_commit():
             self.broadcast_commit()

@@ -11,15 +11,16 @@ from __future__ import annotations
 from .effects import ReadReady
 from .messages import ReadIndex
 from .roles import LEADER
+from .state import RaftState
 
 
-class ReadsMixin:
+class ReadsMixin(RaftState):
     def _init_reads(self) -> None:
-        self.read_round = 0  # the newest round; every AppendEntries carries it
-        # round -> (read_index, tags, voters that acknowledged); oldest first.
-        self.read_rounds: dict[int, tuple[int, list[int], set[int]]] = {}
-        self.reads_waiting_commit: list[int] = []
-        self.open_read_round = 0  # a round started in this step, that later reads may join
+        # The fields are declared in state.py.
+        self.read_round = 0
+        self.read_rounds = {}
+        self.reads_waiting_commit = []
+        self.open_read_round = 0
 
     def handle_read_index(self, event: ReadIndex) -> None:
         if self.role != LEADER:

@@ -4,12 +4,23 @@ from __future__ import annotations
 from itertools import count, repeat
 
 from .effects import Accepted, Rejected
-from .messages import ENTRY_NORMAL, AppendEntriesRequest, AppendEntriesResponse, Propose, TimeoutNow, entry_from_tuple
+from .messages import (
+    ENTRY_NORMAL,
+    AppendEntriesRequest,
+    AppendEntriesResponse,
+    Propose,
+    TimeoutNow,
+    append_entries,
+    append_entries_accepted,
+    append_entries_rejected,
+    entry_from_tuple,
+)
 from .progress import PROBE, REPLICATE, SNAPSHOT, Progress
 from .roles import CANDIDATE, LEADER, PRE_CANDIDATE
+from .state import RaftState
 
 
-class ReplicationMixin:
+class ReplicationMixin(RaftState):
     # ------------------------------------------------------------------ leader side
 
     def init_progress(self) -> None:
@@ -32,7 +43,7 @@ class ReplicationMixin:
         first = self.log.last_index + 1
         entries = list(map(entry_from_tuple, zip(repeat(term), count(first), event.commands, repeat(ENTRY_NORMAL))))
         self.append_local(entries, may_hold_config=False)
-        self.reply(event.tag, Accepted(term, first, entries[-1].index))
+        self.reply(event.tag, Accepted(term=term, first_index=first, last_index=entries[-1].index))
         self.broadcast_append()
 
     def broadcast_append(self) -> None:
@@ -66,15 +77,15 @@ class ReplicationMixin:
         # timer and acknowledges the read round.
         prev = pr.match_index
         self.send(
-            AppendEntriesRequest(
-                self.current_term,
-                self.id,
-                peer,
-                prev,
-                self.log.term_at(prev) or 0,
-                (),
-                min(self.commit_index, prev),
-                read_round or self.read_round,
+            append_entries(
+                term=self.current_term,
+                source=self.id,
+                dest=peer,
+                prev_log_index=prev,
+                prev_log_term=self.log.term_at(prev) or 0,
+                entries=(),
+                leader_commit=min(self.commit_index, prev),
+                read_round=read_round or self.read_round,
             )
         )
 
@@ -97,8 +108,15 @@ class ReplicationMixin:
         if not entries and (not allow_empty or pr.state == REPLICATE):
             return False
         self.send(
-            AppendEntriesRequest(
-                self.current_term, self.id, peer, prev, prev_term, entries, self.commit_index, self.read_round
+            append_entries(
+                term=self.current_term,
+                source=self.id,
+                dest=peer,
+                prev_log_index=prev,
+                prev_log_term=prev_term,
+                entries=entries,
+                leader_commit=self.commit_index,
+                read_round=self.read_round,
             )
         )
         pr.sent(entries[-1].index if entries else prev, self.tick_count)
@@ -139,10 +157,10 @@ class ReplicationMixin:
         """Thesis §3.10: the transferee has caught up; tell it to campaign now."""
         if peer == self.lead_transferee and self.progress[peer].match_index == self.log.last_index:
             self.trace("SendTimeoutNow", to=peer)
-            self.send(TimeoutNow(self.current_term, self.id, peer))
+            self.send(TimeoutNow(term=self.current_term, source=self.id, dest=peer))
 
     def _handle_rejection(self, pr: Progress, m: AppendEntriesResponse) -> None:
-        rejected = m.match_index  # the prev_log_index that failed the consistency check
+        rejected = m.rejected_index
         if pr.state == SNAPSHOT:
             return  # a heartbeat anchored in what we compacted: the snapshot answers it
         if pr.state == PROBE and self.log.term_at(rejected) is None:
@@ -248,7 +266,13 @@ class ReplicationMixin:
             self.commit_index = commit
             self.on_commit_advanced()
         self.send_after_persist(
-            AppendEntriesResponse(self.current_term, self.id, m.source, True, last_new, 0, 0, m.read_round)
+            append_entries_accepted(
+                term=self.current_term,
+                source=self.id,
+                dest=m.source,
+                match_index=last_new,
+                read_round=m.read_round,
+            )
         )
 
     def _reject_append(self, m: AppendEntriesRequest) -> None:
@@ -260,14 +284,13 @@ class ReplicationMixin:
             conflict_index = log.first_index_of_term(m.prev_log_index, self.commit_index)
         self.trace("RejectAppend", leader=m.source, prev_log_index=m.prev_log_index)
         self.send(
-            AppendEntriesResponse(
-                self.current_term,
-                self.id,
-                m.source,
-                False,
-                m.prev_log_index,
-                conflict_index,
-                conflict_term,
-                m.read_round,
+            append_entries_rejected(
+                term=self.current_term,
+                source=self.id,
+                dest=m.source,
+                rejected_index=m.prev_log_index,
+                conflict_index=conflict_index,
+                conflict_term=conflict_term,
+                read_round=m.read_round,
             )
         )

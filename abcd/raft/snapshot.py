@@ -20,9 +20,10 @@ from .config import Configuration
 from .messages import InstallSnapshotRequest, InstallSnapshotResponse, Snapshot
 from .progress import REPLICATE, SNAPSHOT
 from .roles import CANDIDATE, LEADER, PRE_CANDIDATE
+from .state import RaftState
 
 
-class SnapshotMixin:
+class SnapshotMixin(RaftState):
     # ------------------------------------------------------------------ leader side
 
     def send_snapshot(self, peer: int) -> None:
@@ -41,13 +42,13 @@ class SnapshotMixin:
         # base_config is the configuration as of log.snapshot_index (compact keeps it so).
         self.send(
             InstallSnapshotRequest(
-                self.current_term,
-                self.id,
-                peer,
-                log.snapshot_index,
-                log.snapshot_term,
-                self.base_config.voters,
-                self.base_config.learners,
+                term=self.current_term,
+                source=self.id,
+                dest=peer,
+                last_included_index=log.snapshot_index,
+                last_included_term=log.snapshot_term,
+                voters=self.base_config.voters,
+                learners=self.base_config.learners,
             )
         )
 
@@ -98,14 +99,21 @@ class SnapshotMixin:
         else:
             self._install_snapshot(m)
             match = index
-        self.send_after_persist(InstallSnapshotResponse(self.current_term, self.id, m.source, match))
+        self.send_after_persist(
+            InstallSnapshotResponse(term=self.current_term, source=self.id, dest=m.source, match_index=match)
+        )
 
     def _install_snapshot(self, m: InstallSnapshotRequest) -> None:
         """Figure 13 steps 7-8: discard the entire log and reset the state machine from
         the snapshot.  Every entry we hold after last_included_index conflicts with the
         leader's log (had one matched, so would the entry at the snapshot's index)."""
         index, term = m.last_included_index, m.last_included_term
-        snapshot = Snapshot(index, term, frozenset(m.voters), frozenset(m.learners))
+        snapshot = Snapshot(
+            last_included_index=index,
+            last_included_term=term,
+            voters=frozenset(m.voters),
+            learners=frozenset(m.learners),
+        )
         self.trace("InstallSnapshot", leader=m.source, last_included_index=index, last_included_term=term)
         self.log.reset(index, term)
         # Entries of this step not yet handed to storage are gone with the log.

@@ -151,7 +151,7 @@ class Cluster:
         self._seq = 0
         self.network = Network(random.Random(self.rng.getrandbits(64)), faults or NetworkFaults())
         self.core_factory = core_factory
-        self.options = options
+        self.options = options.validate()
         self.disk_delay = disk_delay
         self.tracer = tracer
         self.checker = SafetyChecker()

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..raft.core import RaftCore
 from ..raft.message_kinds import describe
+from ..raft.roles import Role
 from .broken import BROKEN
 from .cluster import TICK_MS, Cluster, SimNode, durable_entries_after_snapshot
 from .figure8 import stage_figure_8
@@ -27,7 +28,12 @@ FORMAT = "abcd-sim-run"
 VERSION = 1
 
 # The core's role names, as the dashboard's model spells them.
-ROLES = {"follower": "follower", "pre_candidate": "pre-candidate", "candidate": "candidate", "leader": "leader"}
+ROLES = {
+    Role.FOLLOWER: "follower",
+    Role.PRE_CANDIDATE: "pre-candidate",
+    Role.CANDIDATE: "candidate",
+    Role.LEADER: "leader",
+}
 # Traces of the whole cluster, not of one member, that make a step a fault step.
 FAULT_TRACES = {"Partition": "partition", "Heal": "heal", "Crash": "crash", "Restart": "restart"}
 
@@ -108,7 +114,7 @@ def member_state(node: SimNode, options) -> dict:
     voter = node.id in core.config.voters
     leading = core.is_leader()
     role = ROLES.get(core.role, core.role)
-    if not voter and role == "follower":
+    if not voter and core.role == Role.FOLLOWER:
         role = "learner"
     return {
         **base,

@@ -25,7 +25,7 @@ def describe(m) -> str:
     if kind is AppendEntriesResponse:
         if m.success:
             return f"AppendEntriesResponse(term={m.term}, ok, match={m.match_index})"
-        return f"AppendEntriesResponse(term={m.term}, reject at {m.match_index}, hint={m.conflict_index}@{m.conflict_term})"
+        return f"AppendEntriesResponse(term={m.term}, reject at {m.rejected_index}, hint={m.conflict_index}@{m.conflict_term})"
     if kind is InstallSnapshotRequest:
         return (
             f"InstallSnapshot(term={m.term}, last_included={m.last_included_index}@{m.last_included_term}, "

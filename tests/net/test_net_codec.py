@@ -63,11 +63,22 @@ def install_snapshot_requests(draw):
     )
 
 
+@st.composite
+def append_entries_responses(draw):
+    """The index travels as match_index on success and as rejected_index on failure."""
+    success, index = draw(st.booleans()), draw(uint)
+    return AppendEntriesResponse(
+        term=draw(uint), source=draw(uint), dest=draw(uint), success=success,
+        match_index=index if success else 0, rejected_index=0 if success else index,
+        conflict_index=draw(uint), conflict_term=draw(uint), read_round=draw(uint),
+    )
+
+
 messages = st.one_of(
     st.builds(RequestVoteRequest, uint, uint, uint, uint, uint, st.booleans(), st.booleans()),
     st.builds(RequestVoteResponse, uint, uint, uint, st.booleans(), st.booleans()),
     append_entries_requests(),
-    st.builds(AppendEntriesResponse, uint, uint, uint, st.booleans(), uint, uint, uint, uint),
+    append_entries_responses(),
     st.builds(TimeoutNow, uint, uint, uint),
     install_snapshot_requests(),
     st.builds(InstallSnapshotResponse, uint, uint, uint, uint),
@@ -101,6 +112,7 @@ def test_each_type_has_the_documented_layout():
         RequestVoteResponse(3, 2, 1, vote_granted=False),
         AppendEntriesRequest(3, 1, 2, 4, 2, entries, leader_commit=4, read_round=7),
         AppendEntriesResponse(3, 2, 1, True, 6, read_round=7),
+        AppendEntriesResponse(3, 2, 1, False, rejected_index=8, conflict_index=5, conflict_term=2),
         TimeoutNow(3, 1, 2),
         InstallSnapshotRequest(3, 1, 2, 40, 2, frozenset({3, 1, 2}), frozenset({5}), b'{"format":"x"}'),
         InstallSnapshotRequest(3, 1, 4, 40, 2, frozenset({1}), frozenset(), b"\xff"),
@@ -111,6 +123,7 @@ def test_each_type_has_the_documented_layout():
         [2, 3, 2, 1, False, False],
         [3, 3, 1, 2, 4, 2, 4, 7, [[3, 5, 0, '{"op":"put"}'], [3, 6, 1, {"b64": "/wA="}]]],
         [4, 3, 2, 1, True, 6, 0, 0, 7],
+        [4, 3, 2, 1, False, 8, 5, 2, 0],
         [5, 3, 1, 2],
         [6, 3, 1, 2, 40, 2, [1, 2, 3], [5], '{"format":"x"}'],
         [6, 3, 1, 4, 40, 2, [1], [], {"b64": "/w=="}],
@@ -250,7 +263,7 @@ MALFORMED = [
     (
         "string for int",
         b'[[4,1,2,1,true,"6",0,0,0]]',
-        'message 0: AppendEntriesResponse.match_index must be a non-negative integer, got "6"',
+        'message 0: AppendEntriesResponse.index must be a non-negative integer, got "6"',
     ),
     (
         "int for bool",

@@ -309,7 +309,7 @@ GARBAGE = [
         "wrong layout",
         b"[[5,1,7,2],[4,1,7,2,true]]",
         "message 1: AppendEntriesResponse must have 8 fields after the type code (term, source, dest, success, "
-        "match_index, conflict_index, conflict_term, read_round), got 4",
+        "index, conflict_index, conflict_term, read_round), got 4",
     ),
     ("negative term", b"[[5,-1,7,2]]", "message 0: TimeoutNow.term must be a non-negative integer, got -1"),
     (

@@ -7,7 +7,7 @@ from abcd.node.status import lease_remaining_ticks, log_terms, progress
 from abcd.raft.core import Options, RaftCore
 from abcd.raft.log import RaftLog
 from abcd.raft.messages import AppendEntriesResponse, Entry, Persisted, RequestVoteResponse, Tick
-from abcd.raft.roles import LEADER
+from abcd.raft.roles import LEADER, Role
 
 
 def log_with_terms(*terms: int, snapshot_index: int = 0, snapshot_term: int = 0) -> RaftLog:
@@ -59,7 +59,7 @@ def elected(options: Options) -> RaftCore:
     core = RaftCore(1, voters=(1, 2, 3), seed=1, options=options)
     for _ in range(2 * options.election_ticks):
         core.step(Tick())
-        if core.role != "follower":
+        if core.role != Role.FOLLOWER:
             break
     if options.pre_vote:
         core.step(RequestVoteResponse(core.current_term + 1, 2, 1, True, True))

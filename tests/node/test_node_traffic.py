@@ -27,7 +27,7 @@ def append(entries: int, dest: int = 2) -> AppendEntriesRequest:
         (append(0), ("Heartbeat", 0, None)),
         (append(5), ("AppendEntries", 5, None)),
         (AppendEntriesResponse(3, 2, 1, True, 5), ("AppendEntriesResponse", 0, True)),
-        (AppendEntriesResponse(3, 2, 1, False, 0), ("AppendEntriesResponse", 0, False)),
+        (AppendEntriesResponse(3, 2, 1, False), ("AppendEntriesResponse", 0, False)),
         (RequestVoteRequest(4, 1, 2, 9, 3), ("RequestVote", 0, None)),
         (RequestVoteRequest(4, 1, 2, 9, 3, pre_vote=True), ("PreVote", 0, None)),
         (RequestVoteResponse(4, 2, 1, True), ("RequestVoteResponse", 0, True)),
@@ -47,7 +47,7 @@ def test_counts_add_up_per_peer_kind_and_answer_and_take_starts_over():
     traffic.count_sent(2, [append(3, 2), append(0, 2), append(4, 2)])
     traffic.count_sent(3, [append(7, 3)])
     traffic.count_received(2, [AppendEntriesResponse(3, 2, 1, True, 3), AppendEntriesResponse(3, 2, 1, True, 7)])
-    traffic.count_received(2, [AppendEntriesResponse(3, 2, 1, False, 0)])
+    traffic.count_received(2, [AppendEntriesResponse(3, 2, 1, False)])
     sent, received = traffic.take()
     assert sent == [
         {"to": 2, "type": "AppendEntries", "count": 2, "entries": 7, "success": None},

@@ -73,7 +73,7 @@ def message(m) -> str:
         if m.success:
             parts = [f"term={m.term}", f"ok match={m.match_index}"]
         else:
-            parts = [f"term={m.term}", f"reject prev={m.match_index}", f"hint={m.conflict_index}@{m.conflict_term}"]
+            parts = [f"term={m.term}", f"reject prev={m.rejected_index}", f"hint={m.conflict_index}@{m.conflict_term}"]
         if m.read_round:
             parts.append(f"read={m.read_round}")
         return f"AppendEntriesResponse({', '.join(parts)})"

@@ -49,7 +49,7 @@ from .cores import (
     "message",
     [
         AppendEntriesRequest(5, 2, 1, 0, 0, (), 0),
-        AppendEntriesResponse(5, 2, 1, False, 0),
+        AppendEntriesResponse(5, 2, 1, False),
         RequestVoteRequest(5, 2, 1, 0, 0),  # a stale log: the vote is refused (§5.4.1)
         RequestVoteResponse(5, 2, 1, False),
     ],
@@ -73,7 +73,7 @@ def test_append_entries_from_stale_term_is_rejected_with_current_term():
     core = follower_with_leader(term=3, leader=1, terms=(1, 3))
     effects = append(core, term=2, leader=4, prev=(2, 3), entries=[(3, 2)], commit=2)
     (reply,) = sent(effects)
-    assert reply == AppendEntriesResponse(3, 2, 4, False, 2)
+    assert reply == AppendEntriesResponse(3, 2, 4, False, rejected_index=2)
     assert core.log.last_index == 2 and core.commit_index == 0 and core.leader_id == 1
 
 
@@ -303,7 +303,7 @@ def test_append_entries_rejected_when_log_lacks_prev_entry():
     prevLogIndex whose term matches prevLogTerm"; the hint says the log is shorter."""
     core = follower_with_leader(term=2, terms=(1, 1))
     effects = append(core, term=2, prev=(5, 2), entries=[(6, 2)])
-    assert sent(effects) == [AppendEntriesResponse(2, 2, 1, False, 5, conflict_index=3, conflict_term=0)]
+    assert sent(effects) == [AppendEntriesResponse(2, 2, 1, False, rejected_index=5, conflict_index=3, conflict_term=0)]
     assert core.log.last_index == 2
 
 
@@ -312,7 +312,7 @@ def test_append_entries_rejected_when_prev_term_differs_with_conflict_hint():
     conflicting term and the first index this follower holds for it."""
     core = follower_with_leader(term=4, terms=(1, 2, 2, 2))
     effects = append(core, term=4, prev=(4, 3), entries=[(5, 4)])
-    assert sent(effects) == [AppendEntriesResponse(4, 2, 1, False, 4, conflict_index=2, conflict_term=2)]
+    assert sent(effects) == [AppendEntriesResponse(4, 2, 1, False, rejected_index=4, conflict_index=2, conflict_term=2)]
     assert [e.term for e in core.log.entries] == [1, 2, 2, 2]
 
 
@@ -468,7 +468,7 @@ def test_stale_rejection_is_ignored_by_a_replicating_leader():
     core = settled_leader()
     core.step(Propose(1, (b"x",)))
     ack(core, 2, 2)
-    effects = core.step(AppendEntriesResponse(1, 2, 1, False, 1, conflict_index=1, conflict_term=0))
+    effects = core.step(AppendEntriesResponse(1, 2, 1, False, rejected_index=1, conflict_index=1, conflict_term=0))
     assert effects == []
     assert (core.progress[2].state, core.progress[2].match_index, core.progress[2].next_index) == ("replicate", 2, 3)
 

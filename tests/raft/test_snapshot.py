@@ -72,7 +72,7 @@ def leader_with_compacted_log(*, entries: int = 4, compact_to: int | None = None
 def lose_entries_on_3(core: RaftCore) -> list:
     """n3 refuses the entries in flight to it: its log ends at 1 (it lost the rest, say
     in a crash before they were durable), so the leader must start over from 2."""
-    return core.step(AppendEntriesResponse(core.current_term, 3, 1, False, core.log.last_index, 2, 0))
+    return core.step(AppendEntriesResponse(core.current_term, 3, 1, False, rejected_index=core.log.last_index, conflict_index=2, conflict_term=0))
 
 
 def snapshot_sent_to_3(core: RaftCore) -> InstallSnapshotRequest:
@@ -119,7 +119,7 @@ def test_snapshot_carries_configuration_as_of_its_last_included_index(compact_to
     ack(core, 2, 3)
     core.compact(compact_to)
     assert core.base_config == Configuration(VOTERS, frozenset(learners))
-    effects = core.step(AppendEntriesResponse(1, 4, 1, False, 2, 1, 0))  # n4's log is empty
+    effects = core.step(AppendEntriesResponse(1, 4, 1, False, rejected_index=2, conflict_index=1, conflict_term=0))  # n4's log is empty
     (request,) = sent(effects, InstallSnapshotRequest)
     assert (request.dest, request.last_included_index) == (4, compact_to)
     assert (request.voters, request.learners) == (VOTERS, frozenset(learners))
@@ -146,7 +146,7 @@ def test_refused_heartbeat_does_not_disturb_an_outstanding_snapshot():
     compacted and is refused; the snapshot on its way is the answer to that."""
     core = leader_with_compacted_log()
     snapshot_sent_to_3(core)
-    effects = core.step(AppendEntriesResponse(1, 3, 1, False, 1, 2, 0))
+    effects = core.step(AppendEntriesResponse(1, 3, 1, False, rejected_index=1, conflict_index=2, conflict_term=0))
     assert sent(effects) == []
     assert core.progress[3].state == SNAPSHOT
 
@@ -173,7 +173,7 @@ def test_snapshot_in_flight_over_a_broken_connection_is_sent_again():
     core.step(PeerUnreachable(3))
     assert core.progress[3].state == PROBE
     beat = [m for m in sent(core.step(Tick()), AppendEntriesRequest) if m.dest == 3][0]
-    refusal = AppendEntriesResponse(1, 3, 1, False, beat.prev_log_index, 2, 0)
+    refusal = AppendEntriesResponse(1, 3, 1, False, rejected_index=beat.prev_log_index, conflict_index=2, conflict_term=0)
     assert [m.dest for m in sent(core.step(refusal), InstallSnapshotRequest)] == [3]
 
 
@@ -183,12 +183,12 @@ def test_a_lost_probe_behind_the_snapshot_is_retried_on_the_next_heartbeat():
     refusal must still resume a probe that was lost, as a heartbeat's success would;
     otherwise the follower is never caught up."""
     core = leader_with_compacted_log(entries=4, compact_to=3)  # log 4..5 kept after 3@1
-    core.step(AppendEntriesResponse(1, 3, 1, False, 5, 5, 0))  # n3 has 1..4: probe from 5
+    core.step(AppendEntriesResponse(1, 3, 1, False, rejected_index=5, conflict_index=5, conflict_term=0))  # n3 has 1..4: probe from 5
     assert (core.progress[3].state, core.progress[3].next_index, core.progress[3].probe_sent) == (PROBE, 5, True)
     # That probe is lost.  The heartbeat, anchored at match_index 1 (compacted), is refused:
     beat = [m for m in sent(core.step(Tick()), AppendEntriesRequest) if m.dest == 3][0]
     assert (beat.prev_log_index, beat.prev_log_term) == (1, 0)
-    effects = core.step(AppendEntriesResponse(1, 3, 1, False, 1, 5, 0))
+    effects = core.step(AppendEntriesResponse(1, 3, 1, False, rejected_index=1, conflict_index=5, conflict_term=0))
     (probe,) = sent(effects, AppendEntriesRequest)
     assert (probe.dest, probe.prev_log_index) == (3, 4)
 
@@ -498,7 +498,7 @@ def test_compact_on_a_follower_then_leading_sends_its_snapshot():
     core.step(RequestVoteResponse(2, 3, 1, True))
     assert core.role == LEADER
     persist(core)
-    effects = core.step(AppendEntriesResponse(2, 3, 1, False, 3, 1, 0))  # n3's log is empty
+    effects = core.step(AppendEntriesResponse(2, 3, 1, False, rejected_index=3, conflict_index=1, conflict_term=0))  # n3's log is empty
     assert [(m.dest, m.last_included_index) for m in sent(effects, InstallSnapshotRequest)] == [(3, 3)]
 
 
