@@ -74,14 +74,19 @@ def _die_with_parent() -> None:
 class LocalCluster:
     """A fresh cluster of `python -m abcd` processes (abcd.localcluster), described as a Target."""
 
-    def __init__(self, nodes: int, keep_data: bool = False) -> None:
+    def __init__(self, nodes: int, keep_data: bool = False, node_args: list[str] | None = None) -> None:
         self.nodes = nodes
         self.keep_data = keep_data
         self.base_dir = tempfile.mkdtemp(prefix="abcd-bench-")
         self._cluster = localcluster.LocalCluster(
-            self.base_dir, nodes, args=["--log-level", "WARNING"], ready_timeout=READY_TIMEOUT_S,
+            self.base_dir, nodes, args=["--log-level", "WARNING", *(node_args or [])], ready_timeout=READY_TIMEOUT_S,
             preexec=_die_with_parent,
         )
+
+    @property
+    def processes(self) -> localcluster.LocalCluster:
+        """The node processes themselves, for tools that kill, restart or add members."""
+        return self._cluster
 
     def __enter__(self) -> "LocalCluster":
         return self

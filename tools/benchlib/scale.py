@@ -171,6 +171,11 @@ async def load(endpoint: str, n: int, bar: Bar, start: int = 0) -> None:
         await ws.close()
 
 
+def _name(node) -> str:
+    """The --name a local cluster gave the node."""
+    return node.args[node.args.index("--name") + 1]
+
+
 def _status(node) -> dict | None:
     return node.status() if node.running else None
 
@@ -203,13 +208,12 @@ class AbcdScale:
         self.log = log
 
     def measure(self, n: int) -> ScaleResult:
-        bench_cluster = LocalCluster(self.nodes)
-        cluster = bench_cluster._cluster
-        cluster.args += self.args
+        bench_cluster = LocalCluster(self.nodes, node_args=self.args)
+        cluster = bench_cluster.processes
         result = ScaleResult(n)
         try:
             bench_cluster.start()
-            names = {node.address: node.args[1] for node in cluster.nodes}  # --name NAME first
+            names = {node.address: _name(node) for node in cluster.nodes}
             leader = cluster.wait_ready()
             pids = {names[node.address]: node.proc.pid for node in cluster.nodes}
             sampler = Sampler(pids)
