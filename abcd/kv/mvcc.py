@@ -392,12 +392,14 @@ class MVCC:
         return self._load_events(state["events"], event)
 
     def _add_versions(self, key: str, versions: list[KV]) -> None:
-        revs = [kv[MOD_REVISION] for kv in versions]
-        if any(a > b for a, b in zip(revs, revs[1:])):
-            raise ValueError(f"the versions of key {key!r} are not in revision order")
+        if len(versions) > 1:  # most keys hold one version: nothing to check (a restart's time)
+            revs = [kv[MOD_REVISION] for kv in versions]
+            if any(a > b for a, b in zip(revs, revs[1:])):
+                raise ValueError(f"the versions of key {key!r} are not in revision order")
         self._versions[key] = versions
-        if versions[-1][VERSION]:
-            self.live[key] = versions[-1]
+        last = versions[-1]
+        if last[VERSION]:
+            self.live[key] = last
 
     def _load_events(self, records: list, event: Callable[[int, object], Event]) -> int:
         last = 0
