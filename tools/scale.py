@@ -46,16 +46,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops the run as Ctrl-C does: the cluster is stopped
+
+
 def main(argv: list[str] | None = None) -> int:
     opts = build_parser().parse_args(argv)
     if opts.target == "etcd":
-        # No etcd binary is assumed here: a run against etcd needs one on PATH.
         print("scale.py: error: --target etcd is not implemented yet; measure etcd by hand as "
-              "docs/performance.md says", file=sys.stderr)
+              "docs/performance.md says (\"Measuring etcd\")", file=sys.stderr)
         return EXIT_USAGE
     if opts.plot_path and not plot.available():
         print(f"scale.py: {plot.MISSING}", file=sys.stderr)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, _interrupt)
     args = ["--snapshot-count", str(opts.snapshot_count)] if opts.snapshot_count is not None else []
     scale = AbcdScale(opts.nodes, args, lambda text: print(text, file=sys.stderr, flush=True))
     results = []

@@ -69,3 +69,10 @@ def test_a_run_of_2000_keys_reports_every_figure_for_every_member(tmp_path):
         assert m["rss_after"] > 0 and m["rss_after_restart"] > 0, m
         assert m["data_dir"] > 2000 * (16 + 100), m  # the WAL alone holds every key and value
     assert "2,000" in done.stdout and "leader" in done.stdout
+
+
+def test_etcd_is_refused_with_a_reason_rather_than_half_measured():
+    done = subprocess.run([sys.executable, str(SCALE), "--scale", "10", "--target", "etcd"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "--target etcd is not implemented yet" in done.stderr
