@@ -10,11 +10,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import ssl
 import sys
 
 import orjson
 
-from .client import BadRequest, Client, ClientError, NotFound, NotSupported, Unavailable, parse_endpoint
+from . import cli_auth
+from .client import BadRequest, Client, ClientError, NotFound, NotSupported, Unavailable, parse_endpoint, tls_context
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
 
@@ -34,6 +36,14 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the API's JSON answers")
     p.add_argument("--timeout", type=_positive_float, default=5.0, metavar="S",
                    help="give up after S seconds of retries (default 5)")
+    cli_auth.add_user_flag(p)
+    # TLS (docs/security.md): with any of these, bare H:P endpoints are https.
+    p.add_argument("--cacert", dest="tls_cacert", metavar="FILE", default=os.environ.get("ABCD_CACERT"),
+                   help="trust this CA (PEM) to verify the nodes; env ABCD_CACERT")
+    p.add_argument("--cert", dest="tls_cert", metavar="FILE", default=os.environ.get("ABCD_CERT"),
+                   help="client certificate, for a cluster run with --client-cert-auth; env ABCD_CERT")
+    p.add_argument("--key", dest="tls_key", metavar="FILE", default=os.environ.get("ABCD_KEY"),
+                   help="private key of --cert; env ABCD_KEY")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     c = sub.add_parser("put", help="set KEY to VALUE")
@@ -63,6 +73,12 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     lease.add_parser("keepalive").add_argument("id", type=int)
     lease.add_parser("revoke").add_argument("id", type=int)
 
+    c = sub.add_parser("compact", help="forget the history below revision REV on every member")
+    c.add_argument("rev", type=_positive_int)
+    snap = sub.add_parser("snapshot", help="save a backup of a member's store, or check a backup file").add_subparsers(
+        dest="snapshot_command", metavar="save FILE | status FILE", required=True)
+    snap.add_parser("save", help="save a backup of one member's store to FILE").add_argument("file")
+    snap.add_parser("status", help="check FILE and print its revision, keys, size and checksum").add_argument("file")
     sub.add_parser("status", help="the contacted node's status")
     members = sub.add_parser("members", help="list or change the members")
     msub = members.add_subparsers(
@@ -82,6 +98,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     leader = sub.add_parser("leader", help="leadership transfer").add_subparsers(
         dest="leader_command", metavar="transfer ID", required=True)
     leader.add_parser("transfer").add_argument("id", type=int)
+    cli_auth.add_parsers(sub)
     return p
 
 
@@ -92,19 +109,24 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:  # argparse: --help exits 0, a usage error 2
         return e.code if isinstance(e.code, int) else EXIT_USAGE
     try:
-        endpoints = [parse_endpoint(e) for e in args.endpoints.split(",") if e.strip()]
+        tls = tls_context(cacert=args.tls_cacert, cert=args.tls_cert, key=args.tls_key)
+        scheme = "https" if tls is not None else "http"
+        endpoints = [parse_endpoint(e, scheme) for e in args.endpoints.split(",") if e.strip()]
         if not endpoints:
             raise ValueError("--endpoints names no endpoint")
         stdin_body = _read_txn(sys.stdin) if args.command == "txn" else None
+        args.credentials = cli_auth.credentials(args.user)
     except (ValueError, UsageError) as e:
         return _fail(parser.prog, str(e), EXIT_USAGE)
+    except (OSError, ssl.SSLError) as e:  # a TLS file missing or not PEM
+        return _fail(parser.prog, f"TLS files (--cacert, --cert, --key): {e}", EXIT_USAGE)
     try:
-        return asyncio.run(_run(args, endpoints, stdin_body))
+        return asyncio.run(_run(args, endpoints, stdin_body, tls))
     except BrokenPipeError:
         return _reader_gone()
     except KeyboardInterrupt:
         return EXIT_OK if args.command == "watch" else 130
-    except UsageError as e:
+    except (UsageError, cli_auth.CredentialsError) as e:
         return _fail(parser.prog, str(e), EXIT_USAGE)
     except Failed as e:
         return _fail(parser.prog, str(e), EXIT_FAILED)
@@ -117,11 +139,13 @@ def main(argv: list[str] | None = None) -> int:
     except NotFound as e:
         return _fail(parser.prog, e.message, EXIT_FAILED)
     except ClientError as e:
-        return _fail(parser.prog, f"the cluster refused: {e.message} ({e.status} {e.code})", EXIT_FAILED)
+        hint = " (give a user with --user NAME)" if e.status == 401 and args.user is None else ""
+        return _fail(parser.prog, f"the cluster refused: {e.message} ({e.status} {e.code}){hint}", EXIT_FAILED)
 
 
-async def _run(args: argparse.Namespace, endpoints: list[str], txn_body: dict | None) -> int:
-    async with Client(endpoints, timeout=args.timeout) as c:
+async def _run(args: argparse.Namespace, endpoints: list[str], txn_body: dict | None, tls=None) -> int:
+    user, password = args.credentials or (None, None)
+    async with Client(endpoints, timeout=args.timeout, ssl=tls, user=user, password=password) as c:
         handler = _COMMANDS[args.command]
         return await handler(c, args, _Printer(args.json), txn_body)
 
@@ -219,6 +243,33 @@ async def _lease(c: Client, a, pr: _Printer, _b) -> int:
     return EXIT_OK
 
 
+async def _compact(c: Client, a, pr: _Printer, _b) -> int:
+    answer = await c.compact(a.rev)
+    pr.out(answer, f"compacted at revision {answer.get('compact_revision')} (store revision {answer.get('revision')})")
+    return EXIT_OK
+
+
+async def _snapshot(c: Client, a, pr: _Printer, _b) -> int:
+    from .storage.backup import BackupError, read_backup
+
+    try:
+        if a.snapshot_command == "save":
+            answer = await c.save_snapshot(a.file)
+            verb = f"saved {a.file} from {answer['endpoint']}:"
+        else:
+            info, _document = await asyncio.to_thread(read_backup, a.file)
+            answer = info.as_dict()
+            verb = f"{a.file}: intact;"
+    except (BackupError, OSError) as e:
+        raise Failed(str(e)) from None
+    pr.out(
+        answer,
+        f"{verb} revision {answer['revision']}, index {answer['index']}, {answer['keys']} keys, "
+        f"{answer['bytes']} bytes, sha256 {answer['sha256']}",
+    )
+    return EXIT_OK
+
+
 async def _status(c: Client, a, pr: _Printer, _b) -> int:
     answer = await c.status()
     rows = []
@@ -264,7 +315,8 @@ async def _leader(c: Client, a, pr: _Printer, _b) -> int:
 
 _COMMANDS = {
     "put": _put, "get": _get, "del": _del, "range": _range, "cas": _cas, "txn": _txn,
-    "watch": _watch, "lease": _lease, "status": _status, "members": _members, "leader": _leader,
+    "watch": _watch, "lease": _lease, "compact": _compact, "snapshot": _snapshot, "status": _status, "members": _members, "leader": _leader,
+    **cli_auth.COMMANDS,
 }
 
 

@@ -25,14 +25,24 @@ Theory of operation
   when no attempt could have reached a node, or every node refused it with `503`.
   A node's `Retry-After` is honoured once every endpoint has been tried (`Backoff`).
   A `307`/`308` redirect is followed and its target becomes the preferred endpoint.
+- **Users.** With `user` and `password`, the client gets a token from
+  `POST /v1/auth/authenticate` when a call is first refused with 401 (so a cluster
+  without auth costs nothing), and sends it with every call: as `Authorization: Bearer`
+  on HTTP and watches, as each request's `"auth"` on the session.  When a call is refused
+  with 401 later (the token expired, or the password changed), it authenticates again
+  and retries, at most `MAX_RENEWALS` authentications a call.
+- **TLS.** `cacert`/`cert`/`key` (or an `ssl.SSLContext` as `ssl`) make bare endpoints
+  https and the websockets wss (docs/security.md).
 
-Every call returns the API's JSON body (interface.md) as a dict.
+Every call returns the API's JSON body (docs/api.md) as a dict.
 """
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import secrets
+import ssl as ssl_module
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from functools import partial
 from urllib.parse import quote, urlsplit
@@ -40,6 +50,8 @@ from urllib.parse import quote, urlsplit
 import aiohttp
 import orjson
 import yarl
+
+from .client_auth import UserAdmin
 
 __all__ = [
     "Client",
@@ -63,6 +75,7 @@ BACKOFF_MAX = 1.0
 # connecting after this long and try the next one.
 CONNECT_TIMEOUT = 1.0
 MAX_REDIRECTS = 5
+MAX_RENEWALS = 5  # authentications per call before a 401 is final
 MAX_FRAME_BYTES = 256 * 1024 * 1024
 _SESSION_UNSUPPORTED = frozenset((404, 405, 501))
 
@@ -168,11 +181,13 @@ class _Unreachable(Exception):
 # --------------------------------------------------------------------------- endpoints
 
 
-def parse_endpoint(endpoint: str) -> str:
-    """'H:P', 'http://H:P' or 'https://H:P' -> the base URL; ValueError if malformed."""
+def parse_endpoint(endpoint: str, default_scheme: str = "http") -> str:
+    """'H:P', 'http://H:P' or 'https://H:P' -> the base URL; ValueError if malformed.
+
+    A bare 'H:P' gets `default_scheme` (https when the client has TLS settings)."""
     text = endpoint.strip()
     if "://" not in text:
-        text = "http://" + text
+        text = f"{default_scheme}://" + text
     parts = urlsplit(text)
     try:
         port = parts.port
@@ -193,6 +208,7 @@ class _Channel:
     def __init__(self, ws: aiohttp.ClientWebSocketResponse, base: str) -> None:
         self.ws = ws
         self.base = base
+        self.token: str | None = None  # sent with each request (the client renews it)
         self.closed_reason: str | None = None
         self._next_id = 1
         self._waiting: dict[int, asyncio.Future] = {}
@@ -208,6 +224,8 @@ class _Channel:
         rid = self._next_id
         self._next_id += 1
         item = dict(request, id=rid)
+        if self.token is not None:
+            item["auth"] = self.token
         future = asyncio.get_running_loop().create_future()
         self._waiting[rid] = future
         self._unsent.append(item)
@@ -304,6 +322,8 @@ def _kv_http(request: dict) -> tuple[str, str, dict, dict | None]:
         return "GET", "/v1/kv", query, None
     if op == "txn":
         return "POST", "/v1/txn", {}, {k: request[k] for k in ("compare", "success", "failure")}
+    if op == "compact":
+        return "POST", "/v1/compact", {}, {"revision": request["revision"]}
     path = "/v1/kv/" + quote(request["key"], safe="")
     if op == "put":
         body = {"value": request["value"]}
@@ -322,7 +342,7 @@ def _kv_http(request: dict) -> tuple[str, str, dict, dict | None]:
     raise ValueError(f"unknown session op {op!r}")
 
 
-class Client:
+class Client(UserAdmin):
     """An abcd client; see the module docstring.  Use as `async with Client(...) as c:`."""
 
     def __init__(
@@ -331,10 +351,23 @@ class Client:
         *,
         timeout: float = 5.0,
         client_id: str | None = None,
+        user: str | None = None,
+        password: str | None = None,
+        ssl: ssl_module.SSLContext | None = None,
+        cacert: str | None = None,
+        cert: str | None = None,
+        key: str | None = None,
     ) -> None:
+        if (user is None) != (password is None):
+            raise ValueError("give both user and password, or neither")
+        self._credentials = (user, password) if user is not None else None
+        self._token: str | None = None
+        self._token_lock = asyncio.Lock()
         if isinstance(endpoints, str):
             endpoints = endpoints.split(",")
-        self._endpoints = [parse_endpoint(e) for e in endpoints]
+        # TLS (docs/security.md): an SSLContext, or the files to build one from.
+        self._ssl = ssl if ssl is not None else tls_context(cacert=cacert, cert=cert, key=key)
+        self._endpoints = [parse_endpoint(e, "https" if self._ssl is not None else "http") for e in endpoints]
         if not self._endpoints:
             raise ValueError("at least one endpoint is needed")
         if not timeout > 0:
@@ -376,7 +409,8 @@ class Client:
     def _session(self) -> aiohttp.ClientSession:
         if self._http is None or self._http.closed:
             self._http = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=min(CONNECT_TIMEOUT, self.timeout))
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=min(CONNECT_TIMEOUT, self.timeout)),
+                connector=aiohttp.TCPConnector(ssl=self._ssl if self._ssl is not None else True),
             )
         return self._http
 
@@ -447,6 +481,62 @@ class Client:
             [],
         )
 
+    async def compact(self, revision: int) -> dict:
+        """Forget the history below `revision` on every member: reads and watches at
+        older revisions then answer `compacted`.  `{"compact_revision", "revision"}`;
+        BadRequest `compacted` when the history is already compacted at or past it,
+        `future_revision` when it is beyond the store's revision."""
+        return await self._kv({"op": "compact", "revision": int(revision)}, write=True)
+
+    # ------------------------------------------------------------------ backup
+
+    async def save_snapshot(self, path: str) -> dict:
+        """Save a backup of one member's store to `path` (`GET /v1/snapshot`: the state
+        at one applied index; storage/backup.py has the file's format).
+
+        The file is written to `path.part`, checked against its header's length and
+        SHA-256 and the response's `X-Abcd-Checksum`, fsynced, then renamed to `path`.
+        Returns the header (`revision`, `index`, `keys`, `bytes`, `sha256`) and the
+        `endpoint` it came from.  Endpoints are tried in turn; Unavailable if none
+        answers, ClientError for an error answer, BackupError for a damaged transfer."""
+        from .storage.backup import BackupError, check, parse_header
+
+        failures = []
+        count = len(self._endpoints)
+        for i in range(count):
+            base = self._endpoints[(self._current + i) % count]
+            part = f"{path}.part"
+            try:
+                # Only root may take a backup when auth is on: authenticate first.
+                if self._credentials is not None and self._token is None:
+                    await self._renew_token(base, None)
+                headers = self._auth_headers()
+                async with self._session().get(base + "/v1/snapshot", allow_redirects=False, headers=headers) as resp:
+                    if resp.status != 200:
+                        raw = await resp.read()
+                        try:
+                            body = orjson.loads(raw)
+                        except orjson.JSONDecodeError:
+                            body = {"error": raw.decode("utf-8", "replace")[:300]}
+                        error = error_for(resp.status, body if isinstance(body, dict) else {})
+                        if isinstance(error, Unavailable):
+                            failures.append(f"{base}: {error.message}")
+                            continue
+                        raise error
+                    line = await resp.content.readline()
+                    info = parse_header(line.rstrip(b"\n"))
+                    if resp.headers.get("X-Abcd-Checksum") != f"sha256={info.sha256}":
+                        raise BackupError(f"{base} sent a backup whose header does not match its X-Abcd-Checksum")
+                    document = bytearray()
+                    async for chunk in resp.content.iter_chunked(1 << 20):
+                        document += chunk
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
+                failures.append(f"{base}: {_reason(e)}")
+                continue
+            await asyncio.to_thread(_write_backup, path, part, line, bytes(document), info, check)
+            return {**info.as_dict(), "endpoint": base}
+        raise Unavailable(f"no member sent a snapshot ({'; '.join(failures)})", outcome_unknown=False)
+
     # ------------------------------------------------------------------ cluster
 
     async def status(self) -> dict:
@@ -501,7 +591,8 @@ class Client:
                 url = yarl.URL(base.replace("http", "ws", 1) + "/v1/watch").with_query(query)
                 attempt.sent = True  # the handshake is the request
                 try:
-                    return 200, await self._session().ws_connect(url, max_msg_size=MAX_FRAME_BYTES), None
+                    ws = await self._session().ws_connect(url, max_msg_size=MAX_FRAME_BYTES, headers=self._auth_headers())
+                    return 200, ws, None
                 except aiohttp.WSServerHandshakeError as e:
                     if e.status in _SESSION_UNSUPPORTED:
                         raise NotSupported(e.status, "not_supported", f"{base} does not support watch yet") from None
@@ -546,6 +637,7 @@ class Client:
             channel = await self._channel(base)  # connecting sends nothing
             if channel is not None:
                 attempt.sent = True
+                channel.token = self._token
                 status, body = await channel.call(request)
                 return status, body, None
         method, path, query, body = _kv_http(request)
@@ -603,6 +695,7 @@ class Client:
         self, base, attempt: _Attempt, method, path, query, body, request_id, hops: int = 0, headers: dict | None = None
     ):
         extra, headers = headers, dict(headers or {})
+        headers.update(self._auth_headers())
         if request_id is not None:
             headers["X-Request-Id"] = request_id
         data = None
@@ -627,7 +720,7 @@ class Client:
         except aiohttp.ConnectionTimeoutError:
             raise _Unreachable(f"cannot reach {base}: connect timed out", maybe_sent=False) from None
         except aiohttp.ClientError as e:
-            raise _Unreachable(f"{base}: {e or type(e).__name__}", maybe_sent=True) from None
+            raise _Unreachable(f"{base}: {_reason(e)}", maybe_sent=True) from None
         if status in (301, 302, 303, 307, 308) and location:
             if hops >= MAX_REDIRECTS:
                 raise _Unreachable(f"{base}: more than {MAX_REDIRECTS} redirects", maybe_sent=True)
@@ -640,6 +733,35 @@ class Client:
         if not isinstance(parsed, dict):
             parsed = {"error": raw.decode("utf-8", "replace")[:300] or f"HTTP status {status}", "code": f"http_{status}"}
         return status, parsed, _seconds(retry_after)
+
+    def _auth_headers(self) -> dict:
+        return {"Authorization": f"Bearer {self._token}"} if self._token is not None else {}
+
+    async def authenticate(self) -> str:
+        """Get a token for the client's user now (calls do it themselves when refused)."""
+        await self._renew_token(self._endpoints[self._current], self._token)
+        if self._token is None:
+            raise ClientError(400, "auth_not_enabled", "auth is not enabled on this cluster")
+        return self._token
+
+    async def _renew_token(self, base: str, stale: str | None) -> None:
+        """Authenticate at `base` unless another call renewed `stale` meanwhile;
+        ClientError 401 for a wrong user or password."""
+        if self._credentials is None:
+            return
+        async with self._token_lock:
+            if self._token != stale:
+                return
+            user, password = self._credentials
+            status, body, _ = await self._http_attempt(
+                base, _Attempt(), "POST", "/v1/auth/authenticate", {}, {"name": user, "password": password}, None
+            )
+            if status == 200 and isinstance(body.get("token"), str):
+                self._token = body["token"]
+            elif body.get("code") == "auth_not_enabled":
+                self._token = None
+            else:
+                raise error_for(status, body)
 
     def _adopt(self, url: str) -> str:
         """Make a redirect target the preferred endpoint (adding it if new)."""
@@ -666,6 +788,10 @@ class Client:
         attempts = 0
         last = ""
         last_was_timeout = False
+        # Authentications left before a 401 is final: one for a token that expired or was
+        # voided, a few more while members disagree on whether auth is on (one that has
+        # not applied `auth enable` yet answers authenticate with auth_not_enabled).
+        renewals = MAX_RENEWALS
         while True:
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -678,6 +804,7 @@ class Client:
             base = self._endpoints[self._current]
             attempts += 1
             this = _Attempt()
+            token_used = self._token
             try:
                 async with asyncio.timeout(remaining):
                     status, body, retry_after = await attempt(base, this)
@@ -700,6 +827,23 @@ class Client:
             else:
                 if status < 300:
                     return body
+                if status == 401 and self._credentials is not None and renewals > 0:
+                    # No token yet, or it expired or was voided: authenticate again.
+                    renewals -= 1
+                    try:
+                        async with asyncio.timeout(max(deadline - loop.time(), 0.001)):
+                            await self._renew_token(base, token_used)
+                    except TimeoutError:
+                        last = f"authenticating at {base} took the rest of the time"
+                        continue  # the deadline has passed: the loop raises
+                    except _Unreachable as e:
+                        last, renewals = e.reason, renewals + 1
+                        self._rotate(base)
+                        continue
+                    if self._token is None:  # that member has not applied `auth enable` yet
+                        last = f"{base} answered 401 but says auth is not enabled"
+                        await asyncio.sleep(min(backoff.pause(None, 1), max(deadline - loop.time(), 0)))
+                    continue
                 if status not in (503, 504):
                     if write and attempts > 1 and body.get("code") == "duplicate_stale":
                         raise Unavailable(
@@ -714,6 +858,17 @@ class Client:
             self._rotate(base)
             pause = backoff.pause(retry_after, len(self._endpoints))
             await asyncio.sleep(max(0.0, min(pause, deadline - loop.time())))
+
+
+def _write_backup(path: str, part: str, line: bytes, document: bytes, info, check) -> None:
+    """Check a received backup, then write it durably under `path` (via `part`)."""
+    check(path, info, document)
+    with open(part, "wb") as f:
+        f.write(line)
+        f.write(document)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(part, path)
 
 
 class Backoff:
@@ -750,8 +905,29 @@ def _outcome(write: bool, maybe_applied: bool) -> str:
     return "; the write was not applied"
 
 
+def tls_context(
+    *, cacert: str | None = None, cert: str | None = None, key: str | None = None
+) -> ssl_module.SSLContext | None:
+    """The SSLContext for these files (None when none is given): trust `cacert` (else the
+    system's CAs), present `cert`/`key` when the cluster demands client certificates."""
+    if cacert is None and cert is None and key is None:
+        return None
+    if key is not None and cert is None:
+        raise ValueError("a key needs its certificate (--cert)")
+    for name, path in (("cacert", cacert), ("cert", cert), ("key", key)):
+        if path is not None and not os.path.isfile(path):
+            raise ValueError(f"{name} {path}: no such file")
+    context = ssl_module.create_default_context(cafile=cacert)
+    if cert is not None:
+        context.load_cert_chain(cert, key)
+    return context
+
+
 def _reason(e: Exception) -> str:
     """A short description of a connection error."""
+    if isinstance(e, aiohttp.ServerDisconnectedError):
+        # What a plaintext client sees from a node that speaks TLS.
+        return "the node closed the connection without answering (if it speaks TLS, use https:// and its CA: --cacert)"
     os_error = getattr(e, "os_error", None)
     if isinstance(os_error, OSError) and os_error.strerror:
         return os_error.strerror.lower()

@@ -12,6 +12,7 @@ import os
 import random
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -80,12 +81,19 @@ def free_port() -> int:
     return free_port_run(1)
 
 
-def http(port: int, method: str, path: str, body=None, *, raw: bytes | None = None, headers=None, timeout=5.0):
-    """(status, parsed JSON body) of one HTTP call; HTTP error statuses are returned, not raised."""
+def http(
+    port: int, method: str, path: str, body=None, *, raw: bytes | None = None, headers=None, timeout=5.0,
+    ssl_context: ssl.SSLContext | None = None,
+):
+    """(status, parsed JSON body) of one HTTP call; HTTP error statuses are returned, not raised.
+
+    With `ssl_context` the call is https (a node started with --cert-file).
+    """
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method, headers=headers or {})
+    scheme = "https" if ssl_context is not None else "http"
+    request = urllib.request.Request(f"{scheme}://127.0.0.1:{port}{path}", data=data, method=method, headers=headers or {})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as reply:
+        with urllib.request.urlopen(request, timeout=timeout, context=ssl_context) as reply:
             return reply.status, json.loads(reply.read() or b"null")
     except urllib.error.HTTPError as e:
         payload = e.read()
@@ -111,8 +119,11 @@ def wait_for(predicate, what: str, timeout: float = 20.0, interval: float = 0.05
 
 
 class NodeProcess:
-    def __init__(self, port: int, data_dir: str, args: list[str], preexec=None) -> None:
+    def __init__(
+        self, port: int, data_dir: str, args: list[str], preexec=None, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         self.port = port
+        self.ssl_context = ssl_context  # how this module calls a TLS node (its args name the node's files)
         self.data_dir = data_dir
         self.args = args
         self.preexec = preexec  # run in the child before exec (it has its own session already)
@@ -148,14 +159,14 @@ class NodeProcess:
 
     def status(self) -> dict | None:
         try:
-            code, body = http(self.port, "GET", "/v1/status", timeout=2)
+            code, body = http(self.port, "GET", "/v1/status", timeout=2, ssl_context=self.ssl_context)
         except OSError:
             return None
         return body if code == 200 else None
 
     def healthy(self) -> bool:
         try:
-            return http(self.port, "GET", "/healthz", timeout=2)[0] == 200
+            return http(self.port, "GET", "/healthz", timeout=2, ssl_context=self.ssl_context)[0] == 200
         except OSError:
             return False
 
@@ -190,12 +201,18 @@ class NodeProcess:
 
 
 class LocalCluster:
-    """`with LocalCluster(root, nodes=3) as c:` starts the nodes; leaving kills them all."""
+    """`with LocalCluster(root, nodes=3) as c:` starts the nodes; leaving kills them all.
+
+    A TLS cluster: `args` name the nodes' certificate files (docs/security.md) and
+    `ssl_context` is how this module calls them (trusting their CA).
+    """
 
     def __init__(
-        self, root: str, nodes: int = 3, *, args: list[str] | None = None, ready_timeout: float = 60.0, preexec=None
+        self, root: str, nodes: int = 3, *, args: list[str] | None = None, ready_timeout: float = 60.0, preexec=None,
+        ssl_context: ssl.SSLContext | None = None,
     ):
         self.root = root
+        self.ssl_context = ssl_context
         self.size = nodes
         self.args = list(args or [])
         self.ready_timeout = ready_timeout
@@ -219,7 +236,8 @@ class LocalCluster:
         port = free_port()
         name = f"n{len(self.nodes) + 1}"  # short names read better in merged logs and reports
         node = NodeProcess(
-            port, os.path.join(self.root, name), ["--name", name, *self.args, *(args or [])], self.preexec
+            port, os.path.join(self.root, name), ["--name", name, *self.args, *(args or [])], self.preexec,
+            self.ssl_context,
         )
         self.nodes.append(node)
         return node.start(join)
@@ -288,3 +306,16 @@ class LocalCluster:
                 if s and s["role"] == "leader":
                     return node
         return None
+
+
+def tls_cluster_files(directory: str) -> tuple[list[str], str]:
+    """A CA and one node certificate (127.0.0.1, localhost) made in `directory`, for a
+    local TLS cluster: the nodes' TLS arguments (peers with mutual TLS, as
+    docs/security.md sets a cluster up) and the CA file its clients trust."""
+    from .tls.certs import Authority  # needs cryptography (the tls extra)
+
+    ca = Authority("abcd local cluster CA")
+    cacert = ca.write_cert(os.path.join(directory, "ca.crt"))
+    cert, key = ca.issue("abcd-node").write(directory, "node")
+    args = ["--cert-file", cert, "--key-file", key, "--peer-trusted-ca-file", cacert, "--peer-client-cert-auth"]
+    return args, cacert

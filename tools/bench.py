@@ -3,9 +3,9 @@
 
     bench.py [--nodes 3] [--concurrency 1,16,64,256] [--duration 10] [--warmup 2] [--reps 3]
              [--op put|get|get-serializable|mix] [--read-ratio 0.5] [--keys 10000]
-             [--key-size 16] [--value-size 100] [--procs N] [--conns N] [--spread] [--http]
+             [--key-size 16] [--value-size 100] [--procs N] [--conns N] [--spread] [--http] [--tls]
              [--json FILE] [--plot FILE.png] [--label TEXT] [--keep-data]
-    bench.py --endpoints H:P[,H:P...] ...                 # running abcd members
+    bench.py --endpoints H:P[,H:P...] [--cacert FILE] ...  # running abcd members (TLS: their CA)
     bench.py --target etcd --endpoints H:P[,...] [--etcdbench PATH] ...
     bench.py --target pysyncobj --pysyncobj-python PATH ...  # PySyncObj, as a reference point
     bench.py --compare a.json b.json [--plot FILE.png]    # one table (and plot) from result files

@@ -15,9 +15,11 @@ from aiohttp import web
 
 from ..kv import MAX_VALUE_BYTES
 from ..net import RAFT_PATH
-from . import cluster, kv, lease, watch
+from . import backup, cluster, kv, lease, watch
+from . import auth, cluster, kv, lease, watch
 from .cors import cors
 from .jsonio import NODE, WEBSOCKETS, BadInput, check_query, error_response
+from .peers import TLS, peers_only
 from .session import handle_session
 
 # A value may be 1 MiB of UTF-8, which JSON escaping can grow; larger bodies get 413.
@@ -56,16 +58,20 @@ async def known_query_parameters(request: web.Request, handler):
     return await handler(request)
 
 
-def create_app(node) -> web.Application:
+def create_app(node, tls=None) -> web.Application:
     app = web.Application(middlewares=[cors, errors_as_json, known_query_parameters], client_max_size=MAX_BODY_BYTES)
     app[NODE] = node
     app[WEBSOCKETS] = set()
-    app.router.add_get(RAFT_PATH, node.transport.handle_inbound)
+    if tls is not None:
+        app[TLS] = tls
+    app.router.add_get(RAFT_PATH, peers_only(node.transport.handle_inbound))
     app.router.add_get("/v1/session", handle_session)
     kv.add_routes(app)
     cluster.add_routes(app)
     watch.add_routes(app)
     lease.add_routes(app)
+    backup.add_routes(app)
+    auth.add_routes(app)
     app.on_shutdown.append(_close_websockets)
     return app
 
@@ -76,16 +82,20 @@ async def _close_websockets(app: web.Application) -> None:
 
 
 class Server:
-    """Runs the app on a listening socket (bound beforehand, so the port is known)."""
+    """Runs the app on a listening socket (bound beforehand, so the port is known).
 
-    def __init__(self, node, sock: socket.socket) -> None:
-        self._app = create_app(node)
+    With `tls` (abcd.tls.TlsContexts) every connection is TLS.
+    """
+
+    def __init__(self, node, sock: socket.socket, tls=None) -> None:
+        self._app = create_app(node, tls)
         self._sock = sock
+        self._tls = tls
         self._runner = web.AppRunner(self._app, handle_signals=False, access_log=None, shutdown_timeout=2.0)
 
     async def start(self) -> None:
         await self._runner.setup()
-        site = web.SockSite(self._runner, self._sock)
+        site = web.SockSite(self._runner, self._sock, ssl_context=self._tls.server if self._tls else None)
         await site.start()
 
     async def stop(self) -> None:

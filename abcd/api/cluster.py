@@ -1,7 +1,10 @@
 """Cluster calls: members, leadership, status, health, metrics, events, faults.
 
 Membership changes and leadership transfer run on the leader; a follower forwards
-them (see abcd/node/cluster_ops.py).
+them (see abcd/node/cluster_ops.py), with the caller's token, so the leader checks the
+caller too.  When auth is on, they and the faults need root (a joining node may
+present the cluster token instead); reading members, status, health, metrics and
+events stays open (the dashboard's page reads them; they hold no keys or values).
 """
 from __future__ import annotations
 
@@ -12,12 +15,15 @@ import aiohttp
 import orjson
 from aiohttp import web
 
+from ..kv import KVError
 from ..node import cluster_ops
 from ..node.forward import CLUSTER_TOKEN_HEADER
 from ..node.metrics import CONTENT_TYPE, render
 from ..node.responses import ok
 from .jsonio import NODE, WEBSOCKETS, BadInput, error_response, is_forwarded, json_response, read_json
 from .jsonio import require_websocket
+from .auth import forwarding_headers, kv_error, require_root
+from .peers import refuse_non_peer
 
 STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
 
@@ -27,29 +33,66 @@ async def members(request: web.Request) -> web.Response:
     return json_response(ok({"members": node.membership.describe(node.core)}))
 
 
+def _root_headers(request: web.Request, what: str) -> dict | None:
+    """The headers to pass on to the leader; KVError 401/403 unless the caller is root
+    (when auth is on)."""
+    return forwarding_headers(require_root(request, what))
+
+
 async def add_member(request: web.Request) -> web.Response:
+    refused = refuse_non_peer(request)  # a joining node presents its peer certificate
+    if refused is not None:
+        return refused
     node = request.app[NODE]
     body = await read_json(request)
     token = request.headers.get(CLUSTER_TOKEN_HEADER)
-    return json_response(await cluster_ops.add_member(node, body, forwarded=is_forwarded(request), token=token))
+    headers = None
+    # A node joining with the cluster's token is a peer, not a user: the token is its proof.
+    joining = node.config.cluster_token is not None and cluster_ops.check_join_token(node, token) is None
+    if not joining:
+        try:
+            headers = _root_headers(request, "add members")
+        except KVError as e:
+            return kv_error(e)
+    return json_response(
+        await cluster_ops.add_member(node, body, forwarded=is_forwarded(request), token=token, auth_headers=headers)
+    )
 
 
 async def remove_member(request: web.Request) -> web.Response:
     node = request.app[NODE]
-    response = await cluster_ops.remove_member(node, request.match_info["id"], forwarded=is_forwarded(request))
+    try:
+        headers = _root_headers(request, "remove members")
+    except KVError as e:
+        return kv_error(e)
+    response = await cluster_ops.remove_member(
+        node, request.match_info["id"], forwarded=is_forwarded(request), auth_headers=headers
+    )
     return json_response(response)
 
 
 async def promote_member(request: web.Request) -> web.Response:
     node = request.app[NODE]
-    response = await cluster_ops.promote_member(node, request.match_info["id"], forwarded=is_forwarded(request))
+    try:
+        headers = _root_headers(request, "promote members")
+    except KVError as e:
+        return kv_error(e)
+    response = await cluster_ops.promote_member(
+        node, request.match_info["id"], forwarded=is_forwarded(request), auth_headers=headers
+    )
     return json_response(response)
 
 
 async def transfer_leader(request: web.Request) -> web.Response:
     node = request.app[NODE]
+    try:
+        headers = _root_headers(request, "transfer leadership")
+    except KVError as e:
+        return kv_error(e)
     body = await read_json(request)
-    return json_response(await cluster_ops.transfer_leadership(node, body, forwarded=is_forwarded(request)))
+    return json_response(
+        await cluster_ops.transfer_leadership(node, body, forwarded=is_forwarded(request), auth_headers=headers)
+    )
 
 
 async def status(request: web.Request) -> web.Response:
@@ -118,6 +161,10 @@ def _faults_disabled() -> web.Response:
 
 async def set_faults(request: web.Request) -> web.Response:
     node = request.app[NODE]
+    try:
+        require_root(request, "set network faults")
+    except KVError as e:
+        return kv_error(e)
     if node.faults is None:
         return _faults_disabled()
     body = await read_json(request)
@@ -131,6 +178,10 @@ async def set_faults(request: web.Request) -> web.Response:
 
 async def heal_faults(request: web.Request) -> web.Response:
     node = request.app[NODE]
+    try:
+        require_root(request, "heal network faults")
+    except KVError as e:
+        return kv_error(e)
     if node.faults is None:
         return _faults_disabled()
     node.faults.heal()

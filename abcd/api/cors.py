@@ -4,6 +4,7 @@ The dashboard is served by every member, and a page opened on one member reads t
 others too (and a supervisor may serve it from its own port).  A browser lets such a
 page read an answer only if the answer names the page's origin in
 `Access-Control-Allow-Origin`.  A node names it when the origin is `http://<address>`
+(`https://<address>` for a node that speaks TLS)
 of a current member (the member table of its log), or one given with
 `--allow-origin`; any other origin gets no CORS header, so the browser keeps the
 answer from it.  Calls from programs (no `Origin` header) are not affected.
@@ -22,7 +23,7 @@ from aiohttp import web
 from .jsonio import NODE, error_response
 
 ALLOW_METHODS = "GET, POST, PUT, DELETE"
-ALLOW_HEADERS = "Content-Type, X-Request-Id"
+ALLOW_HEADERS = "Content-Type, X-Request-Id, Authorization"
 EXPOSE_HEADERS = "Retry-After"
 PREFLIGHT_MAX_AGE = "600"  # seconds a browser may reuse a preflight's answer
 
@@ -50,8 +51,10 @@ def parse_origin(text: str) -> str:
 def origin_allowed(node, origin: str) -> bool:
     if origin in node.config.allow_origins:
         return True
-    if origin.startswith("http://"):
-        return node.membership.find_by_address(origin[len("http://"):]) is not None
+    # A member's own pages: http://ADDRESS, or https://ADDRESS when the node speaks TLS.
+    scheme = "https://" if getattr(node, "tls", None) is not None else "http://"
+    if origin.startswith(scheme):
+        return node.membership.find_by_address(origin[len(scheme):]) is not None
     return False
 
 

@@ -1,4 +1,4 @@
-"""The key-value calls of the HTTP API: /v1/kv, /v1/txn (interface.md).
+"""The key-value calls of the HTTP API: /v1/kv, /v1/txn, /v1/compact (docs/api.md).
 
 Each call is translated into the request a session frame would carry and handed to
 the node, so HTTP and the session channel answer exactly alike.  A client may send
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from .auth import credential_of
 from .jsonio import NODE, error_response, json_response, query_bool, query_int, query_parameters, read_json, read_object
 
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -22,7 +23,7 @@ def with_request_id(request: web.Request, op: dict) -> dict:
 
 async def _submit(request: web.Request, op: dict) -> web.Response:
     node = request.app[NODE]
-    return json_response(await node.submit(op))
+    return json_response(await node.submit(op, credential=credential_of(request)))
 
 
 async def put(request: web.Request) -> web.Response:
@@ -70,6 +71,12 @@ async def txn(request: web.Request) -> web.Response:
     return await _submit(request, with_request_id(request, {**body, "op": "txn"}))
 
 
+async def compact(request: web.Request) -> web.Response:
+    """Forget the history below a revision, on every member (through the log)."""
+    body = read_object(await read_json(request), {"revision", "request_id"}, "the compact body")
+    return await _submit(request, with_request_id(request, {**body, "op": "compact"}))
+
+
 async def empty_key(request: web.Request) -> web.Response:
     return error_response(400, "bad_request", "key must be a non-empty string (the path is /v1/kv/{key})")
 
@@ -81,3 +88,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_route("*", "/v1/kv/", empty_key)
     app.router.add_route("GET", "/v1/kv", range_)
     app.router.add_route("POST", "/v1/txn", txn)
+    app.router.add_route("POST", "/v1/compact", compact)

@@ -1,4 +1,4 @@
-"""`GET /v1/session`: the pipelined client channel (interface.md).
+"""`GET /v1/session`: the pipelined client channel (docs/api.md).
 
 Each client frame is a JSON list of requests (objects with an `id`); each server
 frame a JSON list of responses `{"id", "status", "body"}`, in any order and grouping.
@@ -10,6 +10,12 @@ A bad request gets its 400 answer and the session stays open.  A frame that is n
 JSON list of objects closes the session with a reason (1007 invalid JSON, 1003 not a
 list of objects).  `?forwarded=1` marks a follower's link to the leader: its requests
 are never forwarded again.
+
+When auth is on, the caller is the one of the upgrade request (an `Authorization:
+Bearer` header, `?token=`, or a verified client certificate: api/auth.py), checked
+again for every frame, so an expired token or a deleted user is refused at once; a
+request may carry its own `"auth": token`, which wins (a follower's link passes on each
+client's token so; a client may renew its token without reconnecting).
 """
 from __future__ import annotations
 
@@ -24,6 +30,8 @@ from aiohttp import web
 
 from ..net.eager import start_eagerly
 from ..net.transport import close_reason
+from ..node.auth import Credential
+from .auth import credential_of
 from .jsonio import NODE, WEBSOCKETS, query_parameters, require_websocket
 
 MAX_FRAME_BYTES = 64 * 1024 * 1024
@@ -85,11 +93,26 @@ class _Replies:
             self._sending.cancel()
 
 
-@query_parameters("forwarded")
+def _by_token(items: list[dict], credential: Credential) -> list[tuple[Credential, list[dict]]]:
+    """The items in runs of the same caller: an item's own "auth" token (taken out of
+    it) or else the connection's `credential`."""
+    runs: list[tuple[Credential, list[dict]]] = []
+    for item in items:
+        token = item.pop("auth", None)
+        own = credential if token is None else Credential(token if type(token) is str else "")
+        if runs and runs[-1][0] == own:
+            runs[-1][1].append(item)
+        else:
+            runs.append((own, [item]))
+    return runs
+
+
+@query_parameters("forwarded", "token")
 async def handle_session(request: web.Request) -> web.WebSocketResponse:
     require_websocket(request, "the pipelined client channel")
     node = request.app[NODE]
     forwarded = request.query.get("forwarded") == "1"
+    credential = credential_of(request, query_token=True)
     ws = web.WebSocketResponse(max_msg_size=MAX_FRAME_BYTES, compress=False, heartbeat=30.0)
     await ws.prepare(request)
     sockets: set = request.app[WEBSOCKETS]
@@ -112,13 +135,16 @@ async def handle_session(request: web.Request) -> web.WebSocketResponse:
                     message=close_reason(f"a frame must be a JSON list of request objects, got {what}"),
                 )
                 break
-            for start in range(0, len(items), SLICE):
-                if start:
-                    await asyncio.sleep(0)  # one loop turn: the previous slice's step runs
-                node.handle_many(
-                    [(item, partial(answer, item.get("id"))) for item in items[start : start + SLICE]],
-                    forwarded=forwarded,
-                )
+            runs = _by_token(items, credential) if forwarded or any("auth" in item for item in items) else [(credential, items)]
+            for own, run in runs:
+                for start in range(0, len(run), SLICE):
+                    if start:
+                        await asyncio.sleep(0)  # one loop turn: the previous slice's step runs
+                    node.handle_many(
+                        [(item, partial(answer, item.get("id"))) for item in run[start : start + SLICE]],
+                        forwarded=forwarded,
+                        credential=own,
+                    )
     except Exception:
         loguru.logger.exception("session handler failed")
     finally:

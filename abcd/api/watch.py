@@ -16,6 +16,11 @@ the revision to resume from (the client resumes with start_revision); so is ever
 watch when the node shuts down.  Bad parameters and a compacted start revision are
 refused before the upgrade, as plain HTTP errors (400).
 
+When auth is on, the caller (an `Authorization: Bearer` header, `?token=` since a
+browser's websocket cannot send headers, or a verified client certificate) must be
+allowed to read the watched key or prefix when the watch opens: else 401 or 403
+before the upgrade.  A watch keeps its stream after that, as etcd's do.
+
 A follower far behind may install the leader's snapshot instead of applying entries
 one by one (the store's state is replaced at once).  Each watch then continues from
 the snapshot's history, from the first revision it has not sent: still no gap and no
@@ -33,6 +38,7 @@ from aiohttp import web
 
 from ..kv import KVError
 from ..net.transport import close_reason
+from .auth import principal_of
 from .jsonio import NODE, WEBSOCKETS, BadInput, error_response, query_int, query_parameters, require_websocket
 
 MAX_QUEUED = 10_000
@@ -113,10 +119,22 @@ def _parse(request: web.Request) -> tuple[str | None, str | None, int]:
     return key, prefix, query_int(request, "start_revision") or 0
 
 
-@query_parameters("key", "prefix", "start_revision")
+def _check_access(request: web.Request, key: str | None, prefix: str | None) -> None:
+    """KVError 401/403 unless the caller may read what the watch would show."""
+    principal = principal_of(request, query_token=True)
+    if principal is not None:
+        op = {"op": "get", "key": key} if key is not None else {"op": "range", "prefix": prefix}
+        request.app[NODE].store.auth.check(principal.user, op)
+
+
+@query_parameters("key", "prefix", "start_revision", "token")
 async def handle_watch(request: web.Request) -> web.StreamResponse:
     node = request.app[NODE]
     key, prefix, start_revision = _parse(request)
+    try:
+        _check_access(request, key, prefix)
+    except KVError as e:
+        return error_response(e.status, e.code, e.message)
     watcher = Watcher(key, prefix)
     store = node.store
     if start_revision:

@@ -19,7 +19,8 @@ import sys
 from aiohttp import web
 
 from .control_api import create_app
-from .supervisor import SLOW_ELECTION_TIMEOUT_MS, SLOW_HEARTBEAT_MS, Supervisor
+from . import tls as demo_tls
+from .supervisor import DATA_ROOT, SLOW_ELECTION_TIMEOUT_MS, SLOW_HEARTBEAT_MS, Supervisor
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"heartbeat {SLOW_HEARTBEAT_MS} ms and election timeout {SLOW_ELECTION_TIMEOUT_MS} ms, to follow an election by eye",
     )
     p.add_argument("--log-level", default="WARNING", help="the nodes' log level on the terminal (default WARNING)")
+    p.add_argument(
+        "--tls", action="store_true",
+        help="a TLS cluster: a CA and certificates made in abcd-data/tls (needs the cryptography package)",
+    )
     return p
 
 
@@ -56,12 +61,20 @@ def main(argv: list[str]) -> int:
 
 
 async def run(args: argparse.Namespace, ports: list[int], dashboard_port: int) -> int:
-    dashboard = f"http://127.0.0.1:{dashboard_port}"
-    supervisor = Supervisor(ports, log_level=args.log_level, slow=args.slow, allow_origin=dashboard)
+    tls = None
+    if args.tls:
+        try:
+            tls = demo_tls.ensure(os.path.join(DATA_ROOT, "tls"))
+        except ImportError as e:
+            print(f"abcd demo: --tls: {e}", file=sys.stderr)
+            return 1
+    dashboard = f"{'https' if tls else 'http'}://127.0.0.1:{dashboard_port}"
+    supervisor = Supervisor(ports, log_level=args.log_level, slow=args.slow, allow_origin=dashboard, tls=tls)
     runner = web.AppRunner(create_app(supervisor), access_log=None)
     await runner.setup()
     try:
-        await web.TCPSite(runner, "127.0.0.1", dashboard_port).start()
+        ssl_context = tls.server_context() if tls else None
+        await web.TCPSite(runner, "127.0.0.1", dashboard_port, ssl_context=ssl_context).start()
     except OSError as e:
         print(f"abcd demo: cannot serve the dashboard on 127.0.0.1:{dashboard_port}: {e}", file=sys.stderr)
         await runner.cleanup()
@@ -80,7 +93,7 @@ async def run(args: argparse.Namespace, ports: list[int], dashboard_port: int) -
         elif not starting.result():
             code = 1
         else:
-            print_hints(args, ports, dashboard)
+            print_hints(args, ports, dashboard, tls)
             await stopping
     finally:
         print("abcd demo: stopping", file=sys.stderr, flush=True)
@@ -89,16 +102,27 @@ async def run(args: argparse.Namespace, ports: list[int], dashboard_port: int) -
     return code
 
 
-def print_hints(args: argparse.Namespace, ports: list[int], dashboard: str) -> None:
+def print_hints(args: argparse.Namespace, ports: list[int], dashboard: str, tls=None) -> None:
     first = f"127.0.0.1:{ports[0]}"
     slow = f" (slow: heartbeat {SLOW_HEARTBEAT_MS} ms, election timeout {SLOW_ELECTION_TIMEOUT_MS} ms)" if args.slow else ""
+    scheme = "https" if tls else "http"
+    curl = f"curl --cacert {tls.ca}" if tls else "curl"
     lines = [
         f"abcd demo: dashboard {dashboard}/",
         f"abcd demo: {args.nodes} nodes on ports {ports[0]}-{ports[-1]}, data in {os.path.abspath('abcd-data')}{slow}",
-        f"  node info  http://{first}/",
-        f"  status     curl http://{first}/v1/status",
-        f"  put / get  curl -X PUT -d '{{\"value\": \"x\"}}' http://{first}/v1/kv/a ; curl http://{first}/v1/kv/a",
-        f"  members    curl {dashboard}/demo/members ; curl -X POST {dashboard}/demo/members/{ports[-1]}/kill (or stop, restart)",
-        "  Ctrl-C stops the cluster",
+        f"  node info  {scheme}://{first}/",
+        f"  status     {curl} {scheme}://{first}/v1/status",
+        f"  put / get  {curl} -X PUT -d '{{\"value\": \"x\"}}' {scheme}://{first}/v1/kv/a ; {curl} {scheme}://{first}/v1/kv/a",
+        f"  members    {curl} {dashboard}/demo/members ; {curl} -X POST {dashboard}/demo/members/{ports[-1]}/kill (or stop, restart)",
+        f"             {curl} -X POST {dashboard}/demo/members   (starts a new member, which joins as a learner)",
     ]
+    if tls:
+        endpoints = ",".join(f"127.0.0.1:{p}" for p in ports)
+        lines += [
+            f"  TLS        certificates in {tls.directory} (a browser must be told to trust {tls.ca})",
+            f"  abcdctl    abcdctl --endpoints {endpoints} --cacert {tls.ca} put a x",
+            f"             (or export ABCD_CACERT={tls.ca}; a client certificate: --cert {tls.path('client.crt')}"
+            f" --key {tls.path('client.key')})",
+        ]
+    lines.append("  Ctrl-C stops the cluster")
     print("\n".join(lines), flush=True)

@@ -3,6 +3,7 @@
     GET  /                                  the dashboard (abcd/api/static/index.html)
     GET  /static/...                        its scripts and styles
     GET  /demo/members                      {"members": [{port, address, pid, state, since, ...}], "slow"}
+    POST /demo/members                      start a new member on the next free port (it joins as a learner)
     POST /demo/members/{port}/stop          SIGTERM, wait for the exit
     POST /demo/members/{port}/kill          SIGKILL (kill -9), wait for the exit
     POST /demo/members/{port}/restart       start it again on its port and data dir
@@ -22,7 +23,6 @@ from .supervisor import DemoError, Supervisor
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "api", "static")
 SUPERVISOR: web.AppKey = web.AppKey("supervisor", Supervisor)
-ALLOWED_ORIGINS: web.AppKey = web.AppKey("allowed_origins", frozenset)
 ACTIONS = ("stop", "kill", "restart")
 
 _CODES = {404: "not_found", 405: "method_not_allowed", 413: "too_large", 400: "bad_request"}
@@ -53,7 +53,8 @@ async def errors_as_json(request: web.Request, handler):
 async def cors(request: web.Request, handler):
     """The nodes' pages may read and drive the demo: their origins get CORS headers."""
     origin = request.headers.get("Origin")
-    allowed = origin in request.app[ALLOWED_ORIGINS]
+    scheme = "https" if request.app[SUPERVISOR].tls is not None else "http"
+    allowed = origin in {f"{scheme}://127.0.0.1:{port}" for port in request.app[SUPERVISOR].members}
     if request.method == "OPTIONS" and request.path.startswith("/demo/"):
         response = web.Response(status=204)  # a preflight: say what a later call may do
         if allowed:
@@ -70,6 +71,12 @@ async def cors(request: web.Request, handler):
 
 async def members(request: web.Request) -> web.Response:
     return web.json_response(request.app[SUPERVISOR].describe())
+
+
+async def add_member(request: web.Request) -> web.Response:
+    if await request.read():
+        raise DemoError(400, "bad_request", "POST /demo/members takes no body: the demo picks the port")
+    return web.json_response({"member": await request.app[SUPERVISOR].add()})
 
 
 async def act(request: web.Request) -> web.Response:
@@ -110,8 +117,8 @@ async def index(request: web.Request) -> web.StreamResponse:
 def create_app(supervisor: Supervisor) -> web.Application:
     app = web.Application(middlewares=[cors, errors_as_json], client_max_size=64 * 1024)
     app[SUPERVISOR] = supervisor
-    app[ALLOWED_ORIGINS] = frozenset(f"http://127.0.0.1:{port}" for port in supervisor.ports)
     app.router.add_get("/demo/members", members)
+    app.router.add_post("/demo/members", add_member)
     app.router.add_post("/demo/members/{port}/{action}", act)
     app.router.add_post("/demo/slow", set_slow)
     app.router.add_get("/", index)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sys
 import time
 from dataclasses import dataclass, field
@@ -80,23 +81,39 @@ class Member:
 
 
 class Supervisor:
-    def __init__(self, ports: list[int], *, log_level: str, slow: bool, allow_origin: str | None, report=None) -> None:
+    def __init__(
+        self, ports: list[int], *, log_level: str, slow: bool, allow_origin: str | None, report=None, tls=None
+    ) -> None:
         self.ports = ports
+        # demo.tls.DemoTls with --tls: the nodes get its files, health checks use https.
+        self.tls = tls
         self.slow = slow
         self.report = report or (lambda line: print(line, file=sys.stderr, flush=True))
         self.shutting_down = False
         self.switching = asyncio.Lock()  # one change of slow mode at a time
-        extra = ["--enable-faults", "--log-level", log_level]
+        self.extra = ["--enable-faults", "--log-level", log_level]
         if allow_origin:
-            extra += ["--allow-origin", allow_origin]  # lets the dashboard's page call the nodes
+            self.extra += ["--allow-origin", allow_origin]  # lets the dashboard's page call the nodes
+        self.adding = asyncio.Lock()  # one new member at a time
+        if tls is not None:
+            self.extra += tls.node_args()
         first = f"127.0.0.1:{ports[0]}"
         self.members: dict[int, Member] = {}
         for i, port in enumerate(ports):
-            data_dir = os.path.join(DATA_ROOT, f"node-{port}")
-            command = [sys.executable, "-m", "abcd", str(port), "--data-dir", data_dir, *extra]
-            if i:
-                command += ["--join", first]  # ignored by a node that resumes from its data dir
-            self.members[port] = Member(port, command, data_dir)
+            # --join is ignored by a node that resumes from its data dir.
+            self.members[port] = self._member(port, join=first if i else None)
+        # Members added from the dashboard in an earlier run: they resume too, once the
+        # others are up (a member removed since then finds out and exits on its own).
+        self.added_before = [port for port in _data_dir_ports() if port not in self.members]
+        for port in self.added_before:
+            self.members[port] = self._member(port, join=None)
+
+    def _member(self, port: int, *, join: str | None) -> Member:
+        data_dir = os.path.join(DATA_ROOT, f"node-{port}")
+        command = [sys.executable, "-m", "abcd", str(port), "--data-dir", data_dir, *self.extra]
+        if join:
+            command += ["--join", join]
+        return Member(port, command, data_dir)
 
     @property
     def resuming(self) -> bool:
@@ -138,6 +155,26 @@ class Supervisor:
             )
             member.state, member.since, member.exit_code, member.ending = RUNNING, time.time(), None, None
             member.watcher = asyncio.ensure_future(self._watch(member, member.process))
+
+    async def add(self) -> dict:
+        """A new member: a node on the next free port joins through a running member.
+
+        It joins as a learner, and the leader promotes it to voter once its log has
+        caught up (what `--join` asks for): the page shows both steps.
+        """
+        async with self.adding:
+            if self.shutting_down:
+                raise DemoError(409, "shutting_down", "the demo is stopping its nodes")
+            through = next((m for m in self.members.values() if m.running), None)
+            if through is None:
+                raise DemoError(409, "no_member_running", "no member is running to join through; restart one first")
+            port = _free_port_after(max(self.members))
+            if port is None:
+                raise DemoError(503, "no_free_port", f"no free port above {max(self.members)} for a new member")
+            member = self._member(port, join=f"127.0.0.1:{through.port}")
+            self.members[port] = member
+            await asyncio.shield(self._start(member))
+            return member.describe()
 
     async def stop(self, port: int) -> dict:
         """SIGTERM: the node flushes, fsyncs and exits; SIGKILL if it has not after the grace period."""
@@ -209,28 +246,37 @@ class Supervisor:
         """Start every node; True once all are healthy, False if one could not become so.
 
         A new cluster: node 1 bootstraps and must be healthy before the others join
-        through it.  A resumed one: all nodes start at once, since a resumed member can
-        only become healthy once a majority of its cluster is back.
+        through it.  A resumed one: all nodes start at once, those added from the
+        dashboard in an earlier run too, since a resumed member can only become healthy
+        once a majority of its cluster is back.
         """
-        resuming = self.resuming
         timeout = 60.0 if self.slow else 30.0
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as http:
-            for i, port in enumerate(self.ports):
-                if not self.members[port].running:
-                    await self.start(port)
-                if resuming and i < len(self.ports) - 1:
-                    continue
-                for waiting in self.ports if resuming else [port]:
-                    if not await self._wait_healthy(http, waiting, timeout):
-                        self.report(f"abcd demo: node on port {waiting} did not become healthy; stopping")
+            if self.resuming:
+                for port in [*self.ports, *self.added_before]:
+                    if not self.members[port].running:
+                        await self.start(port)
+                waiting_for = self.ports
+            else:
+                waiting_for = []
+                for port in self.ports:
+                    if not self.members[port].running:
+                        await self.start(port)
+                    if not await self._wait_healthy(http, port, timeout):
+                        self.report(f"abcd demo: node on port {port} did not become healthy; stopping")
                         return False
+            for port in waiting_for:
+                if not await self._wait_healthy(http, port, timeout):
+                    self.report(f"abcd demo: node on port {port} did not become healthy; stopping")
+                    return False
         return True
 
     async def _wait_healthy(self, http: aiohttp.ClientSession, port: int, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                async with http.get(f"http://127.0.0.1:{port}/healthz") as reply:
+                scheme, ssl = ("https", self.tls.client_context()) if self.tls is not None else ("http", True)
+                async with http.get(f"{scheme}://127.0.0.1:{port}/healthz", ssl=ssl) as reply:
                     if reply.status == 200:
                         return True
             except (aiohttp.ClientError, asyncio.TimeoutError):
@@ -260,3 +306,29 @@ class Supervisor:
                 member.ending = KILLED
                 _signal(member.process, signal.SIGKILL)
         await asyncio.gather(*watchers)
+
+
+def _data_dir_ports() -> list[int]:
+    """The ports of the nodes that ran here before: ./abcd-data/node-<port>/meta.json."""
+    try:
+        names = os.listdir(DATA_ROOT)
+    except OSError:
+        return []
+    ports = []
+    for name in names:
+        head, _, number = name.partition("-")
+        if head == "node" and number.isdigit() and os.path.exists(os.path.join(DATA_ROOT, name, "meta.json")):
+            ports.append(int(number))
+    return sorted(ports)
+
+
+def _free_port_after(port: int) -> int | None:
+    """The first port above `port` that nothing listens on (checked by binding it)."""
+    for candidate in range(port + 1, min(port + 100, 65536)):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            return candidate
+    return None

@@ -9,7 +9,7 @@ the same error for the same command, and the store is left exactly as it was.
 """
 from __future__ import annotations
 
-# Key and value limits of the external contract (interface.md), in UTF-8 bytes.
+# Key and value limits of the HTTP API (docs/api.md), in UTF-8 bytes.
 MAX_KEY_BYTES = 1024
 MAX_VALUE_BYTES = 1024 * 1024
 

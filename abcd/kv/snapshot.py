@@ -6,7 +6,10 @@
      "versions": [[key, [[value, create_revision, mod_revision, version, lease], ...]], ...],
                                               each key's versions, by key, oldest first
      "events": [[revision, [event, ...]], ...],
-     "sessions": [[client, floor, [[seq, body, error], ...]], ...]}
+     "sessions": [[client, floor, [[seq, body, error], ...]], ...],
+     "auth": {"enabled", "revision", "secret", "users": [[name, user]], "roles": [[name, perms]]}}
+                                              users, roles, permissions (auth.py); a
+                                              snapshot without it has none
 
 An event is [key, i, j]: its KV is version i of the key, its previous KV version j (-1
 when the key did not exist before), both in `versions` above, and its type follows
@@ -26,6 +29,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
+from .auth import AuthState
 from .errors import SnapshotError
 from .lease import Lease
 from .mvcc import LEASE, MVCC, CapturedEvents, CapturedVersions
@@ -46,6 +50,7 @@ def capture(store: "KVStore") -> dict:
     state["last_lease_id"] = store._leases.last_id
     state["leases"] = [[lease.id, lease.ttl] for lease in store._leases.all()]
     state["sessions"] = store._sessions.capture()
+    state["auth"] = store._auth.capture()
     return state
 
 
@@ -99,8 +104,10 @@ def load(store: "KVStore", state: object) -> None:
                     raise ValueError(f"key {key!r} is attached to lease {lease}, which does not exist")
                 store._leases.attach(key, lease)
         sessions = Sessions.from_capture(state["sessions"], store._sessions.max_clients, store._sessions.window)
+        auth = AuthState.from_capture(state["auth"]) if "auth" in state else AuthState()
     except (KeyError, TypeError, ValueError, IndexError) as error:
         raise SnapshotError(f"snapshot is not valid: {type(error).__name__}: {error}") from None
     store._mvcc = mvcc
     store._sessions = sessions
+    store._auth = auth
     store.applied_index = applied_index

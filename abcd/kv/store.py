@@ -6,7 +6,7 @@ which takes one committed command and its log index.  Reads (`read`, `get`, `ran
 never depends on the iteration order of a set, so the same commands give the same state
 and the same responses on every node.
 
-Responses are the HTTP API's bodies (interface.md):
+Responses are the HTTP API's bodies (docs/api.md):
 
     put              {"revision", "prev_kv"}
     get              {"kv", "revision"}                 (404 not_found when absent)
@@ -22,6 +22,7 @@ Responses are the HTTP API's bodies (interface.md):
     lease_revoke     {"id", "deleted", "revision"}    (404 lease_not_found when absent)
     lease_expire     {"id", "deleted", "revision"}    (deleted 0 when already gone)
     compact          {"compact_revision", "revision"}
+    auth commands    {"auth_revision"}                (auth.py)
 
 "revision" is the store's revision after the command.  A command that fails raises
 KVError and leaves the state as it was (checks run before any change).
@@ -32,6 +33,7 @@ import logging
 from typing import Callable
 
 from . import snapshot as _snapshot
+from .auth import AUTH_OPS, AuthState, permission_denied
 from .errors import KVError, bad_request, key_not_found, lease_not_found
 from .lease import Lease, Leases
 from .mvcc import FIELD_INDEX, LEASE, MVCC, event_dict, kv_dict
@@ -62,6 +64,7 @@ class KVStore:
         self._mvcc = MVCC(history_limit)
         self._leases = Leases()
         self._sessions = Sessions(max_clients, client_window)
+        self._auth = AuthState()
         # Invariant: the index of the last log entry applied (by apply or mark_applied).
         self.applied_index = 0
         self._listeners: list[Listener] = []
@@ -76,6 +79,11 @@ class KVStore:
     @property
     def compact_revision(self) -> int:
         return self._mvcc.compact_revision
+
+    @property
+    def auth(self) -> AuthState:
+        """Users, roles and permissions (read them; change them only through apply)."""
+        return self._auth
 
     def __len__(self) -> int:
         """The number of live keys."""
@@ -99,6 +107,9 @@ class KVStore:
         self.applied_index = index
         if not normalized:
             cmd = validate_command(cmd)
+        checked_at = cmd.get("auth_revision")
+        if checked_at is not None and (checked_at != self._auth.revision or cmd["op"] == "lease_revoke"):
+            self._check_again(cmd)
         request_id = cmd.get("request_id")
         if request_id is None:
             return self._put(cmd) if cmd["op"] == "put" else self._execute(cmd)
@@ -126,6 +137,21 @@ class KVStore:
             raise ValueError(f"log index {index!r} is not after applied_index {self.applied_index}")
         self.applied_index = index
 
+    def _check_again(self, cmd: dict) -> None:
+        """The user's permissions as they are now, for a write checked at another auth
+        revision (they may have been revoked since), and a lease revoke's keys (which only
+        the store knows).  Every member applies the same state: the same answer."""
+        auth = self._auth
+        if not auth.enabled:
+            return
+        user = cmd["auth_user"]
+        auth.check(user, cmd)
+        if cmd["op"] == "lease_revoke" and not auth.is_root(user):
+            lease = self._leases.get(cmd["lease"])
+            for key in sorted(lease.keys) if lease is not None else ():
+                if not auth.allows(user, "write", key, key + "\0"):
+                    raise permission_denied(f"user {user!r} may not write key {key!r} (revoking lease {lease.id} deletes it)")
+
     def _execute(self, cmd: dict) -> dict:
         kind = cmd["op"]
         if kind == "put":
@@ -142,6 +168,8 @@ class KVStore:
         if kind == "compact":
             self._mvcc.compact(cmd["revision"])
             return {"compact_revision": self._mvcc.compact_revision, "revision": self._mvcc.revision}
+        if kind in AUTH_OPS:
+            return self._auth.apply(cmd)
         return self._read(cmd)
 
     def _put(self, cmd: dict) -> dict:
@@ -372,6 +400,7 @@ class KVStore:
         self._mvcc = restored._mvcc
         self._leases = restored._leases
         self._sessions = restored._sessions
+        self._auth = restored._auth
         self.applied_index = restored.applied_index
         for listener in list(self._restore_listeners):
             try:

@@ -3,8 +3,8 @@
 `validate_request` checks one client request as it arrives (a session frame's item, or
 what the HTTP layer builds from a call) and returns it in normal form: every field of
 its op present, defaults filled in, nothing else.  `validate_command` does the same for
-what `KVStore.apply` accepts: the client writes plus the commands only the node itself
-proposes (`lease_expire`, `compact`).
+what `KVStore.apply` accepts: the client requests plus the command only the node itself
+proposes (`lease_expire`).
 
 Normal forms (request_id is kept when given; the session's correlation "id" is dropped):
 
@@ -18,12 +18,16 @@ Normal forms (request_id is kept when given; the session's correlation "id" is d
     {"op": "lease_grant", "ttl"}
     {"op": "lease_revoke" | "lease_keepalive" | "lease_expire", "lease"}
     {"op": "compact", "revision"}
+    auth commands (auth.py), through validate_admin and validate_command
 
-A field given as null counts as absent.  Unknown fields are refused, so that a typo
+A write checked against a user's permissions also carries "auth_user" and
+"auth_revision" (node/auth.py); only validate_command accepts them, so a client cannot
+claim a user.  A field given as null counts as absent.  Unknown fields are refused, so that a typo
 ("vaule") is an error rather than a silently empty write.
 """
 from __future__ import annotations
 
+from .auth import AUTH_OPS, validate_auth_command
 from .errors import MAX_KEY_BYTES, MAX_VALUE_BYTES, KVError, bad_request, too_large
 
 MAX_INT = 2**63 - 1  # etcd's revisions, lease ids and TTLs are int64
@@ -33,16 +37,18 @@ MAX_CLIENT_ID_CHARS = 256
 COMPARE_TARGETS = ("value", "version", "mod_revision", "create_revision")
 COMPARE_OPS = ("==", "!=", "<", ">")
 
-CLIENT_OPS = ("put", "get", "delete", "range", "txn", "lease_grant", "lease_revoke", "lease_keepalive")
-INTERNAL_OPS = ("lease_expire", "compact")
+CLIENT_OPS = ("put", "get", "delete", "range", "txn", "lease_grant", "lease_revoke", "lease_keepalive", "compact")
+INTERNAL_OPS = ("lease_expire",)
 # Ops that change state and so go through the log.  A txn is a write when either
 # branch holds a put or a delete (see is_write).
-WRITE_OPS = frozenset(("put", "delete", "lease_grant", "lease_revoke", "lease_expire", "compact"))
+WRITE_OPS = frozenset(("put", "delete", "lease_grant", "lease_revoke", "lease_expire", "compact") + AUTH_OPS)
 
 # Fields every request may carry besides its op's own.
 _ENVELOPE = frozenset(("op", "id", "request_id"))
 _CLIENT_OP_SET = frozenset(CLIENT_OPS)
-_ANY_OP_SET = frozenset(CLIENT_OPS + INTERNAL_OPS)
+_ADMIN_OP_SET = frozenset(CLIENT_OPS + AUTH_OPS)
+_ANY_OP_SET = frozenset(CLIENT_OPS + INTERNAL_OPS + AUTH_OPS)
+_AUTH_FIELDS = ("auth_user", "auth_revision")
 
 
 def validate_request(request: object) -> dict:
@@ -50,9 +56,23 @@ def validate_request(request: object) -> dict:
     return _validate(request, CLIENT_OPS, _CLIENT_OP_SET)
 
 
+def validate_admin(request: object) -> dict:
+    """Like validate_request, also accepting the auth commands (users, roles, auth
+    enable/disable: the node's auth API builds them, with passwords hashed)."""
+    return _validate(request, CLIENT_OPS + AUTH_OPS, _ADMIN_OP_SET)
+
+
 def validate_command(command: object) -> dict:
-    """Like validate_request, also accepting the node's own commands (for apply)."""
-    return _validate(command, CLIENT_OPS + INTERNAL_OPS, _ANY_OP_SET)
+    """Like validate_admin, also accepting the node's own commands and the user a write
+    was checked for (for apply)."""
+    if type(command) is dict and ("auth_user" in command or "auth_revision" in command):
+        user, revision = command.get("auth_user"), command.get("auth_revision")
+        if type(user) is not str or type(revision) is not int:
+            raise bad_request("auth_user must be a string and auth_revision an integer")
+        normal = _validate({k: v for k, v in command.items() if k not in _AUTH_FIELDS}, CLIENT_OPS + INTERNAL_OPS + AUTH_OPS, _ANY_OP_SET)
+        normal["auth_user"], normal["auth_revision"] = user, revision
+        return normal
+    return _validate(command, CLIENT_OPS + INTERNAL_OPS + AUTH_OPS, _ANY_OP_SET)
 
 
 def is_write(op: dict) -> bool:
@@ -94,7 +114,8 @@ def _validate(request: object, allowed_ops: tuple[str, ...], op_set: frozenset) 
     if type(kind) is not str or kind not in op_set:
         shown = repr(kind) if type(kind) is str else _json_type(kind)
         raise bad_request(f"unknown op {shown}; expected one of {', '.join(allowed_ops)}")
-    normal = _BY_OP[kind](request)
+    check = _BY_OP.get(kind)
+    normal = check(request) if check is not None else validate_auth_command(request)
     request_id = request.get("request_id")
     if request_id is not None:
         client, seq = parse_request_id(request_id)
@@ -406,6 +427,7 @@ def _show(value: object) -> str:
 __all__ = [
     "validate_request",
     "validate_command",
+    "validate_admin",
     "is_write",
     "parse_request_id",
     "KVError",

@@ -138,7 +138,7 @@ class PeerTransport:
         outbox_limit: int = 4096,
         logger: Any = loguru.logger,
         session: aiohttp.ClientSession | None = None,
-        ssl_context: ssl.SSLContext | None = None,
+        ssl_context: ssl.SSLContext | Callable[[], ssl.SSLContext] | None = None,
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
         heartbeat: float | None = 5.0,
         hello_timeout: float = 10.0,
@@ -166,6 +166,7 @@ class PeerTransport:
         self._logger = logger
         self._session = session
         self._owns_session = session is None
+        # A callable is asked at each dial, so that reloaded certificates apply to the next one.
         self._ssl_context = ssl_context
         self._max_frame_bytes = max_frame_bytes
         self._heartbeat = heartbeat
@@ -292,6 +293,12 @@ class PeerTransport:
             self._session = aiohttp.ClientSession(timeout=timeout)
         return self._session
 
+    def _dial_context(self) -> ssl.SSLContext | bool:
+        context = self._ssl_context
+        if context is None:
+            return True
+        return context if isinstance(context, ssl.SSLContext) else context()
+
     async def _run_writer(self, peer: _Peer) -> None:
         backoff = Backoff(self._backoff_initial, self._backoff_max, self._rng)
         attempts = 0
@@ -320,7 +327,7 @@ class PeerTransport:
         """Dial, say hello, send batches until the connection ends; its close code, if any."""
         session = self._client_session()
         async with session.ws_connect(
-            peer.url, heartbeat=self._heartbeat, compress=0, ssl=self._ssl_context or True
+            peer.url, heartbeat=self._heartbeat, compress=0, ssl=self._dial_context()
         ) as ws:
             await ws.send_bytes(self._hello)
             peer.connected = True

@@ -10,7 +10,8 @@ and applies the command as it validated it.
 
 Entries without a command for the store (the leader's no-op, configuration changes)
 only advance the store's applied index; configuration entries are also reported to
-`on_config`, which keeps the member table in step.  After a batch, linearizable reads
+`on_config` where one is given (the node's member table follows the core's
+configuration after each step instead: Node._membership_effects).  After a batch, linearizable reads
 waiting for this applied index are served.
 
 A Restore (a follower installing the leader's snapshot, Figure 13 step 8) replaces the

@@ -157,12 +157,14 @@ def check_join_token(node: "Node", token: str | None) -> Response | None:
     return None
 
 
-async def add_member(node: "Node", body: Any, *, forwarded: bool, token: str | None = None) -> Response:
+async def add_member(
+    node: "Node", body: Any, *, forwarded: bool, token: str | None = None, auth_headers: dict | None = None
+) -> Response:
     if not isinstance(body, dict):
         return responses.bad_request("the body must be a JSON object {\"address\": \"host:port\", \"learner\"?: bool}")
-    unknown = sorted(set(body) - {"address", "learner", "name"})
+    unknown = sorted(set(body) - {"address", "learner", "name", "join_id"})
     if unknown:
-        return responses.bad_request(f"unknown field {unknown[0]!r}; expected address, learner, name")
+        return responses.bad_request(f"unknown field {unknown[0]!r}; expected address, learner, name, join_id")
     address = body.get("address")
     if type(address) is not str:
         return responses.bad_request("address must be a string \"host:port\"")
@@ -176,11 +178,14 @@ async def add_member(node: "Node", body: Any, *, forwarded: bool, token: str | N
     name = body.get("name")
     if name is not None and (type(name) is not str or not name or len(name) > 128):
         return responses.bad_request("name must be a non-empty string of at most 128 characters")
+    join_id = body.get("join_id")
+    if join_id is not None and (type(join_id) is not str or not 0 < len(join_id) <= 64):
+        return responses.bad_request("join_id must be a non-empty string of at most 64 characters")
     refused = check_join_token(node, token)
     if refused is not None:
         return refused
-    headers = {CLUSTER_TOKEN_HEADER: token} if token is not None else None
-    elsewhere = await _on_leader(node, forwarded, "POST", "/v1/members", body, headers)
+    headers = {CLUSTER_TOKEN_HEADER: token} if token is not None else {}
+    elsewhere = await _on_leader(node, forwarded, "POST", "/v1/members", body, {**headers, **(auth_headers or {})})
     if elsewhere is not None:
         return elsewhere
     added: dict[str, int] = {}
@@ -188,9 +193,10 @@ async def add_member(node: "Node", body: Any, *, forwarded: bool, token: str | N
     def plan():
         existing = node.membership.find_by_address(address)
         if existing is not None:
-            added["id"] = existing  # a retried join: the member is there already
+            _check_same_node(node, existing, join_id)
+            added["id"] = existing  # a retried join, or `members add` before the node's join
             return None
-        node_id, change = node.membership.plan_add(node.core, address, name, learner)
+        node_id, change = node.membership.plan_add(node.core, address, name, learner, join_id)
         added["id"] = node_id
         return change
 
@@ -200,17 +206,44 @@ async def add_member(node: "Node", body: Any, *, forwarded: bool, token: str | N
     return responses.ok(_member_answer(node, added["id"]))
 
 
+def _check_same_node(node: "Node", member_id: int, join_id: str | None) -> None:
+    """Refuse a join at a member's address by a node that is not that member.
+
+    A node that lost its data dir forgot the votes it cast and the log it acknowledged:
+    taken back as the same member, it could vote twice in a term, and the leader would
+    count entries it no longer holds towards a majority.  It must join as a new member,
+    after the old one is removed.  A join with the member's own join_id is a retry of
+    the join that added it; a member without one was added by `members add` and is
+    taken by the first node that joins at its address, unless the leader has already
+    heard from a node as that member (its log matched the leader's somewhere)."""
+    if join_id is None:
+        return  # `members add` for an address that is a member already: nothing to do
+    info = node.membership.info(member_id)
+    known = info.join_id if info is not None else None
+    progress = node.core.progress.get(member_id)
+    answered = progress is not None and progress.match_index > 0
+    if known == join_id or (known is None and not answered):
+        return
+    raise ChangeError(
+        409, "member_exists",
+        f"{info.address if info else 'this address'} is already member {member_id}, which a node with other "
+        f"data joined as: a node that lost its data dir must not rejoin under its old identity (it forgot its "
+        f"votes and its log); remove member {member_id} (DELETE /v1/members/{member_id}, abcdctl members remove "
+        f"{member_id}), then start the node again to join as a new member",
+    )
+
+
 def _member_answer(node: "Node", node_id: int) -> dict:
     members = node.membership.describe(node.core)
     member = next((m for m in members if m["id"] == node_id), {"id": node_id})
     return {"member": member, "cluster_id": node.cluster_id, "members": members}
 
 
-async def remove_member(node: "Node", raw_id: str, *, forwarded: bool) -> Response:
+async def remove_member(node: "Node", raw_id: str, *, forwarded: bool, auth_headers: dict | None = None) -> Response:
     node_id = _check_id(raw_id)
     if isinstance(node_id, Response):
         return node_id
-    elsewhere = await _on_leader(node, forwarded, "DELETE", f"/v1/members/{node_id}", None)
+    elsewhere = await _on_leader(node, forwarded, "DELETE", f"/v1/members/{node_id}", None, auth_headers)
     if elsewhere is not None:
         return elsewhere
     response = await _propose_change(node, lambda: node.membership.plan_remove(node.core, node_id))
@@ -219,11 +252,11 @@ async def remove_member(node: "Node", raw_id: str, *, forwarded: bool) -> Respon
     return responses.ok({"removed": node_id, "members": node.membership.describe(node.core)})
 
 
-async def promote_member(node: "Node", raw_id: str, *, forwarded: bool) -> Response:
+async def promote_member(node: "Node", raw_id: str, *, forwarded: bool, auth_headers: dict | None = None) -> Response:
     node_id = _check_id(raw_id)
     if isinstance(node_id, Response):
         return node_id
-    elsewhere = await _on_leader(node, forwarded, "POST", f"/v1/members/{node_id}/promote", None)
+    elsewhere = await _on_leader(node, forwarded, "POST", f"/v1/members/{node_id}/promote", None, auth_headers)
     if elsewhere is not None:
         return elsewhere
     def plan():
@@ -262,11 +295,11 @@ def maybe_promote(node: "Node") -> None:
     future.add_done_callback(done)
 
 
-async def transfer_leadership(node: "Node", body: Any, *, forwarded: bool) -> Response:
+async def transfer_leadership(node: "Node", body: Any, *, forwarded: bool, auth_headers: dict | None = None) -> Response:
     if not isinstance(body, dict) or set(body) != {"to"} or type(body["to"]) is not int:
         return responses.bad_request("the body must be {\"to\": <member id>}")
     to = body["to"]
-    elsewhere = await _on_leader(node, forwarded, "POST", "/v1/leader/transfer", body)
+    elsewhere = await _on_leader(node, forwarded, "POST", "/v1/leader/transfer", body, auth_headers)
     if elsewhere is not None:
         return elsewhere
     result_future = node.loop.create_future()

@@ -1,7 +1,9 @@
 """The settings of one node process (the command line of docs/operations.md)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from .auto_compaction import Retention
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,12 +29,22 @@ class NodeConfig:
     # Entries kept in the log behind a snapshot, so that a follower a little behind
     # still gets AppendEntries rather than the whole snapshot.
     snapshot_catchup_entries: int = 5_000
+    # Snapshot files kept (the newest), and WAL segments kept even once a snapshot covers
+    # them (etcd's --max-snapshots and --max-wals); 0: keep them all (storage.md).
+    max_snapshots: int = 2
+    max_wals: int = 2
+    # The WAL's segment size (storage.md); small only in tests, to roll segments often.
+    wal_segment_bytes: int = 64 * 2**20
+    # The leader's automatic compaction of the store's history (auto_compaction.py).
+    auto_compaction: Retention = field(default_factory=lambda: Retention("periodic", 0))
     # How far ahead of its writes the WAL keeps the current segment zero-filled (0: off):
     # an fdatasync then has no file size or block allocation to commit (storage.md).
     wal_preallocate_bytes: int = 2**20
     # Origins ("http://host:port") whose pages may call this node, besides its members'
     # (--allow-origin; api/cors.py).
     allow_origins: tuple[str, ...] = ()
+    # Seconds an auth token is valid (--auth-token-ttl; node/auth.py).
+    auth_token_ttl: float = 300.0
 
     def __post_init__(self) -> None:
         if self.heartbeat_ms < 1:
@@ -48,6 +60,14 @@ class NodeConfig:
             raise ValueError(f"--snapshot-count must be at least 0 (0 turns snapshots off), got {self.snapshot_count}")
         if self.wal_preallocate_bytes < 0:
             raise ValueError(f"wal_preallocate_bytes must be at least 0, got {self.wal_preallocate_bytes}")
+        if self.max_snapshots < 0:
+            raise ValueError(f"--max-snapshots must be at least 0 (0 keeps every snapshot), got {self.max_snapshots}")
+        if self.max_wals < 0:
+            raise ValueError(f"--max-wals must be at least 0 (0 keeps every WAL segment), got {self.max_wals}")
+        if self.wal_segment_bytes < 4096:
+            raise ValueError(f"the WAL segment size must be at least 4096 bytes, got {self.wal_segment_bytes}")
+        if not self.auth_token_ttl > 0:
+            raise ValueError(f"--auth-token-ttl must be a positive number of seconds, got {self.auth_token_ttl}")
         if self.snapshot_catchup_entries < 0:
             raise ValueError(f"--snapshot-catchup-entries must be at least 0, got {self.snapshot_catchup_entries}")
 

@@ -36,6 +36,16 @@ CLUSTER_TOKEN_HEADER = "X-Abcd-Cluster-Token"
 OnUnsent = Callable[[list], None]
 
 
+def _forwarded_form(item: Any, request_id: int) -> dict:
+    """The session request for `item`: the user a write was checked for is left out
+    (the leader checks the caller's token itself and sets it), the token put in."""
+    request = item.request
+    if item.token is None:
+        return {**request, "id": request_id}
+    request = {k: v for k, v in request.items() if k != "auth_user" and k != "auth_revision"}
+    return {**request, "id": request_id, "auth": item.token}
+
+
 class LeaderLink:
     """One kept-open session to one leader address.
 
@@ -43,9 +53,10 @@ class LeaderLink:
     """
 
     def __init__(
-        self, session: aiohttp.ClientSession, address: str, on_unsent: OnUnsent, *, logger=loguru.logger
+        self, session: aiohttp.ClientSession, address: str, on_unsent: OnUnsent, *, logger=loguru.logger, tls=None
     ) -> None:
         self.address = address
+        self._tls = tls  # abcd.tls.TlsContexts: wss, with this node's peer certificate
         self._session = session
         self._on_unsent = on_unsent
         self._logger = logger
@@ -68,9 +79,11 @@ class LeaderLink:
         self._wakeup.set()
 
     async def _run(self) -> None:
-        url = f"http://{self.address}{SESSION_PATH}?{FORWARDED_QUERY}"
+        scheme = "wss" if self._tls is not None else "ws"
+        url = f"{scheme}://{self.address}{SESSION_PATH}?{FORWARDED_QUERY}"
         try:
-            async with self._session.ws_connect(url, compress=0, max_msg_size=0) as ws:
+            ssl = self._tls.dial if self._tls is not None else True
+            async with self._session.ws_connect(url, compress=0, max_msg_size=0, ssl=ssl) as ws:
                 reader = asyncio.get_running_loop().create_task(self._read(ws))
                 try:
                     while not reader.done():
@@ -86,7 +99,7 @@ class LeaderLink:
                             if item.waiter.done:
                                 continue
                             self._in_flight[request_id] = item
-                            frame.append({**item.request, "id": request_id})
+                            frame.append(_forwarded_form(item, request_id))
                         if frame:
                             await ws.send_bytes(orjson.dumps(frame))
                 finally:
@@ -152,8 +165,11 @@ class LeaderLink:
 class Forwarder:
     """Links to leaders by address; a link no longer needed is closed once idle."""
 
-    def __init__(self, on_unsent: OnUnsent, *, logger=loguru.logger, request_timeout: float = 10.0) -> None:
+    def __init__(
+        self, on_unsent: OnUnsent, *, logger=loguru.logger, request_timeout: float = 10.0, tls=None
+    ) -> None:
         self._on_unsent = on_unsent
+        self._tls = tls
         self._logger = logger
         self._links: dict[str, LeaderLink] = {}
         self._session: aiohttp.ClientSession | None = None
@@ -169,7 +185,9 @@ class Forwarder:
     def forward(self, address: str, item: Any) -> None:
         link = self._links.get(address)
         if link is None or link.closed:
-            link = self._links[address] = LeaderLink(self._client(), address, self._on_unsent, logger=self._logger)
+            link = self._links[address] = LeaderLink(
+                self._client(), address, self._on_unsent, logger=self._logger, tls=self._tls
+            )
         for other, old in list(self._links.items()):
             if other != address and not old.busy:
                 del self._links[other]
@@ -181,11 +199,12 @@ class Forwarder:
         self, address: str, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
     ) -> Response:
         """Forward one HTTP call (membership changes) to the leader at `address`."""
-        url = f"http://{address}{path}"
+        url = f"{'https' if self._tls is not None else 'http'}://{address}{path}"
         try:
             async with self._client().request(
                 method,
                 url,
+                ssl=self._tls.dial if self._tls is not None else True,
                 json=body,
                 headers={**(headers or {}), FORWARDED_HEADER: "1"},
                 timeout=aiohttp.ClientTimeout(total=self._request_timeout),

@@ -48,7 +48,7 @@ def bootstrap(data_dir: str, name: str, address: str, port: int) -> dict[str, An
             "remove the data dir to start afresh"
         )
     node_id = 1
-    context = encode_context({node_id: MemberInfo(name, address)}, next_id=node_id + 1)
+    context = encode_context({node_id: MemberInfo(name, address, join_id=uuid.uuid4().hex)}, next_id=node_id + 1)
     seed = Entry(1, 1, encode_config(Configuration(frozenset({node_id})), context), ENTRY_CONFIG)
     wal, _ = WAL.open(data_dir)
     try:
@@ -76,13 +76,20 @@ async def join(
     timeout: float = 60.0,
     token: str | None = None,
     logger=loguru.logger,
+    tls=None,
 ) -> dict[str, Any]:
-    """Ask the cluster (through any of `targets`) to add this node; returns the new meta."""
+    """Ask the cluster (through any of `targets`) to add this node; returns the new meta.
+
+    With `tls` (abcd.tls.TlsContexts) the request goes over https with the node's peer certificate.
+    """
     if _wal_has_segments(data_dir):
         raise IdentityError(
             f"{data_dir} has a WAL but no meta.json; remove the data dir to join afresh"
         )
-    body = {"address": address, "name": name, "learner": True}
+    # One join_id for every retry of this join: a retry whose first attempt was added
+    # already gets that member back; a node that joined before, lost its data dir and
+    # comes back at the same address has a new one, and is refused (cluster_ops).
+    body = {"address": address, "name": name, "learner": True, "join_id": uuid.uuid4().hex}
     headers = {CLUSTER_TOKEN_HEADER: token} if token is not None else {}
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -92,7 +99,9 @@ async def join(
         while True:
             for target in targets:
                 try:
-                    async with session.post(f"http://{target}/v1/members", json=body, headers=headers) as reply:
+                    url = f"{'https' if tls is not None else 'http'}://{target}/v1/members"
+                    ssl = tls.dial if tls is not None else True
+                    async with session.post(url, json=body, headers=headers, ssl=ssl) as reply:
                         payload = await reply.json(content_type=None)
                         if reply.status == 200:
                             return _joined_meta(payload, name=name, address=address, port=port, data_dir=data_dir)

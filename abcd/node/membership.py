@@ -53,9 +53,17 @@ class MemberInfo:
     address: str
     # Promote to voter once caught up (members that joined as learners).
     promote: bool = False
+    # Drawn by the node that joined (or bootstrapped) as this member, once per data dir's
+    # first start: a join at this address with another join_id comes from a node that
+    # lost its data and must not take this member's place (see cluster_ops.add_member).
+    # None for a member added by `members add` whose node has not joined yet.
+    join_id: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "address": self.address, "promote": self.promote}
+        table = {"name": self.name, "address": self.address, "promote": self.promote}
+        if self.join_id is not None:
+            table["join_id"] = self.join_id
+        return table
 
 
 def encode_context(members: dict[int, MemberInfo], next_id: int) -> str:
@@ -72,7 +80,11 @@ def decode_context(text: str) -> tuple[dict[int, MemberInfo], int]:
         raise ValueError(f"configuration context has no member table: {text[:200]!r}")
     members = {}
     for key, info in obj["members"].items():
-        members[int(key)] = MemberInfo(str(info["name"]), str(info["address"]), bool(info.get("promote", False)))
+        join_id = info.get("join_id")
+        members[int(key)] = MemberInfo(
+            str(info["name"]), str(info["address"]), bool(info.get("promote", False)),
+            str(join_id) if join_id is not None else None,
+        )
     next_id = int(obj.get("next_id", max(members, default=0) + 1))
     return members, next_id
 
@@ -222,17 +234,22 @@ class Membership:
 
     # ------------------------------------------------------------------ planning changes (leader)
 
+    def info(self, node_id: int) -> MemberInfo | None:
+        return self.members.get(node_id)
+
     def find_by_address(self, address: str) -> int | None:
         for node_id, info in self.members.items():
             if info.address == address:
                 return node_id
         return None
 
-    def plan_add(self, core, address: str, name: str | None, learner: bool) -> tuple[int, ProposeConfig]:
+    def plan_add(
+        self, core, address: str, name: str | None, learner: bool, join_id: str | None = None
+    ) -> tuple[int, ProposeConfig]:
         """(new id, the change to propose) to add a member at `address`."""
         node_id = self.next_id
         members = dict(self.members)
-        members[node_id] = MemberInfo(name or f"node-{node_id}", address, promote=learner)
+        members[node_id] = MemberInfo(name or f"node-{node_id}", address, promote=learner, join_id=join_id)
         voters, learners = set(core.config.voters), set(core.config.learners)
         (learners if learner else voters).add(node_id)
         return node_id, self._change(voters, learners, members, node_id + 1)
@@ -273,7 +290,7 @@ class Membership:
         members = dict(self.members)
         info = members.get(node_id)
         if info is not None:
-            members[node_id] = MemberInfo(info.name, info.address, promote=False)
+            members[node_id] = MemberInfo(info.name, info.address, promote=False, join_id=info.join_id)
         return self._change(set(config.voters) | {node_id}, set(config.learners) - {node_id}, members, self.next_id)
 
     def learner_to_promote(self, core, caught_up_index: int | None = None) -> int | None:

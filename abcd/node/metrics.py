@@ -6,6 +6,8 @@ several nodes can live in one process (tests).
 """
 from __future__ import annotations
 
+import asyncio
+
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
@@ -43,6 +45,9 @@ class NodeCollector:
         yield gauge("abcd_is_leader", "1 if this node is the leader.", 1 if core.is_leader() else 0)
         yield gauge("abcd_members", "Members in the configuration (voters and learners).", len(core.config.members))
         yield gauge("abcd_requests_waiting", "Client requests waiting for commit or a read index.", node.requests.waiting)
+        # All of the loop's tasks (sessions, watches, links, timers): a number that keeps
+        # growing under a steady load is a leak.  Counting them walks a weak set, at scrape time only.
+        yield gauge("abcd_asyncio_tasks", "asyncio tasks alive in the node's event loop.", len(asyncio.all_tasks(node.loop)))
         yield gauge("abcd_kv_keys", "Live keys in the store.", len(node.store))
         yield gauge("abcd_kv_revision", "The store's revision.", node.store.current_revision)
         yield counter("abcd_proposals", "Proposals (batches of client writes) made to the core.", node.requests.proposals)

@@ -44,6 +44,7 @@ from reactivex.scheduler.eventloop import AsyncIOScheduler
 from reactivex.subject import Subject
 
 from ..kv import KVError, KVStore, is_write, validate_request
+from ..kv.validate import validate_admin
 from ..net import Faults, PeerTransport, faults_outbound
 from ..raft.core import Options, RaftCore
 from ..raft.effects import Restore, Trace
@@ -53,6 +54,8 @@ from . import snapshots
 from . import responses
 from . import status as node_status
 from .applier import Applier
+from .auto_compaction import AutoCompactor
+from .auth import NO_CREDENTIAL, Credential, Gate
 from .cluster_ops import maybe_promote
 from .config import NodeConfig
 from .events import EventHub
@@ -84,8 +87,10 @@ class NodeStats:
 
 
 class Node:
-    def __init__(self, config: NodeConfig, meta: dict) -> None:
+    def __init__(self, config: NodeConfig, meta: dict, tls=None) -> None:
         self.config = config
+        # abcd.tls.TlsContexts when the node speaks TLS: peers are dialed with its `dial` context.
+        self.tls = tls
         self.meta = meta
         self.node_id: int = int(meta["node_id"])
         self.cluster_id: str = str(meta["cluster_id"])
@@ -119,10 +124,13 @@ class Node:
         loop = asyncio.get_running_loop()
         self.loop = loop
         config = self.config
-        self.wal, recovered = WAL.open(config.data_dir, preallocate_bytes=config.wal_preallocate_bytes)
+        self.wal, recovered = WAL.open(
+            config.data_dir, segment_bytes=config.wal_segment_bytes, preallocate_bytes=config.wal_preallocate_bytes
+        )
         if recovered.torn_bytes_truncated:
             self.logger.warning("recovery cut a torn write of {} bytes off the WAL", recovered.torn_bytes_truncated)
         self.store = KVStore()
+        self.gate = Gate(self.store, self.cluster_id, config.auth_token_ttl)
         try:
             # The newest snapshot goes into the store, the WAL's entries after it into the core.
             newest, entries = snapshots.recover(config.data_dir, recovered, self.store, self.logger)
@@ -157,6 +165,8 @@ class Node:
             logger=self.logger,
             on_event=self._snapshot_event,
             defer=loop.call_soon,
+            max_snapshots=config.max_snapshots,
+            max_wals=config.max_wals,
         )
         self.applier = Applier(
             self.store,
@@ -183,8 +193,9 @@ class Node:
             is_removed=self.membership.is_removed,
             on_removed=lambda peer, reason: leave_removed(self, f"node {peer} says: {reason}"),
             logger=self.logger,
+            ssl_context=(lambda: self.tls.dial) if self.tls is not None else None,
         )
-        self.forwarder = Forwarder(self._unsent, logger=self.logger)
+        self.forwarder = Forwarder(self._unsent, logger=self.logger, tls=self.tls)
         self.scheduler = AsyncIOScheduler(loop)
         self.wal_sink = WALSink(
             self.wal,
@@ -210,6 +221,7 @@ class Node:
         self._hub_sink = loguru.logger.add(log_records_to_hub(self.hub, config.name), level="INFO", format="{message}")
         self.metrics = make_registry(self)
         self.leases = LeaseTimers(retry_seconds=config.election_timeout_ms / 1000.0)
+        self.auto_compactor = AutoCompactor(config.auto_compaction, retry_seconds=config.request_timeout)
         self._sync_membership()
         self.pipeline.start(
             self.scheduler,
@@ -423,6 +435,7 @@ class Node:
                 self._retry_parked()
         maybe_promote(self)
         self._expire_leases(now)
+        self._auto_compact(now)
         fill_error = self.wal.fill_error
         if fill_error is not None:
             self.wal.fill_error = None
@@ -442,6 +455,22 @@ class Node:
             waiter = Waiter(lambda response: None, now + self.config.request_timeout)
             items.append(ClientWrite(encode_command(op), op, waiter, forwarded=True))
         self.pipeline.push_requests(items)
+
+    def _auto_compact(self, now: float) -> None:
+        core, store = self.core, self.store
+        revision = self.auto_compactor.on_tick(
+            revision=store.current_revision, compact_revision=store.compact_revision, now=now,
+            leading=core.is_leader(), term=core.current_term,
+        )
+        if revision is None:
+            return
+        self.logger.bind(event="AutoCompact").info(
+            "proposing to compact the history below revision {} ({} retention {})",
+            revision, self.config.auto_compaction.mode, self.config.auto_compaction.amount,
+        )
+        op = {"op": "compact", "revision": revision}
+        waiter = Waiter(lambda response: None, now + self.config.request_timeout)
+        self.pipeline.push_requests([ClientWrite(encode_command(op), op, waiter, forwarded=True)])
 
     def _timeout_fields(self) -> dict:
         """A Timeout trace's election timer in ms: the ticks counted since the timer was
@@ -474,7 +503,9 @@ class Node:
 
     # ------------------------------------------------------------------ client requests
 
-    def submit(self, request: object, *, forwarded: bool = False) -> asyncio.Future:
+    def submit(
+        self, request: object, *, forwarded: bool = False, credential: Credential = NO_CREDENTIAL, admin: bool = False
+    ) -> asyncio.Future:
         """Handle one client request; the future gets its Response."""
         future = self.loop.create_future()
 
@@ -482,20 +513,41 @@ class Node:
             if not future.done():
                 future.set_result(response)
 
-        self.handle(request, answer, forwarded=forwarded)
+        self.handle_many([(request, answer)], forwarded=forwarded, credential=credential, admin=admin)
         return future
 
     def handle(self, request: object, callback: Callable[[Response], None], *, forwarded: bool = False) -> None:
         """Handle one client request; `callback(response)` is called exactly once."""
         self.handle_many([(request, callback)], forwarded=forwarded)
 
-    def handle_many(self, requests: list[tuple[object, Callable[[Response], None]]], *, forwarded: bool = False) -> None:
+    def handle_many(
+        self,
+        requests: list[tuple[object, Callable[[Response], None]]],
+        *,
+        forwarded: bool = False,
+        credential: Credential = NO_CREDENTIAL,
+        admin: bool = False,
+    ) -> None:
         """Handle the requests of one client frame together: one pipeline item for all.
 
         Each callback is called exactly once, with its request's Response.  What is the
-        same for every request of the frame (shutting down, room left, the deadline) is
-        looked up once: on the leader this loop runs for every write.
+        same for every request of the frame (shutting down, room left, the deadline, the
+        caller) is looked up once: on the leader this loop runs for every write.
+        `credential` says who calls when auth is on (node/auth.py); `admin` (the auth
+        API, and a follower's forwarding link) also takes the auth commands.
         """
+        gate = self.gate
+        principal = None
+        if gate.enabled:
+            try:
+                principal = gate.principal(credential)
+            except KVError as e:
+                refused = responses.from_kv_error(e)
+                for _, callback in requests:
+                    callback(refused)
+                return
+        token = principal.token if principal is not None else None
+        validate = validate_admin if admin or forwarded else validate_request
         stopping = self.stopping
         room = MAX_PENDING_REQUESTS - self.requests.tracked
         deadline = self.loop.time() + self.config.request_timeout
@@ -504,7 +556,10 @@ class Node:
         items: list[ClientWrite | ClientRead] = []
         for request, callback in requests:
             try:
-                op = validate_request(request)
+                op = validate(request)
+                write = is_write(op)
+                if principal is not None:
+                    op = gate.authorize(principal, op, write)
             except KVError as e:
                 callback(responses.from_kv_error(e))
                 continue
@@ -514,14 +569,17 @@ class Node:
             if room <= 0:
                 callback(responses.unavailable("overloaded", f"{MAX_PENDING_REQUESTS} requests are in flight; retry shortly"))
                 continue
-            write = is_write(op)
             if not write and (op.get("serializable") or local_reads):
                 callback(self._serve_read(op))
                 continue
             room -= 1
             waiter = Waiter(callback, deadline, is_write=write)
             track(waiter)
-            items.append(ClientWrite(encode_command(op), op, waiter, forwarded) if write else ClientRead(op, waiter, forwarded))
+            items.append(
+                ClientWrite(encode_command(op), op, waiter, forwarded, token=token)
+                if write
+                else ClientRead(op, waiter, forwarded, token=token)
+            )
         if not items:
             return
         if self.core.is_leader():

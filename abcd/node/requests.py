@@ -78,6 +78,8 @@ class ClientWrite:
     forwarded: bool = False
     # When the node stops waiting for a leader for it (set when first parked).
     give_up_at: float = 0.0
+    # The caller's token when auth is on: passed on with a forwarded request.
+    token: str | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -86,6 +88,7 @@ class ClientRead:
     waiter: Waiter
     forwarded: bool = False
     give_up_at: float = 0.0
+    token: str | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -290,6 +293,15 @@ class PendingRequests:
         return expired
 
     def fail_all(self, response: Response) -> None:
+        """Answer everyone waiting: the node stops.  A write already proposed may still
+        commit (its entry can be on other members, or in this node's WAL, and a later
+        leader commits it), so it gets an unknown outcome, never `response`'s 503 "not
+        applied"."""
+        for index, (_term, write) in self._by_index.items():
+            write.waiter.resolve(responses.stopped_before_commit(index))
+        for writes in self._proposals.values():
+            for write in writes:
+                write.waiter.resolve(responses.stopped_before_commit(None))
         for waiter in self._deadlines:
             waiter.resolve(response)
         self._deadlines.clear()

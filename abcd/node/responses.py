@@ -89,5 +89,18 @@ def proposal_lost() -> Response:
     )
 
 
+def stopped_before_commit(index: int | None) -> Response:
+    # The node stops (SIGTERM, or a failed disk) with this write in the log: other members
+    # hold it, or this node's WAL does, so it may still be committed.
+    at = f" at index {index}" if index is not None else ""
+    return error(
+        504,
+        "timeout",
+        f"the node stopped before it saw whether the write{at} was committed; the outcome is unknown: "
+        "the write may or may not be applied (retry with the same X-Request-Id on another member to "
+        "apply it at most once)",
+    )
+
+
 def shutting_down() -> Response:
     return unavailable("shutting_down", "the node is shutting down; retry on another member")

@@ -10,7 +10,7 @@ encodes that with orjson and saves it durably as `snap/<term>-<index>.snap`, wit
 configuration as of that index in its meta (voters, learners, and the member table's
 context: see membership.py), on its own interpreter lock and at a lower priority than
 the node.  A worker thread waits for the child, reads the file back (checking it) for
-sending, and prunes the older files (the newest `KEEP_SNAPSHOTS` stay).  Where the
+sending, and prunes the older files (the newest `max_snapshots` stay).  Where the
 node cannot fork, and after a child has failed, the store is captured on the loop
 instead (kv/snapshot.capture copies the containers and shares the immutable KVs, so
 later writes cannot change the capture) and the worker thread encodes it in slices
@@ -61,6 +61,7 @@ fsync thread, so no WAL fsync ever waits behind a snapshot.
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
@@ -84,7 +85,10 @@ WIRE_VERSION = 1
 # A header line longer than this is not ours (the member table of even a large
 # cluster is a few kilobytes); refusing early avoids scanning megabytes for a newline.
 MAX_HEADER_BYTES = 1024 * 1024
+# Snapshot files and covered WAL segments kept by default (etcd's --max-snapshots and
+# --max-wals); 0 keeps them all.
 KEEP_SNAPSHOTS = 2
+KEEP_WAL_SEGMENTS = 2
 # Items of a big list per orjson call in encode_state_parts: well under a millisecond
 # of work for typical keys, so the thread encoding a snapshot hands the GIL back to the
 # event loop at least that often.
@@ -103,6 +107,11 @@ OnEvent = Callable[[str, dict], None]
 
 class SnapshotDataError(ValueError):
     """Snapshot bytes that are not what a node sends; str() says what is wrong."""
+
+
+def prune(data_dir: str, keep: int) -> list[str]:
+    """Delete all but the `keep` newest snapshot files (0: none), and stale temp files."""
+    return prune_snapshots(data_dir, keep=keep or sys.maxsize)
 
 
 # --------------------------------------------------------------------------- formats
@@ -313,10 +322,16 @@ class Snapshotter:
         clock: Callable[[], float] = time.perf_counter,
         fork: bool = True,
         defer: Callable[[Callable[[], None]], None] | None = None,
+        max_snapshots: int = KEEP_SNAPSHOTS,
+        max_wals: int = KEEP_WAL_SEGMENTS,
     ) -> None:
-        if snapshot_count < 0 or catchup_entries < 0:
-            raise ValueError("snapshot_count and catchup_entries must be >= 0")
+        if snapshot_count < 0 or catchup_entries < 0 or max_snapshots < 0 or max_wals < 0:
+            raise ValueError("snapshot_count, catchup_entries, max_snapshots and max_wals must be >= 0")
         self._data_dir = data_dir
+        # Retention (docs/storage.md): snapshot files kept, and WAL segments kept even
+        # when a snapshot covers them; 0 keeps every one.
+        self.max_snapshots = max_snapshots
+        self.max_wals = max_wals
         self.snapshot_count = snapshot_count
         self.catchup_entries = catchup_entries
         self._core = core
@@ -409,7 +424,9 @@ class Snapshotter:
             meta = {"voters": sorted(config.voters), "learners": sorted(config.learners), "members": members}
             job = self._forked_job(index, term, members, meta) if self.fork else None
             if job is None:
-                job = self._threaded_job(index, term, members, meta, kv_snapshot.capture(store), self._data_dir)
+                job = self._threaded_job(
+                index, term, members, meta, kv_snapshot.capture(store), self._data_dir, self.max_snapshots
+            )
         except Exception as error:  # a bug; the node goes on without this snapshot
             self._failed(index, started, error)
             return False
@@ -451,7 +468,7 @@ class Snapshotter:
         """Fork a child that captures, encodes and saves the store as it is now (see
         snapshot_child.py); the job waits for it and reads the file back for sending.
         None if the node cannot fork."""
-        store, data_dir = self._store, self._data_dir
+        store, data_dir, keep = self._store, self._data_dir, self.max_snapshots
 
         def write() -> None:  # in the child
             kv = encode_state(kv_snapshot.capture(store), pause=False)
@@ -464,14 +481,14 @@ class Snapshotter:
         def job() -> tuple[str, bytes, int, list[str]]:  # in the worker thread
             child.wait()
             loaded = read_snapshot(data_dir, term, index)
-            pruned = prune_snapshots(data_dir, keep=KEEP_SNAPSHOTS)
+            pruned = prune(data_dir, keep)
             return loaded.path, encode_wire(members, loaded.data), len(loaded.data), pruned
 
         return job
 
     @staticmethod
     def _threaded_job(
-        index: int, term: int, members: str | None, meta: dict, state: dict, data_dir: str
+        index: int, term: int, members: str | None, meta: dict, state: dict, data_dir: str, keep: int
     ) -> Callable[[], Any]:
         """Encode and save a capture in the worker thread, sharing the GIL with the loop."""
 
@@ -480,7 +497,7 @@ class Snapshotter:
             wire = encode_wire(members, encode_state_parts(state))
             kv = memoryview(wire)[len(wire_header(members)) :]
             path = save_snapshot(data_dir, term, index, kv, meta)
-            pruned = prune_snapshots(data_dir, keep=KEEP_SNAPSHOTS)
+            pruned = prune(data_dir, keep)
             return path, wire, len(kv), pruned
 
         return job
@@ -539,7 +556,9 @@ class Snapshotter:
 
     def _compact_wal(self, upto: int) -> int:
         try:
-            return self._wal.compact(upto)
+            if not self.max_wals:
+                return 0  # keep every segment
+            return self._wal.compact(upto, keep=self.max_wals)
         except (StorageError, OSError) as error:
             # Old segments left behind cost disk space, never safety: go on.
             self._logger.error("compacting the WAL up to index {} failed: {}", upto, error)
@@ -638,13 +657,13 @@ class Snapshotter:
         """The WAL sink's snapshot writer: save a Persist's snapshot durably, in the
         worker thread, then done(error) on the loop."""
         s = persist.snapshot
-        data, data_dir = persist.snapshot_data, self._data_dir
+        data, data_dir, keep = persist.snapshot_data, self._data_dir, self.max_snapshots
 
         def job() -> str:
             members, kv = decode_wire(data)  # kv: a view into `data`, saved without a copy
             meta = {"voters": sorted(s.voters), "learners": sorted(s.learners), "members": members}
             path = save_snapshot(data_dir, s.last_included_term, s.last_included_index, kv, meta)
-            prune_snapshots(data_dir, keep=KEEP_SNAPSHOTS)
+            prune(data_dir, keep)
             return path
 
         def saved(path: Any, error: BaseException | None) -> None:

@@ -99,6 +99,7 @@ def describe(node) -> dict[str, Any]:
         "lease_remaining_ms": lease * heartbeat_ms if lease is not None else None,
         "progress": progress(core),
         "revision": node.store.current_revision,
+        "compact_revision": node.store.compact_revision,
         "members": node.membership.describe(core),
         "faults_enabled": faults is not None,
         "faults": faults.to_json() if faults is not None else None,

@@ -8,47 +8,15 @@ watcher is connected, the outbound sink and the inbound path count them here, pe
 all (they check `EventHub.active` first): the cost is then one attribute read per
 batch.
 
-Kinds are the class names of raft/messages.py, with requests named for what they ask
-("AppendEntries", "RequestVote", "InstallSnapshot"), except that an AppendEntries
+Kinds are named by raft/message_kinds.py, as on the dashboard and in recorded runs:
+the class names of raft/messages.py, except that an AppendEntries
 without entries is a "Heartbeat", and a pre-vote is "PreVote"/"PreVoteResponse".
 """
 from __future__ import annotations
 
 from typing import Any, Iterable
 
-from ..raft.messages import (
-    AppendEntriesRequest,
-    AppendEntriesResponse,
-    InstallSnapshotRequest,
-    InstallSnapshotResponse,
-    RequestVoteRequest,
-    RequestVoteResponse,
-    TimeoutNow,
-)
-
-# (kind, entries carried, success: True/False for answers, None for requests)
-Described = tuple[str, int, bool | None]
-
-
-def describe(message) -> Described:
-    kind = type(message)
-    if kind is AppendEntriesRequest:
-        count = len(message.entries)
-        return ("AppendEntries" if count else "Heartbeat"), count, None
-    if kind is AppendEntriesResponse:
-        return "AppendEntriesResponse", 0, message.success
-    if kind is RequestVoteRequest:
-        return ("PreVote" if message.pre_vote else "RequestVote"), 0, None
-    if kind is RequestVoteResponse:
-        return ("PreVoteResponse" if message.pre_vote else "RequestVoteResponse"), 0, message.vote_granted
-    if kind is InstallSnapshotRequest:
-        return "InstallSnapshot", 0, None
-    if kind is InstallSnapshotResponse:
-        # match_index 0 is the answer to a stale leader: it promises nothing.
-        return "InstallSnapshotResponse", 0, message.match_index > 0
-    if kind is TimeoutNow:
-        return "TimeoutNow", 0, None
-    return kind.__name__, 0, None
+from ..raft.message_kinds import describe
 
 
 class Traffic:

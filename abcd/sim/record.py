@@ -16,15 +16,7 @@ import json
 from typing import Any
 
 from ..raft.core import RaftCore
-from ..raft.messages import (
-    AppendEntriesRequest,
-    AppendEntriesResponse,
-    InstallSnapshotRequest,
-    InstallSnapshotResponse,
-    RequestVoteRequest,
-    RequestVoteResponse,
-    TimeoutNow,
-)
+from ..raft.message_kinds import describe
 from .broken import BROKEN
 from .cluster import TICK_MS, Cluster, SimNode, durable_entries_after_snapshot
 from .figure8 import stage_figure_8
@@ -38,51 +30,6 @@ VERSION = 1
 ROLES = {"follower": "follower", "pre_candidate": "pre-candidate", "candidate": "candidate", "leader": "leader"}
 # Traces of the whole cluster, not of one member, that make a step a fault step.
 FAULT_TRACES = {"Partition": "partition", "Heal": "heal", "Crash": "crash", "Restart": "restart"}
-
-
-def message_type(m) -> str:
-    """The dashboard's name for a message: the class names of raft/messages.py, with
-    PreVote for a pre-vote and Heartbeat for an AppendEntries without entries."""
-    kind = type(m)
-    if kind is AppendEntriesRequest:
-        return "AppendEntries" if m.entries else "Heartbeat"
-    if kind is AppendEntriesResponse:
-        return "AppendEntriesResponse"
-    if kind is RequestVoteRequest:
-        return "PreVote" if m.pre_vote else "RequestVote"
-    if kind is RequestVoteResponse:
-        return "PreVoteResponse" if m.pre_vote else "RequestVoteResponse"
-    if kind is InstallSnapshotRequest:
-        return "InstallSnapshot"
-    if kind is InstallSnapshotResponse:
-        return "InstallSnapshotResponse"
-    if kind is TimeoutNow:
-        return "TimeoutNow"
-    return kind.__name__
-
-
-MESSAGE_TYPES = (
-    "AppendEntries",
-    "Heartbeat",
-    "AppendEntriesResponse",
-    "RequestVote",
-    "RequestVoteResponse",
-    "PreVote",
-    "PreVoteResponse",
-    "InstallSnapshot",
-    "InstallSnapshotResponse",
-    "TimeoutNow",
-)
-
-
-def message_success(m) -> bool | None:
-    """granted / success for an answer; None for a request (or an answer that says neither)."""
-    kind = type(m)
-    if kind is RequestVoteResponse:
-        return m.vote_granted
-    if kind is AppendEntriesResponse:
-        return m.success
-    return None
 
 
 def jsonable(value: Any) -> Any:
@@ -222,24 +169,23 @@ class RunRecorder:
         elif kind == "deliver":
             m = args[0]
             node = m.dest
-            detail = {"from": m.source, "type": message_type(m), "term": m.term}
+            detail = {"from": m.source, "type": describe(m)[0], "term": m.term}
             if not self.cluster.nodes[node].up:
                 detail["lost"] = True  # it reaches a crashed member: nobody reads it
         self._open(kind, node, detail)
 
     def on_send(self, m, delays: list[float]) -> None:
         cluster = self.cluster
-        name = message_type(m)
+        name, entries, success = describe(m)
         record = {
             "time": seconds(cluster.now),
             "from": m.source,
             "to": m.dest,
             "type": name,
             "count": 1,
-            "entries": len(m.entries) if type(m) is AppendEntriesRequest else 0,
+            "entries": entries,
             "term": m.term,
         }
-        success = message_success(m)
         if success is not None:
             record["success"] = success
         if delays:

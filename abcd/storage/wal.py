@@ -354,8 +354,9 @@ class WAL:
 
     # ------------------------------------------------------------------ compaction
 
-    def compact(self, upto_index: int) -> int:
-        """Delete the oldest segments whose entries all have index <= upto_index.
+    def compact(self, upto_index: int, keep: int = 0) -> int:
+        """Delete the oldest segments whose entries all have index <= upto_index, while
+        more than `keep` segments remain (0: no such floor).
 
         Call only once a snapshot covering upto_index is durable.  Never deletes the
         last segment.  Returns how many segments were deleted.
@@ -366,6 +367,8 @@ class WAL:
             if segment.max_index > upto_index:
                 break
             removable += 1
+        if keep:
+            removable = min(removable, max(0, len(self._segments) - keep))
         if not removable:
             return 0
         # Oldest first: a crash part-way leaves a suffix of segments, which replays.

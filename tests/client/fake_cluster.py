@@ -1,4 +1,4 @@
-"""A small fake abcd cluster for client tests: just enough of interface.md.
+"""A small fake abcd cluster for client tests: just enough of docs/api.md.
 
 Every FakeNode serves the HTTP KV calls, /v1/txn, leases, /v1/members, /v1/status,
 /v1/leader/transfer, /v1/watch and the pipelined /v1/session websocket, on 127.0.0.1 with

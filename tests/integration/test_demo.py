@@ -291,3 +291,64 @@ def test_slow_mode_runs_the_nodes_with_long_timeouts_and_ctrl_c_stops_it(tmp_pat
     assert slow.proc.returncode == 0, out
     assert "slow: heartbeat 500 ms, election timeout 5000 ms" in out
     assert not any(pid_alive(pid) for pid in slow.pids_seen), out
+
+
+def test_a_member_started_from_the_demo_joins_is_promoted_and_resumes_with_the_others(tmp_path):
+    first = Demo(tmp_path, nodes=1)
+    try:
+        wait_for(first.started, "the one-node demo to be healthy", timeout=START_TIMEOUT)
+        assert call(first.ports[0], "PUT", "/v1/kv/before", {"value": "joined"})[0] == 200
+        status, body = call(first.dashboard, "POST", "/demo/members", raw=b'{"port": 1}')
+        assert (status, body["code"]) == (400, "bad_request"), body
+        status, body = call(first.dashboard, "POST", "/demo/members", timeout=30)
+        assert status == 200 and body["member"]["state"] == "running", body
+        added = body["member"]["port"]
+        assert added > first.ports[0] and body["member"]["data_dir"].endswith(os.path.join("abcd-data", f"node-{added}"))
+        assert "--join" in command_line(body["member"]["pid"])
+
+        def promoted() -> bool:
+            members = call(first.ports[0], "GET", "/v1/members")[1]["members"]
+            return any(m["address"] == f"127.0.0.1:{added}" and m["voter"] for m in members)
+
+        # It joins as a learner and the leader promotes it once its log has caught up.
+        wait_for(promoted, "the new member to be a voter", timeout=START_TIMEOUT)
+        status, body = call(added, "GET", "/v1/kv/before?serializable=true")
+        assert status == 200 and body["kv"]["value"] == "joined", body
+    finally:
+        out = first.stop()
+    assert first.proc.returncode == 0, out
+    # A later run in the same folder resumes the added member with the first one.
+    again = Demo(tmp_path, nodes=1, dashboard=first.dashboard)
+    try:
+        wait_for(again.started, "the resumed demo's first node", timeout=START_TIMEOUT)
+        wait_for(lambda: again.member(added)["state"] == "running" and healthy(added), "the added member to resume")
+    finally:
+        out = again.stop()
+    assert again.proc.returncode == 0, out
+
+
+def test_demo_tls_makes_its_certificates_and_prints_a_working_abcdctl_command(tmp_path):
+    demo = Demo(tmp_path, extra=("--tls",))
+    try:
+        dashboard = f"abcd demo: dashboard https://127.0.0.1:{demo.dashboard}/"
+        wait_for(lambda: demo.alive() and "Ctrl-C stops" in demo.output(), "the TLS demo to start", timeout=START_TIMEOUT)
+        out = demo.output()
+        assert dashboard in out, out
+        printed = next(line for line in out.splitlines() if line.strip().startswith("abcdctl "))
+        args = printed.split()[2:-3]  # "abcdctl    abcdctl --endpoints ... put a x": the options
+        env = dict(os.environ, PYTHONPATH=REPO)
+        cli = [sys.executable, "-m", "abcd.cli", *args]
+        put = subprocess.run([*cli, "put", "over", "tls"], capture_output=True, text=True, env=env, timeout=30)
+        assert put.returncode == 0, put.stderr
+        got = subprocess.run([*cli, "get", "over"], capture_output=True, text=True, env=env, timeout=30)
+        assert got.stdout == "tls\n", got.stderr
+        # Plaintext is refused: the nodes speak only TLS.
+        plain = subprocess.run(
+            [sys.executable, "-m", "abcd.cli", "--timeout", "1", "--endpoints", f"127.0.0.1:{demo.ports[0]}", "get", "over"],
+            capture_output=True, text=True, env=env, timeout=30,
+        )
+        assert plain.returncode != 0 and "if it speaks TLS" in plain.stderr, plain.stderr
+        assert os.path.isfile(tmp_path / "abcd-data" / "tls" / "ca.crt")
+    finally:
+        out = demo.stop()
+    assert demo.proc.returncode == 0, out

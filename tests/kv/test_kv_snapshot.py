@@ -64,6 +64,7 @@ def test_snapshot_is_json_with_the_documented_fields():
         "last_lease_id",
         "leases",
         "sessions",
+        "auth",
     }
 
 

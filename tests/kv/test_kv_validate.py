@@ -79,9 +79,18 @@ def test_is_write():
 def test_internal_commands_are_for_apply_only():
     with raises_kv(400, "bad_request"):
         validate_request({"op": "lease_expire", "lease": 1})
-    with raises_kv(400, "bad_request"):
-        validate_request({"op": "compact", "revision": 2})
     assert validate_command({"op": "lease_expire", "lease": 1}) == {"op": "lease_expire", "lease": 1}
+
+
+def test_compact_is_a_client_write_that_names_a_positive_revision():
+    assert validate_request({"op": "compact", "revision": 2}) == {"op": "compact", "revision": 2}
+    assert is_write({"op": "compact", "revision": 2})
+    with raises_kv(400, "bad_request"):
+        validate_request({"op": "compact", "revision": 0})
+    with raises_kv(400, "bad_request"):
+        validate_request({"op": "compact"})
+    with raises_kv(400, "bad_request"):
+        validate_request({"op": "compact", "revision": 3, "physical": True})
 
 
 # --------------------------------------------------------------------------- sizes
@@ -113,9 +122,9 @@ def test_value_limit_is_1_mib_of_utf8():
 BAD = [
     ([1, 2], "a request must be a JSON object, got array"),
     ("put", "a request must be a JSON object, got string"),
-    ({"key": "a"}, "missing field 'op'; expected one of put, get, delete, range, txn, lease_grant, lease_revoke, lease_keepalive"),
-    ({"op": "fly"}, "unknown op 'fly'; expected one of put, get, delete, range, txn, lease_grant, lease_revoke, lease_keepalive"),
-    ({"op": 3}, "unknown op number; expected one of put, get, delete, range, txn, lease_grant, lease_revoke, lease_keepalive"),
+    ({"key": "a"}, "missing field 'op'; expected one of put, get, delete, range, txn, lease_grant, lease_revoke, lease_keepalive, compact"),
+    ({"op": "fly"}, "unknown op 'fly'; expected one of put, get, delete, range, txn, lease_grant, lease_revoke, lease_keepalive, compact"),
+    ({"op": 3}, "unknown op number; expected one of put, get, delete, range, txn, lease_grant, lease_revoke, lease_keepalive, compact"),
     ({"op": "put", "value": "x"}, "missing field 'key' in put request"),
     ({"op": "put", "key": "a"}, "missing field 'value' in put request"),
     ({"op": "put", "key": "a", "value": None}, "missing field 'value' in put request"),

@@ -2,8 +2,9 @@
 
 They pin what the pipeline promises: one core step per turn with every input of
 that turn, ticks on time, the effects stream shared (one step feeds every sink),
-sinks called in order (the WAL before the transport), and Send effects grouped per
-peer into one transport call.
+sinks called in the order they are given (the node gives the transport before the
+WAL, docs/architecture.md says why), and Send effects grouped per peer into one
+transport call.
 """
 from reactivex.testing import TestScheduler
 

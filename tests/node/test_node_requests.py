@@ -155,8 +155,21 @@ def test_fail_all_answers_everyone():
     r, ra = h.read("b")
     h.pending.to_events([w, r])
     h.pending.fail_all(responses.shutting_down())
-    assert wa[0].body["code"] == ra[0].body["code"] == "shutting_down"
+    assert ra[0].status == 503 and ra[0].body["code"] == "shutting_down"
+    # The write was proposed: it may be in the log of other members, so "not applied" (503)
+    # would be a lie; its outcome is unknown.
+    assert wa[0].status == 504 and "outcome is unknown" in wa[0].body["error"]
     assert h.pending.waiting == 0
+
+
+def test_fail_all_gives_accepted_writes_an_unknown_outcome_naming_their_index():
+    h = Harness()
+    w, wa = h.write("a")
+    (propose,) = h.pending.to_events([w])
+    h.pending.on_reply(Reply(propose.tag, Accepted(term=2, first_index=5, last_index=5)))
+    h.pending.fail_all(responses.shutting_down())
+    assert wa[0].status == 504 and wa[0].body["code"] == "timeout"
+    assert "write at index 5 was committed; the outcome is unknown" in wa[0].body["error"]
 
 
 def test_a_logged_command_takes_the_memory_of_its_own_length():

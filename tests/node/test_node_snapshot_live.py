@@ -30,7 +30,7 @@ def test_a_node_takes_snapshots_as_it_applies_and_restarts_from_the_newest(tmp_p
     data_dir = os.fspath(tmp_path / "node")
 
     async def body():
-        n = await started(data_dir, snapshot_count=20, snapshot_catchup_entries=5)
+        n = await started(data_dir, snapshot_count=20, snapshot_catchup_entries=5, max_snapshots=2)
         try:
             for i in range(60):
                 status, _ = await n.call("PUT", f"/v1/kv/k{i}", json={"value": f"v{i}"})
@@ -38,7 +38,7 @@ def test_a_node_takes_snapshots_as_it_applies_and_restarts_from_the_newest(tmp_p
             await wait_until(lambda: n.node.snapshots.taken >= 2 and not n.node.snapshots.in_progress, "two snapshots")
             _, status = await n.call("GET", "/v1/status")
             assert status["snapshot_index"] == n.node.snapshots.newest.index - 5 > 0
-            assert len(snap_files(data_dir)) == 2
+            assert len(snap_files(data_dir)) == 2  # max_snapshots
             async with n.http.get(n.base + "/metrics") as reply:
                 metrics = await reply.text()
             assert 'abcd_snapshots_taken_total{node="%s"} %d.0' % (n.node.config.name, n.node.snapshots.taken) in metrics
@@ -57,7 +57,9 @@ def test_a_node_takes_snapshots_as_it_applies_and_restarts_from_the_newest(tmp_p
                 status, got = await n.call("GET", f"/v1/kv/k{i}")
                 assert status == 200 and got["kv"]["value"] == f"v{i}"
             # The member table came back from the snapshot (the seed entry is long compacted).
-            assert n.node.membership.members == {1: MemberInfo(name, address)}
+            (member,) = n.node.membership.members.values()
+            assert n.node.membership.members == {1: MemberInfo(name, address, join_id=member.join_id)}
+            assert member.join_id  # drawn at bootstrap, kept through the snapshot
         finally:
             await n.stop()
 

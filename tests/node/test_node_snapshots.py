@@ -61,6 +61,8 @@ class Rig:
         segment_bytes: int = 400,
         fork: bool = False,
         defer=None,
+        max_snapshots: int = 2,
+        max_wals: int = 1,
     ) -> None:
         self.data_dir = os.fspath(tmp_path / "data")
         seed = Entry(1, 1, encode_config(Configuration(frozenset({1})), CONTEXT), ENTRY_CONFIG)
@@ -88,6 +90,8 @@ class Rig:
             on_event=lambda name, fields: self.events.append((name, fields)),
             fork=fork,
             defer=defer,
+            max_snapshots=max_snapshots,
+            max_wals=max_wals,
         )
         for _ in range(100):
             self.step([Tick()])
@@ -281,6 +285,46 @@ def test_old_snapshot_files_are_pruned_to_the_newest_two(rig):
     assert rig.events[-1][1]["snapshots_removed"] == 1
 
 
+def test_retention_keeps_max_snapshots_files_and_max_wals_segments_even_when_covered(tmp_path):
+    rig = Rig(tmp_path, max_snapshots=3, max_wals=4)
+    try:
+        for round_ in range(6):
+            rig.put(*(f"r{round_}-{i}" for i in range(10)))
+            rig.runner.complete()
+        indexes = [int(name.split("-")[1].split(".")[0]) for name in snap_files(rig.data_dir)]
+        assert indexes == [40, 50, 60]
+        # Segments of 400 bytes hold a few entries each: many were covered, 4 are kept.
+        assert sorted(os.listdir(os.path.join(rig.data_dir, "wal"))) == [
+            os.path.basename(p) for p in rig.wal.segment_paths
+        ]
+        assert len(rig.wal.segment_paths) == 4
+        # What is left still recovers everything: the newest snapshot and the WAL after it.
+        rig.wal.close()
+        wal, recovered = WAL.open(rig.data_dir, segment_bytes=400)
+        rig.wal = wal
+        store = KVStore()
+        newest, entries = snapshots.recover(rig.data_dir, recovered, store, rig.log)
+        assert newest.index == 60 and [e.index for e in entries] == list(range(61, 63))
+        assert store.get("r5-7")["value"] == "v-r5-7"
+    finally:
+        rig.close()
+
+
+def test_zero_retention_keeps_every_snapshot_and_segment(tmp_path):
+    rig = Rig(tmp_path, max_snapshots=0, max_wals=0)
+    try:
+        segments = None
+        for round_ in range(3):
+            rig.put(*(f"r{round_}-{i}" for i in range(10)))
+            rig.runner.complete()
+            assert segments is None or len(rig.wal.segment_paths) > segments
+            segments = len(rig.wal.segment_paths)
+        assert len(snap_files(rig.data_dir)) == 3
+        assert rig.wal.segment_paths[0].endswith(f"{1:020d}.wal")
+    finally:
+        rig.close()
+
+
 def test_a_failed_snapshot_is_logged_compacts_nothing_and_is_retried_after_count_more_entries(rig):
     with open(os.path.join(rig.data_dir, "snap"), "w") as f:  # a file where the directory goes
         f.write("in the way")
@@ -400,7 +444,7 @@ def test_the_wal_is_never_compacted_past_the_snapshot_just_taken():
     # it, or the WAL's record of it, may not be durable yet.
     compacted = []
     core = SimpleNamespace(log=SimpleNamespace(snapshot_index=50), compact=lambda i: compacted.append(("core", i)))
-    wal = SimpleNamespace(compact=lambda upto: compacted.append(("wal", upto)) or 0)
+    wal = SimpleNamespace(compact=lambda upto, keep: compacted.append(("wal", upto)) or 0)
     snapper = Snapshotter(
         data_dir="unused", snapshot_count=10, catchup_entries=3, core=core, store=KVStore(),
         membership=Membership(1), wal=wal, run=ManualRunner(),

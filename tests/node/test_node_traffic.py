@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from abcd.node.traffic import Traffic, describe
+from abcd.node.traffic import Traffic
+from abcd.raft.message_kinds import describe
 from abcd.raft.messages import (
     AppendEntriesRequest,
     AppendEntriesResponse,

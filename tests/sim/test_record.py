@@ -14,7 +14,8 @@ import pytest
 from abcd.localcluster import free_port, http, wait_for
 from abcd.sim.__main__ import main
 from abcd.sim.broken import EXAMPLES
-from abcd.sim.record import FORMAT, MESSAGE_TYPES, VERSION, member_state, record_figure_8, record_run, write_run
+from abcd.raft.message_kinds import MESSAGE_KINDS
+from abcd.sim.record import FORMAT, VERSION, member_state, record_figure_8, record_run, write_run
 from abcd.sim.runner import run_seed
 
 KINDS = {"start", "tick", "deliver", "disk", "unreachable", "propose", "read", "partition", "heal", "crash", "restart", "noop"}
@@ -82,7 +83,7 @@ def test_a_recorded_run_has_the_format(default_run):
             assert event["time"] == step["time"]
         for m in step["messages"]:
             messages += 1
-            assert m["type"] in MESSAGE_TYPES and m["count"] == 1 and m["from"] != m["to"]
+            assert m["type"] in MESSAGE_KINDS and m["count"] == 1 and m["from"] != m["to"]
             assert m["time"] == step["time"] and m["entries"] >= 0
             assert ("dropped" in m) != ("arrives" in m)
             assert m.get("dropped", "loss") in ("loss", "partition")

@@ -151,6 +151,20 @@ def test_compact_deletes_only_segments_wholly_covered_and_recovery_still_works(t
     assert recovered.hard_state == HardState(3, 1)
 
 
+def test_compact_with_keep_leaves_that_many_segments_even_when_more_are_covered(tmp_path):
+    with WAL.open(tmp_path, segment_bytes=250)[0] as wal:
+        for i in range(1, 31):
+            wal.write(Persist(i, HardState(3, 1) if i == 1 else None, run(3, i, i, b"d" * 40)))
+        before = wal.segment_paths
+        assert len(before) > 6
+        assert wal.compact(30, keep=4) == len(before) - 4  # all but the last are covered
+        assert wal.segment_paths == before[-4:]
+        assert wal.compact(30, keep=4) == 0
+        assert wal.compact(30, keep=0) == 3  # no floor: every covered one, never the last
+    recovered = reopen(tmp_path, segment_bytes=250)
+    assert recovered.entries[-1] == run(3, 30, 30, b"d" * 40)[0]
+
+
 def test_compact_never_deletes_the_last_segment_and_hard_state_survives(tmp_path):
     with WAL.open(tmp_path, segment_bytes=100)[0] as wal:
         wal.write(Persist(1, HardState(4, 2), run(4, 1, 5, b"e" * 30)))

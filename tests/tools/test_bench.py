@@ -122,6 +122,7 @@ def test_options_choose_the_client_and_label():
                             "--op", "get-serializable"])
     assert (native.client, native.label) == ("native", "etcd native get-serializable")
     assert parse_options(["--concurrency", " 1, 8 "]).concurrency == (1, 8)
+    assert parse_options(["--token", "t0k"]).token == "t0k"  # a cluster with auth on
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -140,6 +141,7 @@ def test_options_choose_the_client_and_label():
     (["--etcdbench", sys.executable], "--etcdbench is for --target etcd"),
     (["--endpoints", "localhost"], "'localhost' is not HOST:PORT"),
     (["--plot", "out.svg"], "should end in .png"),
+    (["--target", "etcd", "--endpoints", "127.0.0.1:1", "--token", "t"], "--token is for abcd"),
 ])
 def test_bad_options_say_what_was_wrong(argv, message):
     with pytest.raises(OptionsError, match=message):
@@ -442,6 +444,21 @@ def test_plain_http_mix_of_reads_and_writes(tmp_path):
     assert result.returncode == 0, result.stderr
     (series,) = json.loads(out.read_text())["series"]
     assert series["label"] == "abcd http mix"
+    (rep,) = series["rows"][0]["reps"]
+    assert rep["ops"] > 0 and rep["errors"] == 0, rep["error_samples"]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("client, label", [((), "abcd session tls"), (("--http",), "abcd http tls")])
+def test_tls_runs_the_local_cluster_and_the_clients_over_tls(tmp_path, client, label):
+    out = tmp_path / "out.json"
+    result = _run_bench("--nodes", "1", "--tls", *client, "--concurrency", "4", "--duration", "0.5",
+                        "--warmup", "0.2", "--reps", "1", "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(out.read_text())
+    assert doc["config"]["tls"] is True
+    (series,) = doc["series"]
+    assert series["label"] == label
     (rep,) = series["rows"][0]["reps"]
     assert rep["ops"] > 0 and rep["errors"] == 0, rep["error_samples"]
 

@@ -23,9 +23,10 @@ from chaoslib.workload import outcome_of  # noqa: E402
 from abcd.check import Operation  # noqa: E402
 from abcd.client import BadRequest, ClientError, NotFound, Timeout, Unavailable  # noqa: E402
 
-# A seed whose first faults in 20 s cover six kinds: pause, partition-leader, loss,
-# kill, replace, learner (chaoslib.schedule.draw; the order is fixed by the seed).
-FIXED_SEED = 397
+# A seed whose schedule starts with a one-way cut, a kill, a replaced member (refused
+# its old identity first) and the leader cut off, then a pause and loss
+# (chaoslib.schedule.draw; the order is fixed by the seed).
+FIXED_SEED = 2806
 SHORT = ["--duration", "20", "--heartbeat-ms", "50", "--election-timeout-ms", "500"]
 
 
@@ -91,8 +92,12 @@ def test_a_write_that_something_may_have_overwritten_is_not_lost():
 
 def chaos(tmp_path, *args, timeout=240):
     """Run the tool as a user would, in tmp_path; (completed process, summary)."""
+    return chaos_command(tmp_path, "run", *args, timeout=timeout)
+
+
+def chaos_command(tmp_path, command, *args, timeout=240):
     summary = tmp_path / "summary.json"
-    proc = run_tool("chaos.py", "run", *args, "--json", str(summary), cwd=tmp_path, timeout=timeout)
+    proc = run_tool("chaos.py", command, *args, "--json", str(summary), cwd=tmp_path, timeout=timeout)
     assert summary.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc, json.loads(summary.read_text())
 
@@ -117,6 +122,9 @@ def test_a_short_chaos_run_is_linearizable_with_no_write_lost(tmp_path, seed):
     proc, summary = chaos(tmp_path, "--seed", str(number), *SHORT)
     assert summary["seed"] == number
     assert_proven(proc, summary)
+    if seed == "fixed":
+        assert summary["faults"][0]["kind"] == "partition-oneway" and not summary["faults"][0]["error"]
+        assert summary["old_identity_refused"] >= 1, proc.stdout[-3000:]
     assert not list(tmp_path.glob("chaos-history-*.json"))  # written only when a run fails
 
 
@@ -171,3 +179,41 @@ def test_the_planted_bug_flag_is_hidden_from_help():
     assert "unsafe" not in parser.format_help()
     assert parser.parse_args(["8080", "--unsafe-stale-reads"]).unsafe_stale_reads is True
     assert parser.parse_args(["8080"]).unsafe_stale_reads is False
+
+
+def test_the_soak_help_states_the_soak_default_length():
+    from chaoslib.options import parse_run, soak_parser
+
+    assert parse_run([], soak=True).duration == 3600.0
+    assert "(default 3600)" in soak_parser().format_help()
+    assert "(default 60)" not in soak_parser().format_help()
+
+
+def test_the_soak_reports_growth_from_the_second_quarter_to_the_last():
+    from chaoslib.soak import growth
+
+    flat = [(t, 50.0) for t in range(0, 100, 5)]
+    leaking = [(t, 50.0 + t) for t in range(0, 100, 5)]
+    assert growth(flat) == "+0 %"
+    # The run ends at 95 s: the second quarter's samples are 25-45 s (mean 85), the last
+    # quarter's 75-95 s (mean 135).
+    assert growth(leaking) == f"{100 * (135 - 85) / 85:+.0f} %" == "+59 %"
+    assert growth(flat[:5]) == "too few samples"
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_a_soak_keeps_every_member_bounded_and_the_history_linearizable(tmp_path):
+    """Three minutes of the soak: the verdict as in any run, and every member's samples."""
+    proc, summary = chaos_command(tmp_path, "soak", "--minutes", "3", "--sample-every", "5", timeout=900)
+    assert_proven(proc, summary)
+    resources = summary["resources"]
+    assert sorted(resources) == ["n1", "n2", "n3"]
+    for member, metrics in resources.items():
+        for metric in ("rss_mib", "fds", "tasks", "data_mib"):
+            assert len(metrics[metric]) >= 10, (member, metric)
+        # Bounded: nothing ends far above what the member held early on (a restart
+        # by the nemesis only lowers the figures).
+        assert max(v for _, v in metrics["fds"]) < 200, metrics["fds"]
+        assert max(v for _, v in metrics["tasks"]) < 500, metrics["tasks"]
+        assert max(v for _, v in metrics["rss_mib"]) < 500, metrics["rss_mib"]

@@ -5,6 +5,8 @@ written, every process this tool started is stopped, and the exit code is 130.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import signal
 import sys
 
@@ -56,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
             bench = PySyncObjBenchmark(opts, cluster, progress)
         elif not opts.endpoints:
             progress.update(f"starting a local abcd cluster of {opts.nodes}")
-            cluster = LocalCluster(opts.nodes, keep_data=opts.keep_data)
+            cluster = LocalCluster(opts.nodes, keep_data=opts.keep_data, tls=opts.tls)
+            opts = dataclasses.replace(opts, cacert=cluster.cacert)
             target = cluster.start()
             progress.done(f"local abcd cluster of {opts.nodes} ready: " + ", ".join(
                 f"{m.name}{' (leader)' if m.leader else ''} {m.address} pid {m.pid}" for m in target.members))

@@ -12,8 +12,10 @@ period) and asks the kernel for SIGTERM should this tool die without cleaning up
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
+import ssl
 import sys
 import tempfile
 import urllib.request
@@ -59,10 +61,11 @@ class Target:
         return {m.name: m.pid for m in self.members if m.pid is not None}
 
 
-def http_json(method: str, url: str, body: dict | None = None, timeout: float = 2.0):
+def http_json(method: str, url: str, body: dict | None = None, timeout: float = 2.0, cacert: str | None = None):
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=timeout) as reply:
+    context = ssl.create_default_context(cafile=cacert) if cacert else None
+    with urllib.request.urlopen(request, timeout=timeout, context=context) as reply:
         return json.loads(reply.read())
 
 
@@ -74,13 +77,20 @@ def _die_with_parent() -> None:
 class LocalCluster:
     """A fresh cluster of `python -m abcd` processes (abcd.localcluster), described as a Target."""
 
-    def __init__(self, nodes: int, keep_data: bool = False, node_args: list[str] | None = None) -> None:
+    def __init__(self, nodes: int, keep_data: bool = False, tls: bool = False, node_args: list[str] | None = None) -> None:
         self.nodes = nodes
         self.keep_data = keep_data
         self.base_dir = tempfile.mkdtemp(prefix="abcd-bench-")
+        args = ["--log-level", "WARNING", *(node_args or [])]
+        self.cacert = None
+        context = None
+        if tls:  # one CA for the run; peers with mutual TLS
+            tls_args, self.cacert = localcluster.tls_cluster_files(os.path.join(self.base_dir, "tls"))
+            args += tls_args
+            context = ssl.create_default_context(cafile=self.cacert)
         self._cluster = localcluster.LocalCluster(
-            self.base_dir, nodes, args=["--log-level", "WARNING", *(node_args or [])], ready_timeout=READY_TIMEOUT_S,
-            preexec=_die_with_parent,
+            self.base_dir, nodes, args=args, ready_timeout=READY_TIMEOUT_S,
+            preexec=_die_with_parent, ssl_context=context,
         )
 
     @property
@@ -103,7 +113,7 @@ class LocalCluster:
 
     def target(self) -> Target:
         running = self._cluster.endpoints
-        described = describe_abcd(running, find_pids=False)
+        described = describe_abcd(running, find_pids=False, cacert=self.cacert)
         pid_by_address = {n.address: n.proc.pid for n in self._cluster.nodes if n.running}
         return Target("abcd", tuple(Member(m.name, m.address, m.leader, pid_by_address.get(m.address))
                                     for m in described.members))
@@ -115,12 +125,13 @@ class LocalCluster:
             shutil.rmtree(self.base_dir, ignore_errors=True)
 
 
-def describe_abcd(endpoints: list[str], find_pids: bool = True) -> Target:
-    """Members of a running abcd cluster, leader marked, reached through any endpoint."""
+def describe_abcd(endpoints: list[str], find_pids: bool = True, cacert: str | None = None) -> Target:
+    """Members of a running abcd cluster, leader marked, reached through any endpoint (https with `cacert`)."""
     errors = []
+    scheme = "https" if cacert else "http"
     for endpoint in endpoints:
         try:
-            members = http_json("GET", f"http://{endpoint}/v1/members")["members"]
+            members = http_json("GET", f"{scheme}://{endpoint}/v1/members", cacert=cacert)["members"]
             break
         except (OSError, ValueError, KeyError) as e:
             errors.append(f"{endpoint}: {e}")

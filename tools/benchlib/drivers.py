@@ -13,6 +13,7 @@ its answer is read; only operations completing inside the measurement window cou
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from array import array
 from collections import Counter
@@ -68,8 +69,13 @@ class Recorder:
 
 
 class SessionDriver:
-    def __init__(self, endpoint: str, clients: int, workload: Workload, recorder: Recorder) -> None:
-        self.url = f"http://{endpoint}/v1/session"
+    def __init__(
+        self, endpoint: str, clients: int, workload: Workload, recorder: Recorder, cacert: str | None = None,
+        token: str | None = None,
+    ) -> None:
+        self.url = f"{'https' if cacert else 'http'}://{endpoint}/v1/session"
+        self._ssl = ssl.create_default_context(cafile=cacert) if cacert else True
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.clients = clients
         self.workload = workload
         self.rec = recorder
@@ -80,7 +86,9 @@ class SessionDriver:
     async def connect(self) -> None:
         self._http = aiohttp.ClientSession()
         try:
-            self._ws = await self._http.ws_connect(self.url, max_msg_size=0, compress=0, autoping=True)
+            self._ws = await self._http.ws_connect(
+                self.url, max_msg_size=0, compress=0, autoping=True, ssl=self._ssl, headers=self.headers
+            )
         except (aiohttp.ClientError, OSError) as e:
             await self._http.close()
             raise DriverError(f"cannot open a session at {self.url}: {e}") from None
@@ -150,8 +158,14 @@ def _error_text(body) -> str:
 class HttpDriver:
     """One request per operation; `api` is "abcd" (HTTP API) or "etcd" (v3 JSON gateway)."""
 
-    def __init__(self, api: str, endpoints: list[str], workload: Workload, recorder: Recorder) -> None:
+    def __init__(
+        self, api: str, endpoints: list[str], workload: Workload, recorder: Recorder, cacert: str | None = None,
+        token: str | None = None,
+    ) -> None:
         self.api = api
+        self.token = token
+        self._scheme = "https" if cacert else "http"
+        self._ssl = ssl.create_default_context(cafile=cacert) if cacert else True
         self.endpoints = endpoints  # one per virtual client
         self.workload = workload
         self.rec = recorder
@@ -160,16 +174,16 @@ class HttpDriver:
             self._b64 = {v: b64(v) for v in workload.values}  # str hashes are cached: a cheap lookup
 
     async def connect(self) -> None:
-        connector = aiohttp.TCPConnector(limit=0, force_close=False)
+        connector = aiohttp.TCPConnector(limit=0, force_close=False, ssl=self._ssl)
         self._http = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30))
 
     def _build(self, endpoint: str) -> tuple[str, str, bytes | None, str]:
         kind, key, arg = self.workload.next()
         if self.api == "abcd":
             if kind == "put":
-                return "PUT", f"http://{endpoint}/v1/kv/{key}", orjson.dumps({"value": arg}), kind
+                return "PUT", f"{self._scheme}://{endpoint}/v1/kv/{key}", orjson.dumps({"value": arg}), kind
             query = "?serializable=true" if arg else ""
-            return "GET", f"http://{endpoint}/v1/kv/{key}{query}", None, kind
+            return "GET", f"{self._scheme}://{endpoint}/v1/kv/{key}{query}", None, kind
         if kind == "put":
             body = orjson.dumps({"key": b64(key), "value": self._b64[arg]})
             return "POST", f"http://{endpoint}/v3/kv/put", body, kind
@@ -180,6 +194,8 @@ class HttpDriver:
         http, rec, clock = self._http, self.rec, time.monotonic
         end = rec.window.measure_until
         headers = {"Content-Type": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
         while True:
             method, url, body, kind = self._build(endpoint)
             t0 = clock()

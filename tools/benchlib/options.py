@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 OPS = ("put", "get", "get-serializable", "mix")
 TARGETS = ("abcd", "etcd", "pysyncobj")
-MAX_KEY_BYTES = 1024  # interface.md: 413 above these
+MAX_KEY_BYTES = 1024  # docs/api.md: 413 above these
 MAX_VALUE_BYTES = 1024 * 1024
 PYSYNCOBJ_SETUP = ("set one up with: python3 -m venv venv-psync && venv-psync/bin/pip install pysyncobj, "
                    "then pass --pysyncobj-python venv-psync/bin/python")
@@ -53,6 +53,9 @@ class BenchOptions:
     keep_data: bool
     pysyncobj_python: str | None = None  # an interpreter that has pysyncobj (--target pysyncobj)
     pysyncobj_version: str | None = None  # as that interpreter reported it
+    token: str | None = None  # abcd with auth on: sent as Authorization: Bearer (--token)
+    tls: bool = False  # the local cluster speaks TLS (certificates made for the run)
+    cacert: str | None = None  # the CA the clients trust: the cluster speaks TLS (https, wss)
 
     @property
     def reads(self) -> bool:
@@ -74,6 +77,8 @@ class BenchOptions:
             "key_size": self.key_size, "value_size": self.value_size, "procs": self.procs,
             "conns": self.conns, "spread": self.spread,
         }
+        if self.tls or self.cacert:
+            config["tls"] = True
         if self.target == "pysyncobj":
             config["pysyncobj_version"] = self.pysyncobj_version
         return config
@@ -101,8 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="use running members instead of starting a local abcd cluster (required for etcd)")
     p.add_argument("--nodes", type=int, default=3,
                    help="members of the local abcd (or PySyncObj) cluster: 1, 3 or 5 (default 3)")
+    p.add_argument("--tls", action="store_true",
+                   help="start the local cluster with TLS (a CA and certificates made for the run; peers with mutual TLS)")
+    p.add_argument("--cacert", metavar="FILE", help="--endpoints speak TLS: verify them with this CA")
     p.add_argument("--http", action="store_true",
                    help="abcd: one plain HTTP request per operation instead of the pipelined /v1/session channel")
+    p.add_argument("--token", metavar="TOKEN",
+                   help="abcd with auth on: a token from POST /v1/auth/authenticate, sent with every request")
     p.add_argument("--etcdbench", metavar="PATH",
                    help="etcd: run this etcdbench binary (native Go gRPC client) instead of the JSON gateway")
     p.add_argument("--pysyncobj-python", metavar="PATH",
@@ -187,6 +197,12 @@ def parse_options(argv: list[str]) -> BenchOptions:
         if a.etcdbench:
             raise OptionsError("--etcdbench is for --target etcd")
         client = "http" if a.http else "session"
+    if a.token and a.target != "abcd":
+        raise OptionsError("--token is for abcd")
+    if a.tls and (endpoints or a.target != "abcd"):
+        raise OptionsError("--tls is for the local abcd cluster this tool starts; with --endpoints, give --cacert")
+    if a.cacert and not os.path.isfile(a.cacert):
+        raise OptionsError(f"--cacert: {a.cacert}: no such file")
     if a.pysyncobj_python and a.target != "pysyncobj":
         raise OptionsError("--pysyncobj-python is for --target pysyncobj")
     digits = len(str(a.keys - 1))
@@ -204,9 +220,9 @@ def parse_options(argv: list[str]) -> BenchOptions:
         concurrency=concurrency, duration=a.duration, warmup=a.warmup, reps=a.reps,
         op=a.op, read_ratio=a.read_ratio, keys=a.keys, key_size=a.key_size, value_size=a.value_size,
         procs=a.procs, conns=a.conns, spread=a.spread, etcdbench=a.etcdbench,
-        label=a.label or default_label(a.target, client, a.op), json_path=a.json_path, plot_path=plot,
+        label=a.label or default_label(a.target, client, a.op) + (" tls" if a.tls or a.cacert else ""), json_path=a.json_path, plot_path=plot,
         compare=tuple(a.compare or ()), keep_data=a.keep_data, pysyncobj_python=a.pysyncobj_python,
-        pysyncobj_version=pysyncobj_version,
+        pysyncobj_version=pysyncobj_version, token=a.token, tls=a.tls, cacert=a.cacert,
     )
 
 

@@ -48,7 +48,10 @@ def plan_tasks(opts: BenchOptions, concurrency: int, endpoint_for: Callable[[int
             for _ in range(conns_per_proc[p]):
                 connections.append((endpoint_for(index), clients_per_conn[index]))
                 index += 1
-            tasks[p] = WorkerTask(opts.client, tuple(connections), spec, opts.warmup, opts.duration, seed=p + 1)
+            tasks[p] = WorkerTask(
+                opts.client, tuple(connections), spec, opts.warmup, opts.duration, seed=p + 1, cacert=opts.cacert,
+                token=opts.token,
+            )
         return tasks
     index = 0
     for p, clients in enumerate(split_evenly(concurrency, used)):
@@ -56,7 +59,10 @@ def plan_tasks(opts: BenchOptions, concurrency: int, endpoint_for: Callable[[int
         for _ in range(clients):
             connections.append((endpoint_for(index), 1))
             index += 1
-        tasks[p] = WorkerTask(opts.client, tuple(connections), spec, opts.warmup, opts.duration, seed=p + 1)
+        tasks[p] = WorkerTask(
+            opts.client, tuple(connections), spec, opts.warmup, opts.duration, seed=p + 1, cacert=opts.cacert,
+            token=opts.token,
+        )
     return tasks
 
 
@@ -206,4 +212,4 @@ def target_describer(opts: BenchOptions, cluster=None) -> Callable[[], Target]:
         return cluster.target
     if opts.target == "etcd":
         return lambda: describe_etcd(list(opts.endpoints))
-    return lambda: describe_abcd(list(opts.endpoints))
+    return lambda: describe_abcd(list(opts.endpoints), cacert=opts.cacert)

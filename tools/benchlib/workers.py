@@ -32,6 +32,8 @@ class WorkerTask:
     warmup: float
     duration: float
     seed: int
+    token: str | None = None  # abcd with auth on
+    cacert: str | None = None  # the cluster speaks TLS: https/wss, trusting this CA
 
 
 @dataclass(slots=True)
@@ -90,11 +92,13 @@ async def _run_task(task: WorkerTask, conn, progress, slot: int) -> WorkerResult
     workload = Workload(task.workload, task.seed)
     recorder = Recorder(Window(0.0, 0.0, 0.0), progress, slot)
     if task.client == "session":
-        drivers = [SessionDriver(ep, clients, workload, recorder) for ep, clients in task.connections]
+        drivers = [
+            SessionDriver(ep, clients, workload, recorder, task.cacert, token=task.token) for ep, clients in task.connections
+        ]
     else:
         api = "abcd" if task.client == "http" else "etcd"
         endpoints = [ep for ep, clients in task.connections for _ in range(clients)]
-        drivers = [HttpDriver(api, endpoints, workload, recorder)]
+        drivers = [HttpDriver(api, endpoints, workload, recorder, task.cacert, token=task.token)]
     try:
         for d in drivers:
             await d.connect()

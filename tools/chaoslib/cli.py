@@ -1,4 +1,4 @@
-"""`tools/chaos.py`: `run` (the default) or `failover`."""
+"""`tools/chaos.py`: `run` (the default), `soak` or `failover`."""
 from __future__ import annotations
 
 import asyncio
@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(kill_leader(options.failover_parser().parse_args(argv)))
         from .runner import run
 
-        opts = options.parse_run(argv)
+        opts = options.parse_run(argv, soak=command == "soak")
         result = asyncio.run(run(opts, out=lambda line: print(line, flush=True)))
         return 0 if result.passed else 1
     except KeyboardInterrupt:

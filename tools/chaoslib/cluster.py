@@ -13,8 +13,10 @@ thread: a node asks the kernel to kill it when the thread that started it ends
 from __future__ import annotations
 
 import ctypes
+import os
 import shutil
 import signal
+import ssl
 import sys
 from pathlib import Path
 
@@ -22,7 +24,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path and (REPO_ROOT / "abcd" / "__init__.py").exists():
     sys.path.insert(0, str(REPO_ROOT))
 
-from abcd.localcluster import ClusterError, LocalCluster, NodeProcess, http, wait_for  # noqa: E402
+from abcd.localcluster import ClusterError, LocalCluster, NodeProcess, http, tls_cluster_files, wait_for  # noqa: E402
 
 PR_SET_PDEATHSIG = 1
 
@@ -40,9 +42,18 @@ def _die_with_parent() -> None:
 class ChaosCluster:
     """`with ChaosCluster(root, nodes, node_args) as c:`; leaving kills every node."""
 
-    def __init__(self, root: str, nodes: int, node_args: list[str], ready_timeout: float = 60.0) -> None:
+    def __init__(
+        self, root: str, nodes: int, node_args: list[str], ready_timeout: float = 60.0, tls: bool = False
+    ) -> None:
+        # With tls: a CA made in the root, nodes with TLS and peer mutual TLS; `ssl` is
+        # what clients use (abcd.client.Client(ssl=...)).
+        self.ssl: ssl.SSLContext | None = None
+        if tls:
+            tls_args, cacert = tls_cluster_files(os.path.join(root, "tls"))
+            node_args = [*node_args, *tls_args]
+            self.ssl = ssl.create_default_context(cafile=cacert)
         self.local = LocalCluster(root, nodes, args=["--enable-faults", *node_args], ready_timeout=ready_timeout,
-                                  preexec=_die_with_parent)
+                                  preexec=_die_with_parent, ssl_context=self.ssl)
         self.paused: set[int] = set()  # ports of SIGSTOPped nodes
         self.faulted: set[int] = set()  # ports with network faults set
         self._ids: dict[int, int] = {}  # port -> node id
@@ -125,9 +136,12 @@ class ChaosCluster:
 
     # ------------------------------------------------------------------ network faults
 
-    def set_faults(self, node: NodeProcess, partition=(), delay_ms=0, jitter_ms=0, drop_rate=0.0) -> None:
-        body = {"partition": sorted(partition), "delay_ms": delay_ms, "jitter_ms": jitter_ms, "drop_rate": drop_rate}
-        code, answer = http(node.port, "POST", "/v1/admin/faults", body)
+    def set_faults(
+        self, node: NodeProcess, partition=(), delay_ms=0, jitter_ms=0, drop_rate=0.0, cut_to=()
+    ) -> None:
+        body = {"partition": sorted(partition), "cut_to": sorted(cut_to), "delay_ms": delay_ms,
+                "jitter_ms": jitter_ms, "drop_rate": drop_rate}
+        code, answer = http(node.port, "POST", "/v1/admin/faults", body, ssl_context=self.ssl)
         if code != 200:
             raise ClusterError(f"{self.name(node)} refused the faults {body}: {code} {answer}")
         self.faulted.add(node.port)
@@ -148,7 +162,7 @@ class ChaosCluster:
         for node in self.nodes:
             if node.running and node.port in self.faulted:
                 try:
-                    http(node.port, "DELETE", "/v1/admin/faults", timeout=5)
+                    http(node.port, "DELETE", "/v1/admin/faults", timeout=5, ssl_context=self.ssl)
                 except OSError:
                     continue  # it may be stopping; its faults die with it
                 self.faulted.discard(node.port)
@@ -156,13 +170,13 @@ class ChaosCluster:
     # ------------------------------------------------------------------ membership
 
     def members(self, via: NodeProcess) -> list[dict]:
-        code, body = http(via.port, "GET", "/v1/members", timeout=5)
+        code, body = http(via.port, "GET", "/v1/members", timeout=5, ssl_context=self.ssl)
         if code != 200:
             raise ClusterError(f"GET /v1/members on {self.name(via)}: {code} {body}")
         return body["members"]
 
     def member_call(self, via: NodeProcess, method: str, path: str, body=None, timeout: float = 15.0) -> dict:
-        code, answer = http(via.port, method, path, body, timeout=timeout)
+        code, answer = http(via.port, method, path, body, timeout=timeout, ssl_context=self.ssl)
         if code != 200:
             raise ClusterError(f"{method} {path} on {self.name(via)}: {code} {answer}")
         return answer

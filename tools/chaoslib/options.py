@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from . import schedule
 
-COMMANDS = ("run", "failover")
+COMMANDS = ("run", "soak", "failover")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +31,13 @@ class RunOptions:
     budget: int
     progress_every: float
     argv: tuple[str, ...]
+    tls: bool = False  # the members speak TLS (a CA made for the run), clients use https/wss
+    sample_every: float | None = None  # the soak: seconds between resource samples
+    snapshot_count: int | None = None  # the members' --snapshot-count, when given
+
+    @property
+    def command(self) -> str:
+        return "soak" if self.sample_every else "run"
 
     @property
     def node_args(self) -> list[str]:
@@ -38,15 +45,21 @@ class RunOptions:
                 "--log-level", "WARNING"]
         if self.unsafe_stale_reads:
             args.append("--unsafe-stale-reads")
+        if self.snapshot_count is not None:
+            args += ["--snapshot-count", str(self.snapshot_count)]
         return args
 
     def replay(self) -> str:
         """The command that runs the same schedule again."""
-        text = (f"python tools/chaos.py run --seed {self.seed} --nodes {self.nodes} --duration {self.duration:g} "
+        text = (f"python tools/chaos.py {self.command} --seed {self.seed} --nodes {self.nodes} --duration {self.duration:g} "
                 f"--workers {self.workers} --readers-per-node {self.readers_per_node} --keys {self.keys} "
                 f"--faults {','.join(self.faults)} --heartbeat-ms {self.heartbeat_ms} "
                 f"--election-timeout-ms {self.election_timeout_ms}")
-        return text + (" --unsafe-stale-reads" if self.unsafe_stale_reads else "")
+        if self.sample_every:
+            text += f" --sample-every {self.sample_every:g}"
+        if self.snapshot_count is not None:
+            text += f" --snapshot-count {self.snapshot_count}"
+        return text + (" --unsafe-stale-reads" if self.unsafe_stale_reads else "") + (" --tls" if self.tls else "")
 
 
 def _positive(kind):
@@ -100,6 +113,8 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--unsafe-stale-reads", action="store_true",
                    help="start the members with a planted bug (reads served from local state without "
                         "ReadIndex) to see the checker catch it")
+    p.add_argument("--tls", action="store_true",
+                   help="run the members with TLS and peer mutual TLS (a CA made for the run); clients over https/wss")
     p.add_argument("--history", metavar="FILE",
                    help="write the history here (JSON); by default it is written, to "
                         "chaos-history-SEED.json, only when the run fails")
@@ -109,12 +124,31 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", type=_positive(int), default=2_000_000, help="checker search steps per key")
     p.add_argument("--progress-every", type=_positive(float), default=5.0,
                    help="seconds between plain progress lines (default 5)")
+    p.add_argument("--snapshot-count", type=_at_least(0),
+                   help="the members' --snapshot-count (default: theirs, 100000; the soak's: 10000)")
     return p
 
 
-def parse_run(argv: list[str]) -> RunOptions:
+def soak_parser() -> argparse.ArgumentParser:
     p = run_parser()
+    p.prog = "chaos.py soak"
+    p.description = ("A long run (default 60 minutes) of the same clients and nemesis, sampling every member's "
+                     "resident memory, open file descriptors, asyncio tasks and data dir size, reported at the end "
+                     "with the history's verdict.")
+    p.set_defaults(duration=3600.0)
+    # The run's --duration help names the run's default; say the soak's.
+    for action in p._actions:
+        if action.dest == "duration":
+            action.help = "seconds of traffic and faults (default 3600)"
+    p.add_argument("--sample-every", type=_positive(float), default=10.0,
+                   help="seconds between resource samples (default 10)")
+    return p
+
+
+def parse_run(argv: list[str], *, soak: bool = False) -> RunOptions:
+    p = soak_parser() if soak else run_parser()
     a = p.parse_args(argv)
+    snapshot_count = a.snapshot_count if a.snapshot_count is not None else (10_000 if soak else None)
     duration = a.minutes * 60 if a.minutes else a.duration
     if a.election_timeout_ms < 2 * a.heartbeat_ms:
         p.error("--election-timeout-ms must be at least twice --heartbeat-ms")
@@ -124,7 +158,8 @@ def parse_run(argv: list[str]) -> RunOptions:
         readers_per_node=a.readers_per_node, keys=a.keys, ops_per_key=a.ops_per_key, timeout=a.timeout,
         faults=a.faults, heartbeat_ms=a.heartbeat_ms, election_timeout_ms=a.election_timeout_ms,
         unsafe_stale_reads=a.unsafe_stale_reads, history=a.history, json=a.json, data_dir=a.data_dir,
-        budget=a.budget, progress_every=a.progress_every, argv=tuple(argv),
+        budget=a.budget, progress_every=a.progress_every, argv=tuple(argv), tls=a.tls,
+        sample_every=a.sample_every if soak else None, snapshot_count=snapshot_count,
     )
 
 

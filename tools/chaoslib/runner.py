@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from . import report, schedule
 from .cluster import ChaosCluster, ClusterError
 from .nemesis import SETTLE_TIMEOUT, FaultEvent, Nemesis
+from .soak import Sampler
 from .options import RunOptions
 from .progress import Progress
 from .verdict import lost_writes, verdicts
@@ -44,6 +45,9 @@ class RunResult:
     error: str | None = None
     history_file: str | None = None
     notes: list[str] = field(default_factory=list)
+    violations: list[str] = field(default_factory=list)  # seen by the nemesis
+    old_identity_refused: int = 0
+    resources: dict | None = None  # the soak's samples: member -> metric -> [(t, value)]
 
     def summary(self, opts: RunOptions) -> dict:
         by_kind = Counter(e.kind for e in self.events)
@@ -62,6 +66,9 @@ class RunResult:
             "faults_by_kind": dict(sorted(by_kind.items())),
             "fault_errors": sum(1 for e in self.events if e.error),
             "kill_cycles": by_kind.get("kill", 0),
+            "old_identity_refused": self.old_identity_refused,
+            "violations": self.violations,
+            "resources": self.resources,
             "keys": self.keys,
             "lost_writes": self.lost,
             "final_read_failures": self.final_read_failures,
@@ -74,10 +81,13 @@ async def _traffic(cluster: ChaosCluster, opts: RunOptions, recorder: HistoryRec
     stop_at = started + opts.duration
     workload = Workload(cluster.addresses, recorder, seed=opts.seed, workers=opts.workers,
                         readers_per_node=opts.readers_per_node, keys=opts.keys, ops_per_key=opts.ops_per_key,
-                        timeout=opts.timeout)
+                        timeout=opts.timeout, ssl=cluster.ssl)
     nemesis = Nemesis(cluster, schedule.draw(opts.seed, opts.faults, opts.election_timeout_ms / 1000), started)
     progress = Progress(opts.duration, every=opts.progress_every)
     tasks = [asyncio.create_task(workload.run(stop_at)), asyncio.create_task(nemesis.run(stop_at))]
+    sampler = Sampler(cluster, opts.sample_every, started) if opts.sample_every else None
+    if sampler is not None:
+        tasks.append(asyncio.create_task(sampler.run(stop_at)))
     try:
         while not all(t.done() for t in tasks):
             running = nemesis.running.detail if nemesis.running else None
@@ -90,7 +100,7 @@ async def _traffic(cluster: ChaosCluster, opts: RunOptions, recorder: HistoryRec
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         progress.close()
-    return workload, nemesis
+    return workload, nemesis, sampler
 
 
 async def _end(cluster: ChaosCluster, nemesis: Nemesis) -> None:
@@ -115,14 +125,16 @@ async def run(opts: RunOptions, out=print) -> RunResult:
         + ("; PLANTED BUG: --unsafe-stale-reads" if opts.unsafe_stale_reads else ""))
     result = RunResult(opts.seed, False, "error", Counter(), [])
     final: dict = {}
-    workload = nemesis = None
+    workload = nemesis = sampler = None
     try:
-        with ChaosCluster(root, opts.nodes, opts.node_args) as cluster:
+        with ChaosCluster(root, opts.nodes, opts.node_args, tls=opts.tls) as cluster:
             started[0] = time.monotonic()
-            workload, nemesis = await _traffic(cluster, opts, recorder, started[0])
+            workload, nemesis, sampler = await _traffic(cluster, opts, recorder, started[0])
             out(f"traffic over after {time.monotonic() - started[0]:.1f} s; healing and restarting every member")
             await _end(cluster, nemesis)
-            final = await final_reads(cluster.addresses, recorder, workload.keys.all, FINAL_READ_TIMEOUT)
+            final = await final_reads(
+                cluster.addresses, recorder, workload.keys.all, FINAL_READ_TIMEOUT, ssl=cluster.ssl
+            )
     except ClusterError as e:
         result.error = str(e).splitlines()[0][:500]
     if workload is not None:
@@ -142,7 +154,11 @@ async def run(opts: RunOptions, out=print) -> RunResult:
             result.verdict = "inconclusive"
         else:
             result.verdict = "linearizable"
-    result.passed = result.verdict == "linearizable" and not lost and result.final_read_failures == 0
+    if nemesis is not None:
+        result.violations = list(nemesis.violations)
+        result.old_identity_refused = nemesis.old_identity_refused
+    result.passed = (result.verdict == "linearizable" and not lost and result.final_read_failures == 0
+                     and not result.violations)
 
     out("")
     out("operations")
@@ -155,11 +171,22 @@ async def run(opts: RunOptions, out=print) -> RunResult:
     for line in report.faults_lines(result.events):
         out(line)
     out("")
+    if sampler is not None:
+        result.resources = sampler.as_dict()
+        out(f"resources (a sample every {opts.sample_every:g} s; members restarted by the nemesis start again "
+            "from scratch)")
+        for line in sampler.report():
+            out("  " + line)
+        out("")
     out("verdict per key")
     for line in report.verdict_lines(per_key, final, lost):
         out(line)
     if result.error:
         out(f"  run failed: {result.error}")
+    if result.old_identity_refused or result.violations:
+        out(f"  wiped members refused their old identity: {result.old_identity_refused}")
+    for violation in result.violations:
+        out(f"  VIOLATION: {violation}")
     out("")
     history = opts.history or (None if result.passed else f"chaos-history-{opts.seed}.json")
     if history:

@@ -22,10 +22,11 @@ KINDS = (
     "latency",            # delay (and jitter) on every link
     "loss",               # lose a share of the messages on every link
     "transfer",           # hand leadership to another voter
-    "replace",            # a member loses its disk: removed, wiped, joins again as a new member
+    "replace",            # a member loses its disk: wiped, refused its old identity, removed, joins again as a new member
     "learner",            # a member is removed and wiped, added back as a learner, then promoted
+    "partition-oneway",   # a member (the leader or a random one) still hears the others, its messages to them are lost
 )
-TARGETED = frozenset({"kill", "pause"})
+TARGETED = frozenset({"kill", "pause", "partition-oneway"})
 MEMBERSHIP = frozenset({"replace", "learner"})
 
 

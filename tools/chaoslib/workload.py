@@ -75,8 +75,9 @@ class KeySpace:
 
 class Workload:
     def __init__(self, addresses: list[str], recorder: HistoryRecorder, *, seed: int, workers: int,
-                 readers_per_node: int, keys: int, ops_per_key: int, timeout: float) -> None:
+                 readers_per_node: int, keys: int, ops_per_key: int, timeout: float, ssl=None) -> None:
         self.addresses = addresses
+        self.ssl = ssl  # an SSLContext for a TLS cluster
         self.recorder = recorder
         self.seed = seed
         self.workers = workers
@@ -104,7 +105,7 @@ class Workload:
         seen: dict[str, str | None] = {}  # the last value this worker saw for each key
         kinds, weights = zip(*MIX)
         n = 0
-        async with Client(endpoints, timeout=self.timeout) as client:
+        async with Client(endpoints, timeout=self.timeout, ssl=self.ssl) as client:
             while time.monotonic() < self.stop_at:
                 n += 1
                 key = self.keys.take(rng)
@@ -124,7 +125,7 @@ class Workload:
 
     async def _reader(self, name: str, address: str) -> None:
         rng = random.Random(f"{self.seed}/reader/{name}")
-        async with Client([address], timeout=self.timeout) as client:
+        async with Client([address], timeout=self.timeout, ssl=self.ssl) as client:
             while time.monotonic() < self.stop_at:
                 result = await self._call(client, name, "get", self.keys.take(rng), None, None)
                 if result is _NO_ANSWER:
@@ -169,11 +170,13 @@ class Workload:
 _NO_ANSWER = object()
 
 
-async def final_reads(addresses: list[str], recorder: HistoryRecorder, keys: list[str], timeout: float) -> dict:
+async def final_reads(
+    addresses: list[str], recorder: HistoryRecorder, keys: list[str], timeout: float, ssl=None
+) -> dict:
     """Read every key once, linearizably, recorded in the history as client 'final'.
     Returns {key: value or None}; a key whose read failed is missing."""
     values = {}
-    async with Client(addresses, timeout=timeout) as client:
+    async with Client(addresses, timeout=timeout, ssl=ssl) as client:
         for key in keys:
             handle = recorder.invoke("final", "get", key)
             try:

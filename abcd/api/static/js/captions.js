@@ -220,6 +220,13 @@ const SENTENCES = {
     const id = f.node ?? e.node;
     return `${name(id, s)} restarts from its disk as a follower and waits to hear from a leader`;
   },
+  Watching(e, f, who, s) {
+    const others = (f.up || []).filter((id) => id !== f.leader);
+    const down = f.down && f.down.length ? `; ${labelList(f.down, s)} ${f.down.length === 1 ? "does" : "do"} not answer` : "";
+    return `the page starts watching: ${who} leads term ${e.term}` +
+      (others.length ? ` with ${labelList(others, s)} following` : "") +
+      `, commit index ${formatNumber(f.commit_index)}${down}. What happens from now on appears here.`;
+  },
   MemberDown(e, f, who) {
     const how = f.supervised === "killed" ? "was killed (kill -9)" : f.supervised === "stopped" ? "was stopped" : "stopped answering";
     return `${who} ${how}: the page no longer hears from it; the others carry on while a majority of voters is up`;
@@ -287,7 +294,7 @@ export function caption(event, state, narrator) {
 /** Event names grouped by what a person may want to follow in the timeline. */
 export const EVENT_KINDS = {
   elections: new Set([
-    "Timeout", "BecomePreCandidate", "BecomeCandidate", "BecomeLeader", "BecomeFollower",
+    "Watching", "Timeout", "BecomePreCandidate", "BecomeCandidate", "BecomeLeader", "BecomeFollower",
     "GrantVote", "RejectVote", "IgnoreVote", "CheckQuorumFailed", "LeaderUnreachable",
     "TransferLeadership", "SendTimeoutNow", "TimeoutNow", "TransferAborted",
   ]),

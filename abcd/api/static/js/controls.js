@@ -108,6 +108,7 @@ export function mountControls(section, live) {
     <div class="control-row">
       <label>address <input id="member-add-address" type="text" placeholder="127.0.0.1:8083" autocomplete="off"></label>
       <button id="member-add" type="button" title="the node at that address joins as a learner and is promoted once caught up">add as learner</button>
+      ${demo ? `<button id="member-start" type="button" title="the demo starts a node on the next free port; it joins as a learner and is promoted once caught up">start a new member</button>` : ""}
     </div>
     ${demo ? `<div class="control-row"><label><input id="slow-mode" type="checkbox"${demo.slow ? " checked" : ""}>
       slow mode (long heartbeats and election timeouts, to follow one election)</label></div>` : ""}
@@ -132,6 +133,11 @@ export function mountControls(section, live) {
     return [reply];
   });
   if (demo) {
+    $("member-start").onclick = run("start a new member", async () => {
+      const reply = await live.demoRequest("POST", "/demo/members");
+      live.refresh();
+      return [reply];
+    });
     $("slow-mode").onchange = run("slow mode", async () => {
       const box = $("slow-mode");
       const reply = await live.demoRequest("POST", "/demo/slow", { slow: box.checked });

@@ -6,6 +6,12 @@
 // member answered, with the revision and the key's version. A watch follows
 // /v1/watch?prefix= and, when its member goes away, resumes on another one from the
 // revision after the last it showed, so no change is missed or shown twice.
+//
+// On a cluster with auth on, the login row gets a token (POST /v1/auth/authenticate)
+// that every request then carries (a session request's "auth", a watch's ?token=);
+// with auth off (the default) the row is not needed and nothing carries a token.
+
+import { WS_SCHEME, introduce } from "./scheme.js";
 
 const REQUEST_TIMEOUT_MS = 10000;
 const OPEN_TIMEOUT_MS = 2000;
@@ -31,6 +37,12 @@ export function mountKeys(section, live) {
       <button id="kv-range" type="button" title="every key that starts with the key field">range (prefix)</button>
       <button id="kv-cas" type="button" title="txn: if value == expected then put value">compare-and-swap</button>
     </div>
+    <div class="kv-login">
+      <label>user <input id="kv-user" type="text" placeholder="only with auth on" autocomplete="username"></label>
+      <label>password <input id="kv-password" type="password" autocomplete="current-password"></label>
+      <button id="kv-login" type="button">log in</button>
+      <span id="kv-login-state" class="watch-state"></span>
+    </div>
     <pre id="kv-result" class="kv-result" aria-live="polite"></pre>
     <h3>Watch</h3>
     <div class="watch-form">
@@ -41,8 +53,17 @@ export function mountKeys(section, live) {
     </div>
     <ol id="watch-events" class="watch-events"></ol>`;
   const $ = (id) => section.querySelector(`#${id}`);
-  const session = new Session(live);
+  const auth = { token: null };
+  const session = new Session(live, auth);
   const result = $("kv-result");
+  $("kv-login").onclick = async () => {
+    const state = $("kv-login-state");
+    const user = $("kv-user").value;
+    const answer = await authenticate(live, user, $("kv-password").value);
+    $("kv-password").value = "";
+    auth.token = answer.token ?? null;
+    state.textContent = answer.token ? `logged in as ${user}` : `not logged in: ${answer.error ?? "no answer"}`;
+  };
 
   const key = () => $("kv-key").value;
   const serializable = () => $("kv-consistency").value === "serializable";
@@ -68,7 +89,7 @@ export function mountKeys(section, live) {
     failure: [{ get: { key: key() } }],
   });
 
-  const watch = new Watch(live, $("watch-events"), $("watch-state"));
+  const watch = new Watch(live, $("watch-events"), $("watch-state"), auth);
   $("watch-start").onclick = () => {
     watch.start($("watch-prefix").value);
     $("watch-start").disabled = true;
@@ -86,6 +107,24 @@ export function mountKeys(section, live) {
       section.replaceChildren();
     },
   };
+}
+
+/** {token} from the first member that answers, or {error}. */
+async function authenticate(live, name, password) {
+  for (const target of live.candidates()) {
+    try {
+      const reply = await fetch(`http://${target.address}/v1/auth/authenticate`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ name, password }),
+      });
+      const body = await reply.json();
+      return reply.ok ? { token: body.token } : { error: body.error };
+    } catch (e) {
+      continue; // that member is down: ask another
+    }
+  }
+  return { error: "no member answered" };
 }
 
 /** Put an answer in #kv-result: what was asked, what came back, and from whom. */
@@ -150,8 +189,9 @@ function describeKv(kv) {
 
 /** The /v1/session websocket to one live member, opened when first needed. */
 class Session {
-  constructor(live) {
+  constructor(live, auth = null) {
     this.live = live;
+    this.auth = auth; // {token}: the login row's, null with auth off
     this.socket = null;
     this.member = null;
     this.nextId = 1;
@@ -192,7 +232,8 @@ class Session {
         clearTimeout(timer);
         resolve(answer);
       });
-      socket.send(JSON.stringify([{ id, ...request }]));
+      const token = this.auth ? this.auth.token : null;
+      socket.send(JSON.stringify([token ? { id, ...request, auth: token } : { id, ...request }]));
     });
   }
 
@@ -206,7 +247,7 @@ class Session {
     this.close();
     for (const target of this.live.candidates()) {
       if (tried.has(target.id)) continue;
-      const socket = await open(`ws://${target.address}/v1/session`);
+      const socket = await open(`${WS_SCHEME}://${target.address}/v1/session`);
       if (!socket) {
         tried.add(target.id);
         continue;
@@ -249,7 +290,8 @@ class Session {
 }
 
 /** A websocket once open, or null if it could not open in time. */
-function open(url) {
+async function open(url) {
+  await introduce(new URL(url).host);
   return new Promise((resolve) => {
     let socket;
     try {
@@ -275,8 +317,9 @@ function open(url) {
 
 /** A live watch of a prefix, resumed on another member when its member goes away. */
 class Watch {
-  constructor(live, list, label) {
+  constructor(live, list, label, auth = null) {
     this.live = live;
+    this.auth = auth;
     this.list = list;
     this.label = label;
     this.socket = null;
@@ -303,8 +346,9 @@ class Watch {
     }
     let query = `prefix=${encodeURIComponent(this.prefix)}`;
     if (this.lastRevision !== null) query += `&start_revision=${this.lastRevision + 1}`;
+    if (this.auth && this.auth.token) query += `&token=${encodeURIComponent(this.auth.token)}`;
     const prefix = this.prefix;
-    const socket = await open(`ws://${target.address}/v1/watch?${query}`);
+    const socket = await open(`${WS_SCHEME}://${target.address}/v1/watch?${query}`);
     if (this.prefix !== prefix) {
       if (socket) socket.close();
       return;

@@ -14,6 +14,7 @@
 
 import { mountControls, memberActions } from "./controls.js";
 import { mountKeys } from "./keys.js";
+import { HTTP_SCHEME, WS_SCHEME, introduce } from "./scheme.js";
 
 const RENDER_INTERVAL_MS = 100; // at most ten snapshots a second
 const STATUS_STALE_MS = 1000; // no status for this long: the member is down
@@ -63,9 +64,14 @@ class MemberLink {
 
   connect() {
     if (this.closed) return;
+    introduce(this.address).then(() => this.openSocket());
+  }
+
+  openSocket() {
+    if (this.closed) return;
     let socket;
     try {
-      socket = new WebSocket(`ws://${this.address}/v1/events`);
+      socket = new WebSocket(`${WS_SCHEME}://${this.address}/v1/events`);
     } catch (e) {
       this.scheduleReconnect();
       return;
@@ -130,6 +136,8 @@ export class LiveCluster {
     this.servedBy = window.location.host; // the advertised address of the node serving the page
     this.faultsRefused = new Set(); // ids that answered 403 to a faults call
     this.wasUp = new Map(); // id -> up, to put "stopped answering" on the timeline
+    this.firstLookDone = false; // the "Watching" row, once a leader is known
+    this.firstLookAt = Date.now() + 3000;
     this.reportedDown = new Set(); // ids whose going down is on the timeline
     this.pendingMessages = [];
     this.pendingEvents = [];
@@ -390,6 +398,7 @@ export class LiveCluster {
       this.dirty = false;
       this.state = this.buildState(Date.now());
       this.noteUpDown(this.state);
+      this.noteFirstLook(this.state);
       this.choosePrimary(this.state);
       this.dashboard.render(this.state);
       for (const listener of this.listeners) listener(this.state);
@@ -485,6 +494,26 @@ export class LiveCluster {
     return { pid: m.pid ?? null, state, port: m.port, since: m.since ?? null };
   }
 
+  /** The timeline's first row: what the cluster looks like when the page starts watching
+   * (the elections before that are in node.log, not on the page). */
+  noteFirstLook(state) {
+    if (this.firstLookDone) return;
+    const leader = state.members.find((m) => m.up && m.role === "leader");
+    if (!leader || state.members.some((m) => m.up && m.term === 0)) return;
+    // Give every member's first status a moment to arrive before calling one down.
+    if (state.members.some((m) => !m.up) && Date.now() < this.firstLookAt) return;
+    this.firstLookDone = true;
+    this.emit({
+      time: state.time, node: leader.id, event: "Watching", term: leader.term, role: "leader",
+      fields: {
+        leader: leader.id, commit_index: leader.commit_index,
+        up: state.members.filter((m) => m.up).map((m) => m.id),
+        down: state.members.filter((m) => !m.up).map((m) => m.id),
+      },
+      records: [],
+    });
+  }
+
   /** A member that stops answering, or comes back, is a row on the timeline. */
   noteUpDown(state) {
     for (const m of state.members) {
@@ -532,7 +561,7 @@ export class LiveCluster {
   // ------------------------------------------------------------------ calls to the cluster
 
   url(address, path) {
-    return address === this.servedBy ? path : `http://${address}${path}`;
+    return address === this.servedBy ? path : `${HTTP_SCHEME}://${address}${path}`;
   }
 
   member(id) {

@@ -52,7 +52,14 @@ async function startLiveMode() {
     return;
   }
   try {
-    live = await module.startLive(dash);
+    const started = await module.startLive(dash);
+    // A run opened while the live view was still connecting took the page: the live
+    // view, once connected, stops at once instead of drawing over the replay.
+    if (dashboard !== dash) {
+      if (started && typeof started.stop === "function") started.stop();
+      return;
+    }
+    live = started;
   } catch (err) {
     dash.setConnection("not connected", null, false);
     dash.setNotice(`The live view stopped: ${err.message}`, "error");

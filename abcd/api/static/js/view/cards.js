@@ -179,7 +179,7 @@ export class CardsView {
         button.title = b.reason;
         // Written out only where the person can change it (a node's flags); "already the
         // leader" and the like stay in the tooltip, or every card would repeat them.
-        if (SAID_ON_CARD.has(b.action)) reasons.push(`${b.label}: ${b.reason}`);
+        if (SAID_ON_CARD.has(b.action) && m.up !== false) reasons.push(`${b.label}: ${b.reason}`);
       } else {
         button.title = b.help;
         button.addEventListener("click", () => this._run(card, m.id, b.action, button));

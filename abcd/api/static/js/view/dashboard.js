@@ -25,7 +25,7 @@ export class Dashboard {
     this.ring = new RingView($("#ring"), { animateTimers: mode === "live" });
     this.cards = new CardsView($("#cluster .cards"), actions);
     this.messages = new MessagesLayer($("#messages"), (id) => this.ring.position(id), NODE_RADIUS);
-    this.logs = new LogsView($("#logs"));
+    this.logs = new LogsView($("#logs"), { live: mode === "live" });
     this.timeline = new TimelineView($("#timeline"), $("#event-detail"), { mode });
     this.violation = $("#violation");
     this.connection = $("#connection");

@@ -12,7 +12,12 @@ const RULER_EVERY = 10;
 
 export class LogsView {
   /** @param {HTMLElement} root #logs */
-  constructor(root) {
+  constructor(root, { live = false } = {}) {
+    // Live statuses come from each member at its own moment (every 250 ms), so under load
+    // a follower's may be newer than the leader's: the window then ends at the leader's
+    // last index, not at the newest index anyone reported, or the leader's row would
+    // look empty. A replayed state is one instant, and its newest index is exact.
+    this.live = live;
     this.root = root;
     this.summary = root.querySelector(".logs-summary");
     this.body = root.querySelector(".logs-body") || root;
@@ -25,11 +30,13 @@ export class LogsView {
 
   render(state) {
     const members = state.members || [];
-    const end = Math.max(0, ...members.map((m) => m.last_log_index || 0));
+    const leader = leaderOf(state);
+    const end = this.live && leader && leader.up !== false
+      ? leader.last_log_index || 0
+      : Math.max(0, ...members.map((m) => m.last_log_index || 0));
     const start = Math.max(1, end - WINDOW + 1);
     if (start !== this.start) this._ruler(start);
     this.start = start;
-    const leader = leaderOf(state);
     const leaderTerm = leader ? termLookup(leader.log_terms, leader.last_log_index) : null;
     const seen = new Set();
     for (const m of members) {
@@ -106,12 +113,20 @@ export class LogsView {
     const commitIndex = m.commit_index || 0;
     const termAt = termLookup(m.log_terms, last);
     const isLeader = leader && leader.id === m.id;
+    // Live, under load, the leader's matchIndex for a follower is often newer than the
+    // follower's own status (each member reports at its own moment). Up to matchIndex
+    // the follower's log is the leader's (Log Matching, §5.3), so draw it from there.
+    let matched = 0;
+    if (this.live && leader && !isLeader && up && leader.progress && leaderTerm) {
+      const p = leader.progress[m.id] || leader.progress[String(m.id)];
+      if (p && p.match_index > last) matched = p.match_index;
+    }
     let previousTerm = null;
     let diverged = 0;
     for (let c = 0; c < WINDOW; c++) {
       const index = start + c;
       const cell = strip.cells[c];
-      const term = index > snap && index <= last ? termAt(index) : null;
+      const term = index <= snap ? null : index <= last ? termAt(index) : index <= matched ? leaderTerm(index) : null;
       if (term === null) {
         if (cell.hasAttribute("data-index")) {
           cell.removeAttribute("data-index");
@@ -149,7 +164,7 @@ export class LogsView {
       previousTerm = term;
     }
     // Entries older than the window: how many, and whether compaction removed them.
-    const older = Math.min(start - 1, last);
+    const older = Math.min(start - 1, Math.max(last, matched));
     strip.older.hidden = older <= 0;
     setText(strip.older, older > 0 ? `… ${formatNumber(older)}` : "");
     // The snapshot boundary: everything up to snapshot_index lives only in the snapshot.
