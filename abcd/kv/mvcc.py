@@ -5,19 +5,24 @@ Theory of operation (the model is etcd's mvcc package):
 - The store has one cluster-wide `revision`, 1 when empty.  Every write that changes
   something takes the next revision; all changes of one write (a txn's puts and deletes,
   a prefix delete, a lease revocation) share it.
-- A KV is the dict `{"key", "value", "create_revision", "mod_revision", "version",
-  "lease"}`.  KVs are never mutated once built: the live table, the version lists, the
-  events, the cached responses and the callers all share the same objects.  Callers
-  must treat them as read-only.
+- A KV is held as the tuple `(key, value, create_revision, mod_revision, version,
+  lease)` (88 bytes, where the dict the API shows took 272: "Memory per key" in
+  performance.md); `kv_dict` makes the API's dict `{"key", "value", "create_revision",
+  "mod_revision", "version", "lease"}` of it, which the store does for every KV it
+  answers or reports.  The live table, the version lists and the events share the
+  same tuples.
 - A deletion is recorded as a tombstone KV: `version` 0, `create_revision` 0, empty
   value, `mod_revision` the deleting revision.  It is the `kv` of a delete event, as
   in etcd, and marks in a version list where the key stopped existing.
 - `_versions[key]` lists a key's KVs (tombstones included) in revision order, back to
   the compaction point.  A read at revision R takes the last one with mod_revision <= R.
+- An event is the tuple `(kv, prev_kv)` (prev_kv None when the key did not exist); its
+  type is "delete" when kv is a tombstone, else "put".  `event_dict` makes the API's
+  `{"type", "kv", "prev_kv"}` of it.
 - `_event_revs[i]` / `_events[i]`: the revision and the event of the i-th write, for
-  watches: the event's dict when the write made one (puts and deletes of one key, the
+  watches: the event itself when the write made one (puts and deletes of one key, the
   usual case), else the list of its events.  One object per write instead of a list
-  and its dict: each is kept for the history limit, and the garbage collector's young
+  and its event: each is kept for the history limit, and the garbage collector's young
   collections walk every one of them (performance.md).
 - `compact(C)` forgets what no read at a revision >= C can see: events below C, and in
   each key's list the versions older than its last one at or below C (that one, too,
@@ -46,9 +51,31 @@ from typing import Callable
 from .errors import bad_request, compacted, future_revision
 from .sorted_keys import SortedKeys
 
-_MOD_REVISION = itemgetter("mod_revision")
+# A KV's fields, in the order of its tuple.
+KEY, VALUE, CREATE_REVISION, MOD_REVISION, VERSION, LEASE = range(6)
+KV_FIELD_NAMES = ("key", "value", "create_revision", "mod_revision", "version", "lease")
+KV_FIELDS = frozenset(KV_FIELD_NAMES)
+FIELD_INDEX = {name: i for i, name in enumerate(KV_FIELD_NAMES)}
 
-KV_FIELDS = frozenset(("key", "value", "create_revision", "mod_revision", "version", "lease"))
+_MOD_REVISION = itemgetter(MOD_REVISION)
+
+KV = tuple  # (key, value, create_revision, mod_revision, version, lease)
+Event = tuple  # (kv, prev_kv or None)
+
+
+def kv_dict(kv: KV | None) -> dict | None:
+    """The API's form of a KV (None stays None)."""
+    if kv is None:
+        return None
+    key, value, create_revision, mod_revision, version, lease = kv
+    return {"key": key, "value": value, "create_revision": create_revision, "mod_revision": mod_revision,
+            "version": version, "lease": lease}
+
+
+def event_dict(event: Event) -> dict:
+    """The API's form of an event: {"type", "kv", "prev_kv"}."""
+    kv, prev = event
+    return {"type": "put" if kv[VERSION] else "delete", "kv": kv_dict(kv), "prev_kv": kv_dict(prev)}
 
 
 # Automatic compaction trims history in chunks of history_limit / COMPACT_SLICES.
@@ -77,11 +104,11 @@ class MVCC:
         # keep everything until compact() is called).  Applied identically on every
         # node, since it depends on the revision alone.
         self.history_limit = history_limit
-        self.live: dict[str, dict] = {}
-        self._versions: dict[str, list[dict]] = {}
+        self.live: dict[str, KV] = {}
+        self._versions: dict[str, list[KV]] = {}
         self._index = SortedKeys()
         self._event_revs: list[int] = []
-        self._events: list[dict | list[dict]] = []
+        self._events: list[Event | list[Event]] = []
         # Keys whose version list was made (or copied) since the last capture; None
         # until the first capture, when no list is shared.
         self._unshared: set[str] | None = None
@@ -91,10 +118,10 @@ class MVCC:
     # put and delete change the tables at revision `rev` (= revision + 1); the caller then
     # calls commit(rev, events) once for the whole write.
 
-    def put(self, key: str, value: str, lease: int, rev: int) -> tuple[dict, dict | None]:
+    def put(self, key: str, value: str, lease: int, rev: int) -> tuple[KV, KV | None]:
         prev = self.live.get(key)
         if prev is None:
-            kv = {"key": key, "value": value, "create_revision": rev, "mod_revision": rev, "version": 1, "lease": lease}
+            kv = (key, value, rev, rev, 1, lease)
             if key not in self._versions:
                 self._versions[key] = [kv]
                 self._index.add(key)
@@ -103,29 +130,22 @@ class MVCC:
             else:
                 self._own(key).append(kv)
         else:
-            kv = {
-                # The key object the table already holds: one string per key, however
-                # many versions, and dict lookups with it match by identity.
-                "key": prev["key"],
-                "value": value,
-                "create_revision": prev["create_revision"],
-                "mod_revision": rev,
-                "version": prev["version"] + 1,
-                "lease": lease,
-            }
+            # The key object the table already holds: one string per key, however many
+            # versions, and dict lookups with it match by identity.
+            kv = (prev[KEY], value, prev[CREATE_REVISION], rev, prev[VERSION] + 1, lease)
             # _own(key), written out for the commonest write: no capture shares a list.
             (self._versions[key] if self._unshared is None else self._own(key)).append(kv)
         self.live[key] = kv
         return kv, prev
 
-    def delete(self, key: str, rev: int) -> tuple[dict, dict]:
+    def delete(self, key: str, rev: int) -> tuple[KV, KV]:
         """Delete a live key; returns (tombstone, previous KV)."""
         prev = self.live.pop(key)
-        tombstone = {"key": key, "value": "", "create_revision": 0, "mod_revision": rev, "version": 0, "lease": 0}
+        tombstone = (key, "", 0, rev, 0, 0)
         self._own(key).append(tombstone)
         return tombstone, prev
 
-    def _own(self, key: str) -> list[dict]:
+    def _own(self, key: str) -> list[KV]:
         """The version list of `key`, safe to change: copied first if a capture may hold it."""
         versions = self._versions[key]
         unshared = self._unshared
@@ -134,11 +154,11 @@ class MVCC:
             unshared.add(key)
         return versions
 
-    def commit(self, rev: int, events: list[dict]) -> None:
+    def commit(self, rev: int, events: list[Event]) -> None:
         self.commit_event(rev, events[0] if len(events) == 1 else events)
 
-    def commit_event(self, rev: int, written: dict | list[dict]) -> None:
-        """commit() for the usual write of one event, given as its dict (or a list)."""
+    def commit_event(self, rev: int, written: Event | list[Event]) -> None:
+        """commit() for the usual write of one event, given as itself (or a list)."""
         self.revision = rev
         self._event_revs.append(rev)
         self._events.append(written)
@@ -170,21 +190,21 @@ class MVCC:
         if revision < self.compact_revision:
             raise compacted(revision, self.compact_revision)
 
-    def get(self, key: str, revision: int | None = None) -> dict | None:
+    def get(self, key: str, revision: int | None = None) -> KV | None:
         """The KV of `key` at `revision` (None or 0: the latest), None if absent then."""
         if not revision or revision == self.revision:
             return self.live.get(key)
         self.check_revision(revision)
         return self._at(key, revision)
 
-    def range(self, prefix: str, limit: int | None = None, revision: int | None = None) -> tuple[list[dict], bool]:
+    def range(self, prefix: str, limit: int | None = None, revision: int | None = None) -> tuple[list[KV], bool]:
         """KVs whose key starts with `prefix`, sorted by key, at most `limit` (None or 0:
         all), at `revision` (None or 0: the latest); `more` says whether some were left."""
         latest = not revision or revision == self.revision
         if not latest:
             self.check_revision(revision)
         live = self.live
-        kvs: list[dict] = []
+        kvs: list[KV] = []
         for key in self._index.starting_with(prefix):
             kv = live.get(key) if latest else self._at(key, revision)
             if kv is None:
@@ -194,7 +214,7 @@ class MVCC:
             kvs.append(kv)
         return kvs, False
 
-    def _at(self, key: str, revision: int) -> dict | None:
+    def _at(self, key: str, revision: int) -> KV | None:
         versions = self._versions.get(key)
         if not versions:
             return None
@@ -202,9 +222,9 @@ class MVCC:
         if i == 0:
             return None
         kv = versions[i - 1]
-        return kv if kv["version"] else None
+        return kv if kv[VERSION] else None
 
-    def events_since(self, revision: int, key: str | None = None, prefix: str | None = None) -> list[tuple[int, dict]]:
+    def events_since(self, revision: int, key: str | None = None, prefix: str | None = None) -> list[tuple[int, Event]]:
         """Events at revisions >= `revision`, oldest first, for `key` or `prefix` (or all)."""
         if type(revision) is not int or revision < 1:
             raise bad_request(f"start revision must be an integer of at least 1, got {revision!r}")
@@ -213,11 +233,11 @@ class MVCC:
         if revision < self.compact_revision:
             raise compacted(revision, self.compact_revision)
         revs, written = self._event_revs, self._events
-        out: list[tuple[int, dict]] = []
+        out: list[tuple[int, Event]] = []
         for i in range(bisect_left(revs, revision), len(revs)):
             rev = revs[i]
             for event in _each(written[i]):
-                k = event["kv"]["key"]
+                k = event[0][KEY]
                 if (key is None or k == key) and (prefix is None or k.startswith(prefix)):
                     out.append((rev, event))
         return out
@@ -242,21 +262,21 @@ class MVCC:
         n = bisect_left(revs, revision)
         through = n + 1 if n < len(revs) and revs[n] == revision else n
         for written in self._events[:through]:
-            if type(written) is dict:
-                self._trim_before(written["kv"], revision)
+            if type(written) is tuple:
+                self._trim_before(written[0], revision)
             else:
                 for event in written:
-                    self._trim_before(event["kv"], revision)
+                    self._trim_before(event[0], revision)
         del revs[:n]
         del self._events[:n]
         self.compact_revision = revision
         self._compact_due = self._due()
 
-    def _trim_before(self, kv: dict, revision: int) -> None:
+    def _trim_before(self, kv: KV, revision: int) -> None:
         """Drop the versions of kv's key older than `kv`, which is its last version at
         some revision <= `revision`; `kv` too if it is a tombstone (a read of an absent
         key needs no version at all)."""
-        key = kv["key"]
+        key = kv[KEY]
         versions = self._versions.get(key)
         if versions is None:
             return  # a tombstone already dropped, with its key
@@ -271,7 +291,7 @@ class MVCC:
             if i == 0:
                 return
             kv, drop = versions[i - 1], i - 1
-        if not kv["version"]:
+        if not kv[VERSION]:
             drop += 1
         if not drop:
             return
@@ -321,24 +341,27 @@ class MVCC:
 
     def _load_v1(self, state: dict) -> int:
         # Share KV objects between versions and events, as the live store does.
-        by_version: dict[tuple[str, int], dict] = {}
+        by_version: dict[tuple[str, int], KV] = {}
         keys = []
         for key, versions in state["versions"]:
             if type(key) is not str or type(versions) is not list or not versions:
                 raise ValueError(f"bad version list for key {key!r}")
+            held = []
             for kv in versions:
                 _check_kv(kv, key)
-                by_version[(key, kv["mod_revision"])] = kv
-            self._add_versions(key, versions)
+                held.append(_kv_from_dict(kv))
+                by_version[(key, kv["mod_revision"])] = held[-1]
+            self._add_versions(key, held)
             keys.append(key)
         self._index = SortedKeys(keys)
 
-        def shared(kv: dict | None) -> dict | None:
+        def shared(kv: dict | None) -> KV | None:
             if kv is None:
                 return None
             _check_kv(kv, kv.get("key") if type(kv) is dict else None)
-            same = by_version.get((kv["key"], kv["mod_revision"]))
-            return same if same == kv else kv
+            held = _kv_from_dict(kv)
+            same = by_version.get((held[KEY], held[MOD_REVISION]))
+            return same if same == held else held
 
         return self._load_events(state["events"], lambda rev, event: _event(event, shared))
 
@@ -352,7 +375,7 @@ class MVCC:
         self._index = SortedKeys(keys)
         lists = self._versions
 
-        def event(rev: int, item: object) -> dict:
+        def event(rev: int, item: object) -> Event:
             if type(item) is not list:
                 return _event(item, _full_kv)  # a KV no version list holds: written in full
             if len(item) != 3:
@@ -362,21 +385,23 @@ class MVCC:
             if versions is None or type(i) is not int or type(j) is not int or not 0 <= i < len(versions):
                 raise ValueError(f"event {item!r:.200} names no version")
             kv = versions[i]
-            if kv["mod_revision"] != rev or not -1 <= j < i:
+            if kv[MOD_REVISION] != rev or not -1 <= j < i:
                 raise ValueError(f"event {item!r:.200} at revision {rev} does not match its versions")
-            return {"type": "put" if kv["version"] else "delete", "kv": kv, "prev_kv": versions[j] if j >= 0 else None}
+            return (kv, versions[j] if j >= 0 else None)
 
         return self._load_events(state["events"], event)
 
-    def _add_versions(self, key: str, versions: list[dict]) -> None:
-        revs = [kv["mod_revision"] for kv in versions]
-        if any(a > b for a, b in zip(revs, revs[1:])):
-            raise ValueError(f"the versions of key {key!r} are not in revision order")
+    def _add_versions(self, key: str, versions: list[KV]) -> None:
+        if len(versions) > 1:  # most keys hold one version: nothing to check (a restart's time)
+            revs = [kv[MOD_REVISION] for kv in versions]
+            if any(a > b for a, b in zip(revs, revs[1:])):
+                raise ValueError(f"the versions of key {key!r} are not in revision order")
         self._versions[key] = versions
-        if versions[-1]["version"]:
-            self.live[key] = versions[-1]
+        last = versions[-1]
+        if last[VERSION]:
+            self.live[key] = last
 
-    def _load_events(self, records: list, event: Callable[[int, object], dict]) -> int:
+    def _load_events(self, records: list, event: Callable[[int, object], Event]) -> int:
         last = 0
         for rev, events in records:
             if type(rev) is not int or rev <= last or type(events) is not list:
@@ -389,10 +414,10 @@ class MVCC:
 
 
 # A KV's compact form (written as a JSON array): all its fields but the key.
-_compact_kv = itemgetter("value", "create_revision", "mod_revision", "version", "lease")
+_compact_kv = itemgetter(VALUE, CREATE_REVISION, MOD_REVISION, VERSION, LEASE)
 
 
-def _kv_from_compact(key: str, item: object) -> dict:
+def _kv_from_compact(key: str, item: object) -> KV:
     if type(item) is not list or len(item) != 5:
         raise ValueError(f"bad version of key {key!r}: {item!r:.200}")
     value, create_revision, mod_revision, version, lease = item
@@ -405,14 +430,12 @@ def _kv_from_compact(key: str, item: object) -> dict:
         or (create_revision | mod_revision | version | lease) < 0  # negative if any one is
     ):
         raise ValueError(f"bad version of key {key!r}: {item!r:.200}")
-    return {
-        "key": key,
-        "value": value,
-        "create_revision": create_revision,
-        "mod_revision": mod_revision,
-        "version": version,
-        "lease": lease,
-    }
+    return (key, value, create_revision, mod_revision, version, lease)
+
+
+def _kv_from_dict(kv: dict) -> KV:
+    """A KV checked by _check_kv, as held."""
+    return (kv["key"], kv["value"], kv["create_revision"], kv["mod_revision"], kv["version"], kv["lease"])
 
 
 class CapturedVersions:
@@ -423,7 +446,7 @@ class CapturedVersions:
 
     __slots__ = ("_keys", "_lists")
 
-    def __init__(self, keys: list[str], lists: dict[str, list[dict]]) -> None:
+    def __init__(self, keys: list[str], lists: dict[str, list[KV]]) -> None:
         self._keys = keys
         self._lists = lists
 
@@ -456,7 +479,7 @@ class CapturedEvents:
 
     __slots__ = ("_revs", "_events", "_lists", "_positions")
 
-    def __init__(self, revs: list[int], events: list[dict | list[dict]], lists: dict[str, list[dict]]) -> None:
+    def __init__(self, revs: list[int], events: list[Event | list[Event]], lists: dict[str, list[KV]]) -> None:
         self._revs = revs
         self._events = events
         self._lists = lists
@@ -477,7 +500,7 @@ class CapturedEvents:
     def to_list(self) -> list[list]:
         return self[:]
 
-    def _compact(self, event: dict) -> list | dict:
+    def _compact(self, event: Event) -> list | dict:
         positions = self._positions
         if positions is None:
             # Built once, by the encoder: every KV of the capture is alive (the lists
@@ -485,17 +508,17 @@ class CapturedEvents:
             positions = self._positions = {
                 id(kv): i for versions in self._lists.values() for i, kv in enumerate(versions)
             }
-        kv, prev = event["kv"], event["prev_kv"]
+        kv, prev = event
         i = positions.get(id(kv))
         j = -1 if prev is None else positions.get(id(prev))
         if i is not None and j is not None and j < i:
-            return [kv["key"], i, j]
-        return event
+            return [kv[KEY], i, j]
+        return event_dict(event)
 
 
-def _each(written: dict | list[dict]) -> list[dict] | tuple[dict]:
+def _each(written: Event | list[Event]) -> list[Event] | tuple[Event]:
     """The events of one write as stored in `MVCC._events`, as a sequence."""
-    return (written,) if type(written) is dict else written
+    return (written,) if type(written) is tuple else written
 
 
 def _int(value: object, name: str) -> int:
@@ -504,16 +527,20 @@ def _int(value: object, name: str) -> int:
     return value
 
 
-def _event(event: object, shared) -> dict:
+def _event(event: object, shared) -> Event:
     if type(event) is not dict or event.keys() != {"type", "kv", "prev_kv"} or event["type"] not in ("put", "delete"):
         raise ValueError(f"bad event: {event!r:.200}")
-    return {"type": event["type"], "kv": shared(event["kv"]), "prev_kv": shared(event["prev_kv"])}
+    kv = shared(event["kv"])
+    if kv is None or (event["type"] == "put") != bool(kv[VERSION]):
+        raise ValueError(f"bad event: {event!r:.200}")
+    return (kv, shared(event["prev_kv"]))
 
 
-def _full_kv(kv: object) -> dict | None:
-    if kv is not None:
-        _check_kv(kv, kv.get("key") if type(kv) is dict else None)
-    return kv
+def _full_kv(kv: object) -> KV | None:
+    if kv is None:
+        return None
+    _check_kv(kv, kv.get("key") if type(kv) is dict else None)
+    return _kv_from_dict(kv)
 
 
 def _check_kv(kv: object, key: object) -> None:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 from .auth import AuthState
 from .errors import SnapshotError
 from .lease import Lease
-from .mvcc import MVCC, CapturedEvents, CapturedVersions
+from .mvcc import LEASE, MVCC, CapturedEvents, CapturedVersions
 from .sessions import Sessions
 
 if TYPE_CHECKING:
@@ -98,10 +98,11 @@ def load(store: "KVStore", state: object) -> None:
             raise ValueError(f"last_lease_id {last_lease_id!r} is below a lease id")
         store._leases.last_id = last_lease_id
         for key, kv in mvcc.live.items():
-            if kv["lease"]:
-                if store._leases.get(kv["lease"]) is None:
-                    raise ValueError(f"key {key!r} is attached to lease {kv['lease']}, which does not exist")
-                store._leases.attach(key, kv["lease"])
+            lease = kv[LEASE]
+            if lease:
+                if store._leases.get(lease) is None:
+                    raise ValueError(f"key {key!r} is attached to lease {lease}, which does not exist")
+                store._leases.attach(key, lease)
         sessions = Sessions.from_capture(state["sessions"], store._sessions.max_clients, store._sessions.window)
         auth = AuthState.from_capture(state["auth"]) if "auth" in state else AuthState()
     except (KeyError, TypeError, ValueError, IndexError) as error:

@@ -36,7 +36,7 @@ from . import snapshot as _snapshot
 from .auth import AUTH_OPS, AuthState, permission_denied
 from .errors import KVError, bad_request, key_not_found, lease_not_found
 from .lease import Lease, Leases
-from .mvcc import MVCC
+from .mvcc import FIELD_INDEX, LEASE, MVCC, event_dict, kv_dict
 from .sessions import DEFAULT_MAX_CLIENTS, DEFAULT_WINDOW, Sessions
 from .validate import WRITE_OPS, is_write, validate_command, validate_request
 
@@ -181,13 +181,13 @@ class KVStore:
         rev = mvcc.revision + 1
         key = cmd["key"]
         kv, prev = mvcc.put(key, cmd["value"], lease, rev)
-        if lease or (prev is not None and prev["lease"]):
-            self._move_lease(key, prev["lease"] if prev is not None else 0, lease)
-        event = {"type": "put", "kv": kv, "prev_kv": prev}
+        if lease or (prev is not None and prev[LEASE]):
+            self._move_lease(key, prev[LEASE] if prev is not None else 0, lease)
+        event = (kv, prev)
         mvcc.commit_event(rev, event)
         if self._listeners:
             self._notify(rev, [event])
-        return {"revision": rev, "prev_kv": prev}
+        return {"revision": rev, "prev_kv": kv_dict(prev)}
 
     def _delete(self, cmd: dict) -> dict:
         keys = self._keys_to_delete(cmd["key"], cmd["prefix"])
@@ -225,16 +225,16 @@ class KVStore:
             if put is not None and put["lease"] and self._leases.get(put["lease"]) is None:
                 raise lease_not_found(put["lease"])
         rev = self._mvcc.revision + 1
-        events: list[dict] = []
+        events: list[tuple] = []
         responses: list[dict] = []
         for op in ops:
             if "put" in op:
                 put = op["put"]
                 kv, prev = self._write_put(put["key"], put["value"], put["lease"], rev)
-                events.append({"type": "put", "kv": kv, "prev_kv": prev})
-                responses.append({"put": {"revision": 0, "prev_kv": prev}})
+                events.append((kv, prev))
+                responses.append({"put": {"revision": 0, "prev_kv": kv_dict(prev)}})
             elif "get" in op:
-                responses.append({"get": {"kv": live.get(op["get"]["key"]), "revision": 0}})
+                responses.append({"get": {"kv": kv_dict(live.get(op["get"]["key"])), "revision": 0}})
             else:
                 delete = op["delete"]
                 keys = self._keys_to_delete(delete["key"], delete["prefix"])
@@ -250,9 +250,9 @@ class KVStore:
 
     # ----------------------------------------------------------------------- write steps
 
-    def _write_put(self, key: str, value: str, lease: int, rev: int) -> tuple[dict, dict | None]:
+    def _write_put(self, key: str, value: str, lease: int, rev: int) -> tuple[tuple, tuple | None]:
         kv, prev = self._mvcc.put(key, value, lease, rev)
-        self._move_lease(key, prev["lease"] if prev is not None else 0, lease)
+        self._move_lease(key, prev[LEASE] if prev is not None else 0, lease)
         return kv, prev
 
     def _move_lease(self, key: str, old: int, lease: int) -> None:
@@ -263,23 +263,25 @@ class KVStore:
             if lease:
                 self._leases.attach(key, lease)
 
-    def _write_delete(self, key: str, rev: int) -> dict:
+    def _write_delete(self, key: str, rev: int) -> tuple:
         tombstone, prev = self._mvcc.delete(key, rev)
-        if prev["lease"]:
-            self._leases.detach(key, prev["lease"])
-        return {"type": "delete", "kv": tombstone, "prev_kv": prev}
+        if prev[LEASE]:
+            self._leases.detach(key, prev[LEASE])
+        return (tombstone, prev)
 
     def _keys_to_delete(self, key: str, prefix: bool) -> list[str]:
         if prefix:
             return self._mvcc.live_keys(key)
         return [key] if key in self._mvcc.live else []
 
-    def _commit(self, rev: int, events: list[dict]) -> None:
+    def _commit(self, rev: int, events: list[tuple]) -> None:
         self._mvcc.commit(rev, events)
         if self._listeners:
             self._notify(rev, events)
 
-    def _notify(self, rev: int, events: list[dict]) -> None:
+    def _notify(self, rev: int, held: list[tuple]) -> None:
+        # Listeners (watches) get the API's form, made once for all of them.
+        events = [event_dict(event) for event in held]
         for listener in list(self._listeners):
             try:
                 listener(rev, events)
@@ -307,10 +309,10 @@ class KVStore:
             kv = mvcc.get(op["key"], op["revision"])
             if kv is None:
                 raise key_not_found(op["key"])
-            return {"kv": kv, "revision": mvcc.revision}
+            return {"kv": kv_dict(kv), "revision": mvcc.revision}
         if kind == "range":
             kvs, more = mvcc.range(op["prefix"], op["limit"], op["revision"])
-            return {"kvs": kvs, "more": more, "revision": mvcc.revision}
+            return {"kvs": list(map(kv_dict, kvs)), "more": more, "revision": mvcc.revision}
         if kind == "lease_keepalive":
             lease = self._leases.get(op["lease"])
             if lease is None:
@@ -324,11 +326,12 @@ class KVStore:
         """The KV of `key` at `revision` (None: the latest), or None when absent.
 
         Raises KVError `compacted` / `future_revision` for a revision out of reach."""
-        return self._mvcc.get(key, revision)
+        return kv_dict(self._mvcc.get(key, revision))
 
     def range(self, prefix: str, limit: int | None = None, revision: int | None = None) -> tuple[list[dict], bool]:
         """(kvs, more): the KVs under `prefix`, sorted by key, at most `limit`."""
-        return self._mvcc.range(prefix, limit, revision)
+        kvs, more = self._mvcc.range(prefix, limit, revision)
+        return list(map(kv_dict, kvs)), more
 
     def lease(self, lease_id: int) -> Lease | None:
         """The lease (id, ttl, keys), or None.  Do not modify it."""
@@ -344,7 +347,7 @@ class KVStore:
         """[(revision, event)] at revisions >= `revision` (a watch's start_revision), for
         `key`, `prefix` or everything; raises KVError `compacted` below the compaction
         point.  Events: {"type": "put"/"delete", "kv": KV, "prev_kv": KV or None}."""
-        return self._mvcc.events_since(revision, key, prefix)
+        return [(rev, event_dict(event)) for rev, event in self._mvcc.events_since(revision, key, prefix)]
 
     def add_listener(self, listener: Listener) -> None:
         """Call `listener(revision, events)` after every applied write that changed
@@ -420,7 +423,7 @@ class KVStore:
         return store
 
 
-def _compare(kv: dict | None, c: dict) -> bool:
+def _compare(kv: tuple | None, c: dict) -> bool:
     target = c["target"]
     if kv is None:
         # As etcd: a value compare against an absent key always fails; the other
@@ -429,7 +432,7 @@ def _compare(kv: dict | None, c: dict) -> bool:
             return False
         actual: object = 0
     else:
-        actual = kv[target]
+        actual = kv[FIELD_INDEX[target]]
     expected = c["value"]
     op = c["op"]
     if op == "==":

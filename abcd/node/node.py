@@ -40,7 +40,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 import loguru
-import orjson
 from reactivex.scheduler.eventloop import AsyncIOScheduler
 from reactivex.subject import Subject
 
@@ -68,7 +67,7 @@ from .metrics import make_registry
 from .outbound import Outbound
 from .pipeline import Pipeline
 from .removal import leave as leave_removed
-from .requests import ClientRead, ClientWrite, PendingRequests, Waiter
+from .requests import ClientRead, ClientWrite, PendingRequests, Waiter, encode_command
 from .responses import Response
 from .snapshots import Snapshotter
 from .tracelog import TraceLog, log_records_to_hub
@@ -454,7 +453,7 @@ class Node:
             self.logger.bind(event="LeaseExpire").info("lease {} expired; proposing its end", lease_id)
             op = {"op": "lease_expire", "lease": lease_id}
             waiter = Waiter(lambda response: None, now + self.config.request_timeout)
-            items.append(ClientWrite(orjson.dumps(op), op, waiter, forwarded=True))
+            items.append(ClientWrite(encode_command(op), op, waiter, forwarded=True))
         self.pipeline.push_requests(items)
 
     def _auto_compact(self, now: float) -> None:
@@ -471,7 +470,7 @@ class Node:
         )
         op = {"op": "compact", "revision": revision}
         waiter = Waiter(lambda response: None, now + self.config.request_timeout)
-        self.pipeline.push_requests([ClientWrite(orjson.dumps(op), op, waiter, forwarded=True)])
+        self.pipeline.push_requests([ClientWrite(encode_command(op), op, waiter, forwarded=True)])
 
     def _timeout_fields(self) -> dict:
         """A Timeout trace's election timer in ms: the ticks counted since the timer was
@@ -577,7 +576,7 @@ class Node:
             waiter = Waiter(callback, deadline, is_write=write)
             track(waiter)
             items.append(
-                ClientWrite(orjson.dumps(op), op, waiter, forwarded, token=token)
+                ClientWrite(encode_command(op), op, waiter, forwarded, token=token)
                 if write
                 else ClientRead(op, waiter, forwarded, token=token)
             )

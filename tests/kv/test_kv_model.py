@@ -129,7 +129,9 @@ def check_version_lists(log: Log, model: Model) -> None:
                 expected.setdefault(key, []).append(kv(key, "", 0, rev, 0))
             elif before.get(key) != after[key]:
                 expected.setdefault(key, []).append(after[key])
-    assert mvcc._versions == expected
+    from abcd.kv.mvcc import kv_dict
+
+    assert {key: [kv_dict(v) for v in versions] for key, versions in mvcc._versions.items()} == expected
     assert list(mvcc._index) == sorted(expected)
 
 

@@ -79,9 +79,11 @@ def test_a_capture_is_not_changed_by_later_writes():
 
 
 def test_restored_events_share_kvs_with_the_versions():
+    # White box: the held KV tuples are shared, as in a live store.
     restored = KVStore.restore(build().store.snapshot(), **CONFIG)
-    rev, event = restored.events_since(restored.current_revision)[-1]
-    assert event["kv"] is restored.get(event["kv"]["key"])
+    mvcc = restored._mvcc
+    rev, (kv, prev) = mvcc.events_since(restored.current_revision)[-1]
+    assert kv is mvcc.live[kv[0]]
 
 
 @pytest.mark.parametrize(
@@ -165,13 +167,13 @@ def test_two_versions_of_a_key_at_one_revision_are_told_apart_by_identity():
     mvcc = MVCC()
     first, _ = mvcc.put("a", "1", 0, 2)
     second, prev = mvcc.put("a", "2", 0, 2)
-    mvcc.commit(2, [{"type": "put", "kv": first, "prev_kv": None}, {"type": "put", "kv": second, "prev_kv": prev}])
+    mvcc.commit(2, [(first, None), (second, prev)])
     state = json.loads(json.dumps(plain({"version": 2, **mvcc.capture()})))
     assert state["events"] == [[2, [["a", 0, -1], ["a", 1, 0]]]]
     restored = MVCC.from_capture(state, None)
-    [(_, one), (_, two)] = restored.events_since(2)
-    assert one["kv"]["value"] == "1" and two["kv"]["value"] == "2" and two["prev_kv"] is one["kv"]
-    assert restored.get("a")["value"] == "2"
+    [(_, (one, _)), (_, (two, two_prev))] = restored.events_since(2)
+    assert one[1] == "1" and two[1] == "2" and two_prev is one
+    assert restored.get("a")[1] == "2"
 
 
 def point_event_at_an_older_version(state: dict) -> None:

@@ -230,13 +230,16 @@ def test_read_refuses_writes_and_internal_commands(log):
         log.store.read({"op": "lease_expire", "lease": 1})
 
 
-def test_returned_kvs_are_shared_not_copied(log):
-    # The store hands out its own immutable KV objects; it never changes one later.
+def test_returned_kvs_are_the_callers_own(log):
+    # The store holds each KV as an immutable tuple and hands out a dict made from it:
+    # a later write does not change a KV already returned, nor does a caller's change
+    # reach the store.
     log.put("a", "1")
     first = log.store.get("a")
     log.put("a", "2")
     assert first == kv("a", "1", 2, 2, 1)
-    assert log.store.get("a", 2) is first
+    first["value"] = "changed by the caller"
+    assert log.store.get("a", 2) == kv("a", "1", 2, 2, 1)
 
 
 def test_kverror_body_and_equality():

@@ -77,11 +77,11 @@ def _die_with_parent() -> None:
 class LocalCluster:
     """A fresh cluster of `python -m abcd` processes (abcd.localcluster), described as a Target."""
 
-    def __init__(self, nodes: int, keep_data: bool = False, tls: bool = False) -> None:
+    def __init__(self, nodes: int, keep_data: bool = False, tls: bool = False, node_args: list[str] | None = None) -> None:
         self.nodes = nodes
         self.keep_data = keep_data
         self.base_dir = tempfile.mkdtemp(prefix="abcd-bench-")
-        args = ["--log-level", "WARNING"]
+        args = ["--log-level", "WARNING", *(node_args or [])]
         self.cacert = None
         context = None
         if tls:  # one CA for the run; peers with mutual TLS
@@ -92,6 +92,11 @@ class LocalCluster:
             self.base_dir, nodes, args=args, ready_timeout=READY_TIMEOUT_S,
             preexec=_die_with_parent, ssl_context=context,
         )
+
+    @property
+    def processes(self) -> localcluster.LocalCluster:
+        """The node processes themselves, for tools that kill, restart or add members."""
+        return self._cluster
 
     def __enter__(self) -> "LocalCluster":
         return self
