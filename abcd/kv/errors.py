@@ -71,6 +71,16 @@ def compacted(revision: int, compact_revision: int) -> KVError:
     )
 
 
+def already_compacted(revision: int, compact_revision: int) -> KVError:
+    """A compaction at or below the current compaction point (etcd: ErrCompacted too)."""
+    return KVError(
+        400,
+        "compacted",
+        f"the history is already compacted up to revision {compact_revision}: "
+        f"compact at a later revision than {revision}",
+    )
+
+
 def future_revision(revision: int, current_revision: int) -> KVError:
     # etcd's ErrFutureRev, also OutOfRange -> 400.
     return KVError(

@@ -48,7 +48,7 @@ from bisect import bisect_left, bisect_right
 from operator import itemgetter
 from typing import Callable
 
-from .errors import bad_request, compacted, future_revision
+from .errors import already_compacted, bad_request, compacted, future_revision
 from .sorted_keys import SortedKeys
 
 # A KV's fields, in the order of its tuple.
@@ -248,7 +248,7 @@ class MVCC:
         if revision > self.revision:
             raise future_revision(revision, self.revision)
         if revision <= self.compact_revision:
-            raise compacted(revision, self.compact_revision)
+            raise already_compacted(revision, self.compact_revision)
         # Events below `revision` are forgotten.  Their versions, and one written at
         # `revision` itself, are each the last of their key at some revision <= the new
         # compaction point, so every version older than one of them is invisible from

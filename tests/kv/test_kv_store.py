@@ -192,6 +192,10 @@ def test_the_compact_command_compacts_through_the_log(log):
     assert log.apply(op="compact", revision=4) == {"compact_revision": 4, "revision": 6}
     with raises_kv(400, "compacted"):
         log.store.get("a", 3)
+    # Compacting again at or below the compaction point says where the history starts now.
+    msg = "the history is already compacted up to revision 4: compact at a later revision than 4"
+    with raises_kv(400, "compacted", msg):
+        log.apply(op="compact", revision=4)
 
 
 def test_apply_needs_increasing_log_indexes_and_counts_failed_commands(log):
