@@ -25,6 +25,7 @@ from .jsonio import require_websocket
 from .auth import forwarding_headers, kv_error, require_root
 from .peers import refuse_non_peer
 
+EVENT_FRAME_INTERVAL = 0.05  # seconds between two frames to one /v1/events watcher
 STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
 
 
@@ -144,6 +145,10 @@ async def events(request: web.Request) -> web.WebSocketResponse:
                 batch.insert(0, {"type": "dropped", "count": subscription.dropped})
                 subscription.dropped = 0
             await ws.send_frame(orjson.dumps(batch, default=str), aiohttp.WSMsgType.TEXT)
+            # At most one frame per EVENT_FRAME_INTERVAL: what comes meanwhile waits in the
+            # watcher's bounded queue and leaves in the next frame, so a busy node writes
+            # a few frames a second per watcher, not one per event.
+            await asyncio.wait({reader}, timeout=EVENT_FRAME_INTERVAL)
     except (ConnectionError, RuntimeError):
         pass
     finally:

@@ -3,7 +3,8 @@
 While at least one watcher is connected, every 250 ms a `status` event (the
 `/v1/status` body with its `time`) and every 100 ms a `messages` event (the messages
 sent and received since the last one, counted per peer and kind by traffic.py; none
-when there were none).  The timers start when the first watcher subscribes
+when there were none), after the coalesced traces held back since the last one
+(tracelog.py: AdvanceCommitIndex at most every 100 ms).  The timers start when the first watcher subscribes
 (EventHub.on_active) and stop at their next turn once the last one has left, so a
 node nobody watches runs no timer and counts nothing.
 """
@@ -31,6 +32,7 @@ class LiveEvents:
         loop: asyncio.AbstractEventLoop,
         logger,
         clock: Callable[[], float] = time.time,
+        flush: Callable[[], None] = lambda: None,
     ) -> None:
         self._hub = hub
         self._node_id = node_id
@@ -39,6 +41,7 @@ class LiveEvents:
         self._loop = loop
         self._logger = logger
         self._clock = clock
+        self._flush = flush  # the trace log's coalesced events held back (tracelog.py)
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._closed = False
 
@@ -81,6 +84,7 @@ class LiveEvents:
         if not self._hub.active:
             self._stop()
             return
+        self._flush()
         sent, received = self._traffic.take()
         if sent or received:
             self._hub.publish(

@@ -215,7 +215,8 @@ class Node:
             annotate={"Timeout": self._timeout_fields},
         )
         self.live_events = LiveEvents(
-            self.hub, node_id=self.node_id, status=self.status, traffic=self.traffic, loop=loop, logger=self.logger
+            self.hub, node_id=self.node_id, status=self.status, traffic=self.traffic, loop=loop, logger=self.logger,
+            flush=self.trace_log.flush,
         )
         self.hub.on_active = self.live_events.start
         self._hub_sink = loguru.logger.add(log_records_to_hub(self.hub, config.name), level="INFO", format="{message}")

@@ -53,6 +53,13 @@ LEVELS = {
 # Commits happen once per batch: at INFO, one record a second at most shows the log
 # moving without costing a record per batch.
 COMMIT_LOG_INTERVAL = 1.0
+# The same holds for watchers of /v1/events: at full load a member advances its commit
+# index thousands of times a second, and an event each (built, queued and sent to every
+# watcher) cost the members a fifth of their write throughput with three dashboards
+# open.  So a watcher gets at most one AdvanceCommitIndex per member every 100 ms: the
+# latest, with `advances` saying how many it stands for (flush() sends one held back).
+HUB_COALESCED = frozenset({"AdvanceCommitIndex"})
+HUB_COALESCE_INTERVAL = 0.1
 
 
 def format_fields(fields: dict[str, Any]) -> str:
@@ -78,6 +85,8 @@ class TraceLog:
         self._clock = clock
         self._debug = logs.level_enabled("DEBUG")
         self._last_commit_log = 0.0
+        # name -> (time published, advances held back since, latest trace held back or None)
+        self._hub_held: dict[str, list] = {}
 
     def on_effects(self, effects: Sequence) -> None:
         for effect in effects:
@@ -101,18 +110,46 @@ class TraceLog:
                 level, "{}", format_fields(fields)
             )
         if self._hub.active:
-            self._hub.publish(
-                {
-                    "type": "trace",
-                    "time": self._clock(),
-                    "node": self._node_id,
-                    "event": trace.name,
-                    "term": fields.get("term"),
-                    "role": fields.get("role"),
-                    "fields": {k: _jsonable(v) for k, v in fields.items() if k not in ("term", "role")},
-                }
-            )
+            if trace.name in HUB_COALESCED:
+                self._coalesce(trace.name, fields)
+            else:
+                self._publish(trace.name, fields, 1)
 
+    def _coalesce(self, name: str, fields: dict[str, Any]) -> None:
+        now = self._clock()
+        held = self._hub_held.get(name)
+        if held is None:
+            held = self._hub_held[name] = [0.0, 0, None]
+        held[1] += 1
+        if now - held[0] >= HUB_COALESCE_INTERVAL:
+            self._publish(name, fields, held[1], now)
+            held[0], held[1], held[2] = now, 0, None
+        else:
+            held[2] = fields
+
+    def flush(self) -> None:
+        """Publish the coalesced events held back (called every 100 ms while watched)."""
+        now = self._clock()
+        for name, held in self._hub_held.items():
+            if held[2] is not None and self._hub.active:
+                self._publish(name, held[2], held[1], now)
+            held[0], held[1], held[2] = now, 0, None
+
+    def _publish(self, name: str, fields: dict[str, Any], advances: int, now: float | None = None) -> None:
+        event_fields = {k: _jsonable(v) for k, v in fields.items() if k not in ("term", "role")}
+        if name in HUB_COALESCED:
+            event_fields["advances"] = advances
+        self._hub.publish(
+            {
+                "type": "trace",
+                "time": self._clock() if now is None else now,
+                "node": self._node_id,
+                "event": name,
+                "term": fields.get("term"),
+                "role": fields.get("role"),
+                "fields": event_fields,
+            }
+        )
 
 def _jsonable(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):

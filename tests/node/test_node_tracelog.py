@@ -53,3 +53,27 @@ def test_the_node_annotates_a_timeout_with_its_election_timer_in_ms_for_watchers
     }
     assert published[1]["fields"] == {}  # only the named traces get the node's fields
     assert timeout.fields == {"term": 4, "role": "follower"}  # the core's trace is left as it was
+
+
+def test_watchers_get_one_commit_advance_per_100_ms_the_latest_with_how_many_it_stands_for():
+    now = [10.0]
+    hub = EventHub()
+    sub = hub.subscribe()
+    log = TraceLog(Recorder(), hub, node_id=1, clock=lambda: now[0])
+    log.on_effects([commit(1)])  # the first is sent at once
+    for index in range(2, 8):  # a burst within the interval: held back, the latest kept
+        now[0] += 0.01
+        log.on_effects([commit(index)])
+    log.on_effects([Trace("BecomeFollower", {"term": 3, "role": "follower", "leader": 2})])  # others are never held
+    assert [(e["event"], e["fields"]) for e in sub.queue] == [
+        ("AdvanceCommitIndex", {"commit_index": 1, "advances": 1}),
+        ("BecomeFollower", {"leader": 2}),
+    ]
+    sub.queue.clear()
+    log.flush()  # the node's 100 ms timer: the one held back leaves, saying it stands for 6
+    assert [(e["event"], e["fields"]) for e in sub.queue] == [("AdvanceCommitIndex", {"commit_index": 7, "advances": 6})]
+    sub.queue.clear()
+    log.flush()  # nothing held back: nothing sent
+    now[0] += 0.2
+    log.on_effects([commit(8)])  # a quiet spell: sent at once again
+    assert [e["fields"] for e in sub.queue] == [{"commit_index": 8, "advances": 1}]
