@@ -15,8 +15,7 @@ from aiohttp import web
 
 from ..kv import MAX_VALUE_BYTES
 from ..net import RAFT_PATH
-from . import backup, cluster, kv, lease, watch
-from . import auth, cluster, kv, lease, watch
+from . import auth, backup, cluster, kv, lease, watch
 from .cors import cors
 from .jsonio import NODE, WEBSOCKETS, BadInput, check_query, error_response
 from .peers import TLS, peers_only

@@ -129,3 +129,27 @@ def signal_me_when_parent_dies(signum: int = signal.SIGTERM) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signum)
     except (OSError, AttributeError):
         pass
+
+
+def rss_bytes(pid: int) -> int | None:
+    """Resident set size of `pid` (VmRSS), None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def dir_bytes(path: str) -> int:
+    """Bytes of the files under `path` (a file deleted while walking counts as gone)."""
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                pass
+    return total

@@ -19,7 +19,6 @@ Nothing here asserts on speed: it reports.
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -29,6 +28,7 @@ import orjson
 
 from .cluster import LocalCluster
 from .drivers import DriverError
+from .procstat import dir_bytes, rss_bytes
 
 KEY_SIZE = 16
 VALUE_SIZE = 100
@@ -45,29 +45,6 @@ def key_of(i: int) -> str:
 def value_of(i: int) -> str:
     # Every value differs (a node cannot share one string between keys), exactly 100 bytes.
     return (f"v{i:015d}" + "x" * VALUE_SIZE)[:VALUE_SIZE]
-
-
-def rss_bytes(pid: int) -> int | None:
-    """Resident set size of `pid` (VmRSS), None if it is gone."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
-def dir_bytes(path: str) -> int:
-    total = 0
-    for root, _, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(root, name)).st_size
-            except OSError:
-                pass
-    return total
 
 
 class Bar:

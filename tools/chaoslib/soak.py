@@ -15,6 +15,8 @@ import time
 import urllib.request
 from collections import defaultdict
 
+from benchlib.procstat import dir_bytes, rss_bytes
+
 from .cluster import ChaosCluster, NodeProcess
 
 METRICS = (
@@ -26,14 +28,8 @@ METRICS = (
 
 
 def rss_mib(pid: int) -> float | None:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
+    rss = rss_bytes(pid)
+    return None if rss is None else rss / 2**20
 
 
 def open_fds(pid: int) -> int | None:
@@ -55,14 +51,7 @@ def asyncio_tasks(port: int) -> int | None:
 
 
 def dir_mib(path: str) -> float:
-    total = 0
-    for root, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.stat(os.path.join(root, name)).st_size
-            except OSError:
-                pass  # deleted while walking (a compacted segment, a pruned snapshot)
-    return total / 2**20
+    return dir_bytes(path) / 2**20
 
 
 def sample(node: NodeProcess) -> dict[str, float | None]:
