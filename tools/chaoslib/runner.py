@@ -195,7 +195,10 @@ async def run(opts: RunOptions, out=print) -> RunResult:
         result.history_file = history
         out(f"history: {history} ({len(operations)} operations)")
     if opts.data_dir is None:
-        if result.passed:
+        # A fault that could not be carried out (a member that never became a voter again,
+        # a cluster that did not become whole) is worth a look even when the history holds:
+        # its node logs say why.
+        if result.passed and not any(e.error for e in result.events):
             shutil.rmtree(root, ignore_errors=True)
         else:
             out(f"data dirs and node logs kept in {root}")
