@@ -15,7 +15,7 @@ import asyncio
 from aiohttp import web
 
 from ..kv import snapshot as kv_snapshot
-from ..node.snapshots import encode_state
+from ..node.snapshot_format import encode_state
 from ..storage.backup import describe
 from ..kv import KVError
 from .auth import kv_error, require_root

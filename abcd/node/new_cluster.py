@@ -39,7 +39,8 @@ from ..storage import WAL, StorageError, save_snapshot, write_meta
 from ..storage.backup import read_backup
 from ..storage.files import fsync_dir
 from .membership import MemberInfo, decode_context, encode_context
-from .snapshots import encode_state, recover
+from .snapshot_format import encode_state
+from .snapshot_recovery import recover
 
 
 class NewClusterError(RuntimeError):

@@ -7,7 +7,7 @@ import os
 
 from abcd.kv import KVStore
 from abcd.node.membership import MemberInfo, encode_context
-from abcd.node.snapshots import encode_wire
+from abcd.node.snapshot_format import encode_wire
 from abcd.raft.messages import InstallSnapshotRequest
 from abcd.storage import load_latest_snapshot
 from node_harness import LocalNode, wait_until

@@ -17,12 +17,13 @@ import pytest
 
 from abcd.kv import KVStore
 from abcd.kv import snapshot as kv_snapshot
-from abcd.node import snapshots
+from abcd.node import snapshot_format, snapshot_install, snapshot_taking, snapshots
 from abcd.node.applier import Applier
 from abcd.node.membership import MemberInfo, Membership, encode_context
 from abcd.node.outbound import Outbound
 from abcd.node.requests import PendingRequests
-from abcd.node.snapshots import NodeSnapshot, SnapshotDataError, Snapshotter, decode_wire, encode_state, encode_wire
+from abcd.node.snapshot_format import NodeSnapshot, SnapshotDataError, decode_wire, encode_state, encode_wire
+from abcd.node.snapshots import Snapshotter
 from abcd.raft.config import Configuration, encode_config
 from abcd.raft.core import RaftCore
 from abcd.raft.effects import Persist, Restore, Send
@@ -137,7 +138,7 @@ def snap_files(data_dir: str) -> list[str]:
 
 def test_encode_state_writes_the_kv_snapshot_format_byte_for_byte():
     store = KVStore()
-    for i in range(1, 2 * snapshots.ENCODE_SLICE + 7):  # more keys than one slice
+    for i in range(1, 2 * snapshot_format.ENCODE_SLICE + 7):  # more keys than one slice
         store.apply({"op": "put", "key": f"k{i:05}", "value": "é\"\n" * (i % 3), "lease": 0}, index=i)
     state = kv_snapshot.capture(store)
     assert encode_state(state) == kv_snapshot.encode(state)
@@ -358,7 +359,7 @@ class Deferred:
 def stepped_rig(tmp_path, monkeypatch, step: int) -> tuple[Rig, Deferred]:
     """A rig compacting `step` entries per deferred call, with a snapshot at index 10
     taken and the first step done (the log goes to 7)."""
-    monkeypatch.setattr(snapshots, "COMPACT_STEP", step)
+    monkeypatch.setattr(snapshot_taking, "COMPACT_STEP", step)
     deferred = Deferred()
     rig = Rig(tmp_path, defer=deferred)
     rig.put(*(f"k{i}" for i in range(8)))
@@ -377,7 +378,7 @@ def run_steps(rig: Rig, deferred: Deferred) -> list[int]:
 
 
 def test_the_log_is_compacted_a_step_per_loop_turn(tmp_path, monkeypatch):
-    monkeypatch.setattr(snapshots, "COMPACT_STEP", 2)
+    monkeypatch.setattr(snapshot_taking, "COMPACT_STEP", 2)
     deferred = Deferred()
     rig = Rig(tmp_path, defer=deferred)
     try:
@@ -449,7 +450,7 @@ def test_the_wal_is_never_compacted_past_the_snapshot_just_taken():
         data_dir="unused", snapshot_count=10, catchup_entries=3, core=core, store=KVStore(),
         membership=Membership(1), wal=wal, run=ManualRunner(),
     )
-    assert snapper._compact(30) == (50, 0)
+    assert snapper.taking._compact(30) == (50, 0)
     assert compacted == [("wal", 30)]
 
 
@@ -512,8 +513,8 @@ def request(rig, index: int, data: bytes, term: int | None = None) -> InstallSna
 
 def test_screening_loads_the_snapshot_once_and_hands_that_store_to_the_restore(rig, monkeypatch):
     loads = []
-    real_load_store = snapshots.load_store
-    monkeypatch.setattr(snapshots, "load_store", lambda *args: loads.append(args) or real_load_store(*args))
+    real_load_store = snapshot_install.load_store
+    monkeypatch.setattr(snapshot_install, "load_store", lambda *args: loads.append(args) or real_load_store(*args))
     data = leader_snapshot(500, {"a": "1", "b": "2"})
     m = request(rig, 500, data)
     assert rig.snapshots.screen(2, [m]) == [m]
