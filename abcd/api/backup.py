@@ -1,7 +1,7 @@
 """`GET /v1/snapshot`: a backup of this member's key-value store (storage/backup.py).
 
 The store is captured on the event loop, between pipeline steps, so the backup is
-exactly the state at one applied index (kv/snapshot.capture copies containers and
+exactly the state at one applied index (KVStore.capture copies containers and
 shares the immutable KVs: later writes do not show in it); it is encoded in a worker
 thread while the node goes on serving, then streamed: the backup header line, then the
 snapshot document.  The headers say the same before the body starts:
@@ -14,7 +14,6 @@ import asyncio
 
 from aiohttp import web
 
-from ..kv import snapshot as kv_snapshot
 from ..node.snapshot_format import encode_state
 from ..storage.backup import describe
 from ..kv import KVError
@@ -32,7 +31,7 @@ async def snapshot(request: web.Request) -> web.StreamResponse:
         return kv_error(e)
     node = request.app[NODE]
     store = node.store
-    state = kv_snapshot.capture(store)
+    state = store.capture()
     revision, index, keys = store.current_revision, store.applied_index, len(store)
     loop = asyncio.get_running_loop()
     document = await loop.run_in_executor(None, encode_state, state)

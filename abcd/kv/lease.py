@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .mvcc import LEASE
+
 
 @dataclass(slots=True)
 class Lease:
@@ -59,3 +61,27 @@ class Leases:
     def all(self) -> list[Lease]:
         """Every lease, by id."""
         return [self._by_id[i] for i in sorted(self._by_id)]
+
+    def capture(self) -> list[list[int]]:
+        """[[id, ttl], ...] by id (a snapshot's `leases`; the keys follow from the KVs)."""
+        return [[lease.id, lease.ttl] for lease in self.all()]
+
+    @classmethod
+    def from_capture(cls, leases: list, last_id: object, live: dict[str, tuple]) -> "Leases":
+        """The leases of a snapshot, with the keys of the live KVs attached; ValueError
+        (or TypeError) if they do not fit together."""
+        restored = cls()
+        for lease_id, ttl in leases:
+            if type(lease_id) is not int or type(ttl) is not int or lease_id < 1:
+                raise ValueError(f"bad lease [{lease_id!r}, {ttl!r}]")
+            restored.add(Lease(lease_id, ttl))
+        if type(last_id) is not int or last_id < restored.last_id:
+            raise ValueError(f"last_lease_id {last_id!r} is below a lease id")
+        restored.last_id = last_id
+        for key, kv in live.items():
+            lease = kv[LEASE]
+            if lease:
+                if restored.get(lease) is None:
+                    raise ValueError(f"key {key!r} is attached to lease {lease}, which does not exist")
+                restored.attach(key, lease)
+        return restored

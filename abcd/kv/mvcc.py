@@ -27,8 +27,8 @@ Theory of operation (the model is etcd's mvcc package):
 - `compact(C)` forgets what no read at a revision >= C can see: events below C, and in
   each key's list the versions older than its last one at or below C (that one, too,
   when it is a tombstone).  Reads and watches below C then fail with `compacted`.
-- `capture()` (for a snapshot) shares the version lists with the capture instead of
-  copying them, so that it costs pointer copies, not a pass over every version (which
+- `capture()` (for a snapshot: mvcc_capture.py makes its form and loads it back)
+  shares the version lists with the capture instead of copying them, so that it costs pointer copies, not a pass over every version (which
   stalled the node's event loop for ~0.1 s per 60,000 keys): after a capture, a key's
   list is copied before its first change (copy on write; `_own`).
 
@@ -46,8 +46,6 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from operator import itemgetter
-from typing import Callable
-
 from .errors import already_compacted, bad_request, compacted, future_revision
 from .sorted_keys import SortedKeys
 
@@ -236,7 +234,7 @@ class MVCC:
         out: list[tuple[int, Event]] = []
         for i in range(bisect_left(revs, revision), len(revs)):
             rev = revs[i]
-            for event in _each(written[i]):
+            for event in each_event(written[i]):
                 k = event[0][KEY]
                 if (key is None or k == key) and (prefix is None or k.startswith(prefix)):
                     out.append((rev, event))
@@ -305,244 +303,54 @@ class MVCC:
 
     # ----------------------------------------------------------------------- snapshots
 
-    def capture(self) -> dict:
-        """The state as containers that later changes here do not touch, sorted by key.
+    def capture(self) -> tuple[int, int, list[str], dict[str, list[KV]], list[int], list]:
+        """The state as containers that later changes here do not touch: (revision,
+        compact_revision, the keys in order, the version lists by key, the event
+        revisions, the events); mvcc_capture.py makes a snapshot's form of it.
 
         Cheap enough for the event loop: the key order, the table of version lists and
         the event lists are copied (pointers), the version lists themselves are shared
-        and copied on write from now on (the KVs are shared anyway, being immutable);
-        `versions` and `events` are a CapturedVersions and a CapturedEvents, which build
-        the snapshot's compact form when they are encoded (kv/snapshot.py, version 2).
+        and copied on write from now on (the KVs are shared anyway, being immutable).
         """
         self._unshared = set()
-        lists = self._versions.copy()
-        return {
-            "revision": self.revision,
-            "compact_revision": self.compact_revision,
-            "versions": CapturedVersions(self._index.to_list(), lists),
-            "events": CapturedEvents(self._event_revs.copy(), self._events.copy(), lists),
-        }
+        return (
+            self.revision,
+            self.compact_revision,
+            self._index.to_list(),
+            self._versions.copy(),
+            self._event_revs.copy(),
+            self._events.copy(),
+        )
 
     @classmethod
-    def from_capture(cls, state: dict, history_limit: int | None) -> "MVCC":
-        """Inverse of capture(), for either snapshot format version (1: KVs in full
-        everywhere; 2: compact); raises ValueError/KeyError/TypeError on malformed input."""
+    def from_parts(
+        cls,
+        history_limit: int | None,
+        *,
+        revision: int,
+        compact_revision: int,
+        versions: dict[str, list[KV]],
+        live: dict[str, KV],
+        index: SortedKeys,
+        event_revs: list[int],
+        events: list[Event | list[Event]],
+    ) -> "MVCC":
+        """An MVCC holding tables a snapshot loader built and checked (mvcc_capture.py);
+        the tables are taken over, not copied."""
         mvcc = cls(history_limit)
-        mvcc.revision = _int(state["revision"], "revision")
-        mvcc.compact_revision = _int(state["compact_revision"], "compact_revision")
+        mvcc.revision = revision
+        mvcc.compact_revision = compact_revision
+        mvcc._versions = versions
+        mvcc.live = live
+        mvcc._index = index
+        mvcc._event_revs = event_revs
+        mvcc._events = events
         mvcc._compact_due = mvcc._due()
-        if state.get("version") == 1:
-            last = mvcc._load_v1(state)
-        else:
-            last = mvcc._load_v2(state)
-        if mvcc.compact_revision > mvcc.revision or last > mvcc.revision:
-            raise ValueError("revisions are inconsistent")
         return mvcc
 
-    def _load_v1(self, state: dict) -> int:
-        # Share KV objects between versions and events, as the live store does.
-        by_version: dict[tuple[str, int], KV] = {}
-        keys = []
-        for key, versions in state["versions"]:
-            if type(key) is not str or type(versions) is not list or not versions:
-                raise ValueError(f"bad version list for key {key!r}")
-            held = []
-            for kv in versions:
-                _check_kv(kv, key)
-                held.append(_kv_from_dict(kv))
-                by_version[(key, kv["mod_revision"])] = held[-1]
-            self._add_versions(key, held)
-            keys.append(key)
-        self._index = SortedKeys(keys)
 
-        def shared(kv: dict | None) -> KV | None:
-            if kv is None:
-                return None
-            _check_kv(kv, kv.get("key") if type(kv) is dict else None)
-            held = _kv_from_dict(kv)
-            same = by_version.get((held[KEY], held[MOD_REVISION]))
-            return same if same == held else held
-
-        return self._load_events(state["events"], lambda rev, event: _event(event, shared))
-
-    def _load_v2(self, state: dict) -> int:
-        keys = []
-        for key, compact in state["versions"]:
-            if type(key) is not str or type(compact) is not list or not compact:
-                raise ValueError(f"bad version list for key {key!r}")
-            self._add_versions(key, [_kv_from_compact(key, item) for item in compact])
-            keys.append(key)
-        self._index = SortedKeys(keys)
-        lists = self._versions
-
-        def event(rev: int, item: object) -> Event:
-            if type(item) is not list:
-                return _event(item, _full_kv)  # a KV no version list holds: written in full
-            if len(item) != 3:
-                raise ValueError(f"bad event: {item!r:.200}")
-            key, i, j = item
-            versions = lists.get(key) if type(key) is str else None
-            if versions is None or type(i) is not int or type(j) is not int or not 0 <= i < len(versions):
-                raise ValueError(f"event {item!r:.200} names no version")
-            kv = versions[i]
-            if kv[MOD_REVISION] != rev or not -1 <= j < i:
-                raise ValueError(f"event {item!r:.200} at revision {rev} does not match its versions")
-            return (kv, versions[j] if j >= 0 else None)
-
-        return self._load_events(state["events"], event)
-
-    def _add_versions(self, key: str, versions: list[KV]) -> None:
-        if len(versions) > 1:  # most keys hold one version: nothing to check (a restart's time)
-            revs = [kv[MOD_REVISION] for kv in versions]
-            if any(a > b for a, b in zip(revs, revs[1:])):
-                raise ValueError(f"the versions of key {key!r} are not in revision order")
-        self._versions[key] = versions
-        last = versions[-1]
-        if last[VERSION]:
-            self.live[key] = last
-
-    def _load_events(self, records: list, event: Callable[[int, object], Event]) -> int:
-        last = 0
-        for rev, events in records:
-            if type(rev) is not int or rev <= last or type(events) is not list:
-                raise ValueError(f"bad event record at revision {rev!r}")
-            last = rev
-            self._event_revs.append(rev)
-            loaded = [event(rev, e) for e in events]
-            self._events.append(loaded[0] if len(loaded) == 1 else loaded)
-        return last
-
-
-# A KV's compact form (written as a JSON array): all its fields but the key.
-_compact_kv = itemgetter(VALUE, CREATE_REVISION, MOD_REVISION, VERSION, LEASE)
-
-
-def _kv_from_compact(key: str, item: object) -> KV:
-    if type(item) is not list or len(item) != 5:
-        raise ValueError(f"bad version of key {key!r}: {item!r:.200}")
-    value, create_revision, mod_revision, version, lease = item
-    if (
-        type(value) is not str
-        or type(create_revision) is not int
-        or type(mod_revision) is not int
-        or type(version) is not int
-        or type(lease) is not int
-        or (create_revision | mod_revision | version | lease) < 0  # negative if any one is
-    ):
-        raise ValueError(f"bad version of key {key!r}: {item!r:.200}")
-    return (key, value, create_revision, mod_revision, version, lease)
-
-
-def _kv_from_dict(kv: dict) -> KV:
-    """A KV checked by _check_kv, as held."""
-    return (kv["key"], kv["value"], kv["create_revision"], kv["mod_revision"], kv["version"], kv["lease"])
-
-
-class CapturedVersions:
-    """The `versions` of a capture: [[key, [[value, create_revision, mod_revision,
-    version, lease], ...]], ...] in key order, as a read-only sequence whose pairs are
-    made when read (by whoever encodes the capture, in its own thread or process), so
-    that capturing costs no pass over the keys' versions."""
-
-    __slots__ = ("_keys", "_lists")
-
-    def __init__(self, keys: list[str], lists: dict[str, list[KV]]) -> None:
-        self._keys = keys
-        self._lists = lists
-
-    def __len__(self) -> int:
-        return len(self._keys)
-
-    def __getitem__(self, index: int | slice):
-        lists = self._lists
-        if isinstance(index, slice):
-            return [[key, list(map(_compact_kv, lists[key]))] for key in self._keys[index]]
-        key = self._keys[index]
-        return [key, list(map(_compact_kv, lists[key]))]
-
-    def __iter__(self):
-        for i in range(len(self._keys)):
-            yield self[i]
-
-    def to_list(self) -> list[list]:
-        return self[:]
-
-
-class CapturedEvents:
-    """The `events` of a capture: [[revision, [event, ...]], ...], made when read like
-    CapturedVersions.  An event is written as [key, i, j]: its KV is the key's version
-    i, its previous KV version j (-1: none), in the version lists of the same capture;
-    an event whose KV the lists no longer hold (trimmed at the compaction point) is
-    written in full, {"type", "kv", "prev_kv"}.  The KVs are found by identity, since
-    the table lets one revision hold several versions of a key (commands never do: a
-    txn branch writes a key at most once), and an equal KV is not the same version."""
-
-    __slots__ = ("_revs", "_events", "_lists", "_positions")
-
-    def __init__(self, revs: list[int], events: list[Event | list[Event]], lists: dict[str, list[KV]]) -> None:
-        self._revs = revs
-        self._events = events
-        self._lists = lists
-        self._positions: dict[int, int] | None = None  # id(KV) -> its index in its key's list
-
-    def __len__(self) -> int:
-        return len(self._revs)
-
-    def __getitem__(self, index: int | slice):
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self._revs)))]
-        return [self._revs[index], [self._compact(event) for event in _each(self._events[index])]]
-
-    def __iter__(self):
-        for i in range(len(self._revs)):
-            yield self[i]
-
-    def to_list(self) -> list[list]:
-        return self[:]
-
-    def _compact(self, event: Event) -> list | dict:
-        positions = self._positions
-        if positions is None:
-            # Built once, by the encoder: every KV of the capture is alive (the lists
-            # hold it), so no two share an id, and an id found here is the KV itself.
-            positions = self._positions = {
-                id(kv): i for versions in self._lists.values() for i, kv in enumerate(versions)
-            }
-        kv, prev = event
-        i = positions.get(id(kv))
-        j = -1 if prev is None else positions.get(id(prev))
-        if i is not None and j is not None and j < i:
-            return [kv[KEY], i, j]
-        return event_dict(event)
-
-
-def _each(written: Event | list[Event]) -> list[Event] | tuple[Event]:
+def each_event(written: Event | list[Event]) -> list[Event] | tuple[Event]:
     """The events of one write as stored in `MVCC._events`, as a sequence."""
     return (written,) if type(written) is tuple else written
 
 
-def _int(value: object, name: str) -> int:
-    if type(value) is not int or value < 0:
-        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
-    return value
-
-
-def _event(event: object, shared) -> Event:
-    if type(event) is not dict or event.keys() != {"type", "kv", "prev_kv"} or event["type"] not in ("put", "delete"):
-        raise ValueError(f"bad event: {event!r:.200}")
-    kv = shared(event["kv"])
-    if kv is None or (event["type"] == "put") != bool(kv[VERSION]):
-        raise ValueError(f"bad event: {event!r:.200}")
-    return (kv, shared(event["prev_kv"]))
-
-
-def _full_kv(kv: object) -> KV | None:
-    if kv is None:
-        return None
-    _check_kv(kv, kv.get("key") if type(kv) is dict else None)
-    return _kv_from_dict(kv)
-
-
-def _check_kv(kv: object, key: object) -> None:
-    if type(kv) is not dict or kv.keys() != KV_FIELDS or kv["key"] != key:
-        raise ValueError(f"bad KV for key {key!r}: {kv!r:.200}")

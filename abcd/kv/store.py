@@ -32,9 +32,10 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
+from . import mvcc_capture
 from . import snapshot as _snapshot
 from .auth import AUTH_OPS, AuthState, permission_denied
-from .errors import KVError, bad_request, key_not_found, lease_not_found
+from .errors import KVError, SnapshotError, bad_request, key_not_found, lease_not_found
 from .lease import Lease, Leases
 from .mvcc import FIELD_INDEX, LEASE, MVCC, event_dict, kv_dict
 from .sessions import DEFAULT_MAX_CLIENTS, DEFAULT_WINDOW, Sessions
@@ -372,24 +373,63 @@ class KVStore:
 
     # ----------------------------------------------------------------------- snapshots
 
-    def snapshot_state(self) -> dict:
-        """A capture of the whole state that later writes do not change, so that it can
-        be encoded with encode_snapshot() in another thread while this store goes on."""
-        return _snapshot.capture(self)
+    def capture(self) -> dict:
+        """The whole state as containers that later writes do not change (the immutable
+        KVs are shared, the version lists copied on write: see mvcc.py), so that it can
+        be encoded (kv/snapshot.py) in another thread while this store goes on."""
+        state = {"format": _snapshot.FORMAT, "version": _snapshot.VERSION, "applied_index": self.applied_index}
+        state.update(mvcc_capture.captured(self._mvcc.capture()))
+        state["last_lease_id"] = self._leases.last_id
+        state["leases"] = self._leases.capture()
+        state["sessions"] = self._sessions.capture()
+        state["auth"] = self._auth.capture()
+        return state
+
+    @classmethod
+    def from_capture(
+        cls,
+        state: object,
+        *,
+        history_limit: int | None = DEFAULT_HISTORY_LIMIT,
+        max_clients: int = DEFAULT_MAX_CLIENTS,
+        client_window: int = DEFAULT_WINDOW,
+    ) -> "KVStore":
+        """The store a parsed snapshot (a capture, read back by any JSON parser) holds;
+        SnapshotError says what is wrong with it."""
+        _snapshot.check_format(state)
+        store = cls(history_limit=history_limit, max_clients=max_clients, client_window=client_window)
+        try:
+            applied_index = state["applied_index"]
+            if type(applied_index) is not int or applied_index < 0:
+                raise ValueError(f"applied_index must be a non-negative integer, got {applied_index!r}")
+            mvcc = mvcc_capture.load(state, history_limit)
+            leases = Leases.from_capture(state["leases"], state["last_lease_id"], mvcc.live)
+            sessions = Sessions.from_capture(state["sessions"], max_clients, client_window)
+            auth = AuthState.from_capture(state["auth"]) if "auth" in state else AuthState()
+        except (KeyError, TypeError, ValueError, IndexError) as error:
+            raise SnapshotError(f"snapshot is not valid: {type(error).__name__}: {error}") from None
+        store._mvcc = mvcc
+        store._leases = leases
+        store._sessions = sessions
+        store._auth = auth
+        store.applied_index = applied_index
+        return store
 
     def snapshot(self) -> bytes:
-        return _snapshot.encode(_snapshot.capture(self))
+        return _snapshot.encode(self.capture())
 
-    def empty_like(self) -> "KVStore":
-        """A new, empty store with this one's bounds (to restore a snapshot into)."""
-        return KVStore(
-            history_limit=self._mvcc.history_limit,
-            max_clients=self._sessions.max_clients,
-            client_window=self._sessions.window,
-        )
+    def bounds(self) -> dict:
+        """This store's constructor bounds, to make another like it (every node must use
+        the same): from_capture(state, **store.bounds())."""
+        return {
+            "history_limit": self._mvcc.history_limit,
+            "max_clients": self._sessions.max_clients,
+            "client_window": self._sessions.window,
+        }
 
     def replace_state(self, restored: "KVStore") -> None:
-        """Take over the whole state of `restored` (a snapshot loaded into empty_like()),
+        """Take over the whole state of `restored` (a snapshot loaded with this store's
+        bounds),
         keeping this object, its commit listeners and its restore listeners.
 
         Used when the node installs a snapshot from the leader: everything holding this
@@ -418,9 +458,9 @@ class KVStore:
         client_window: int = DEFAULT_WINDOW,
     ) -> "KVStore":
         """The store a snapshot was taken of; raises SnapshotError if it is not valid."""
-        store = cls(history_limit=history_limit, max_clients=max_clients, client_window=client_window)
-        _snapshot.restore_into(store, data)
-        return store
+        return cls.from_capture(
+            _snapshot.decode(data), history_limit=history_limit, max_clients=max_clients, client_window=client_window
+        )
 
 
 def _compare(kv: tuple | None, c: dict) -> bool:

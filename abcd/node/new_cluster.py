@@ -31,7 +31,6 @@ import loguru
 import orjson
 
 from ..kv import KVError, KVStore
-from ..kv import snapshot as kv_snapshot
 from ..raft.config import config_context
 from ..raft.effects import Persist
 from ..raft.messages import ENTRY_CONFIG, HardState
@@ -141,7 +140,7 @@ def force_new_cluster(data_dir: str, meta: dict, *, name: str, address: str, por
     if store.applied_index < 1:
         raise NewClusterError(f"{data_dir} holds no log to start a new cluster from")
     old_members, next_id = decode_context(context) if context else ({}, node_id + 1)
-    document = encode_state(kv_snapshot.capture(store), pause=False)
+    document = encode_state(store.capture(), pause=False)
 
     # The new files are made beside the old ones, then swapped in: a crash leaves the
     # old files in place (before the swap) or the new ones (after).

@@ -18,8 +18,7 @@ from dataclasses import dataclass
 import orjson
 
 from ..kv import KVStore, SnapshotError
-from ..kv import snapshot as kv_snapshot
-from ..kv.mvcc import CapturedEvents, CapturedVersions
+from ..kv.mvcc_capture import CapturedEvents, CapturedVersions
 from ..raft.messages import Snapshot
 
 WIRE_FORMAT = "abcd-node-snapshot"
@@ -138,6 +137,4 @@ def load_store(template: KVStore, kv: bytes | memoryview) -> KVStore:
         state = orjson.loads(kv)
     except orjson.JSONDecodeError as error:
         raise SnapshotError(f"snapshot is not valid JSON: {error}") from None
-    store = template.empty_like()
-    kv_snapshot.load(store, state)
-    return store
+    return KVStore.from_capture(state, **template.bounds())

@@ -10,7 +10,7 @@ interpreter lock and at a lower priority than the node.  The worker thread
 (snapshot_worker.py) waits for the child, reads the file back (checking it) for
 sending, and prunes the older files (the newest `max_snapshots` stay).  Where the node
 cannot fork, and after a child has failed, the store is captured on the loop instead
-(kv/snapshot.capture copies the containers and shares the immutable KVs, so later
+(KVStore.capture copies the containers and shares the immutable KVs, so later
 writes cannot change the capture) and the worker thread encodes it in slices
 (`encode_state`: one call over a big store would hold the GIL, and so stall the loop,
 for the whole encoding) and saves it.  Back on the loop, in its own callback and so
@@ -30,7 +30,6 @@ from typing import Any, Callable
 import loguru
 
 from ..kv import KVStore
-from ..kv import snapshot as kv_snapshot
 from ..storage import StorageError, read_snapshot, save_snapshot
 from . import snapshot_child
 from .membership import Membership
@@ -132,7 +131,7 @@ class SnapshotTaking:
             job = self._forked_job(index, term, members, meta) if self.fork else None
             if job is None:
                 job = self._threaded_job(
-                index, term, members, meta, kv_snapshot.capture(store), self._data_dir, self.max_snapshots
+                index, term, members, meta, store.capture(), self._data_dir, self.max_snapshots
             )
         except Exception as error:  # a bug; the node goes on without this snapshot
             self._failed(index, started, error)
@@ -178,7 +177,7 @@ class SnapshotTaking:
         store, data_dir, keep = self._store, self._data_dir, self.max_snapshots
 
         def write() -> None:  # in the child
-            kv = encode_state(kv_snapshot.capture(store), pause=False)
+            kv = encode_state(store.capture(), pause=False)
             save_snapshot(data_dir, term, index, kv, meta)
 
         child = snapshot_child.start(write)

@@ -70,7 +70,7 @@ def test_snapshot_is_json_with_the_documented_fields():
 
 def test_a_capture_is_not_changed_by_later_writes():
     log = build()
-    state = log.store.snapshot_state()
+    state = log.store.capture()
     expected = log.store.snapshot()
     log.put("a", "later")
     log.delete("a/x")
@@ -161,6 +161,7 @@ def test_an_event_whose_kv_was_trimmed_is_written_in_full():
 def test_two_versions_of_a_key_at_one_revision_are_told_apart_by_identity():
     # Commands never write a key twice in one revision (a txn branch may not), but the
     # multi-version table allows it, and the compact form must not confuse the two.
+    from abcd.kv import mvcc_capture
     from abcd.kv.mvcc import MVCC
     from abcd.kv.snapshot import plain
 
@@ -168,9 +169,9 @@ def test_two_versions_of_a_key_at_one_revision_are_told_apart_by_identity():
     first, _ = mvcc.put("a", "1", 0, 2)
     second, prev = mvcc.put("a", "2", 0, 2)
     mvcc.commit(2, [(first, None), (second, prev)])
-    state = json.loads(json.dumps(plain({"version": 2, **mvcc.capture()})))
+    state = json.loads(json.dumps(plain({"version": 2, **mvcc_capture.captured(mvcc.capture())})))
     assert state["events"] == [[2, [["a", 0, -1], ["a", 1, 0]]]]
-    restored = MVCC.from_capture(state, None)
+    restored = mvcc_capture.load(state, None)
     [(_, (one, _)), (_, (two, two_prev))] = restored.events_since(2)
     assert one[1] == "1" and two[1] == "2" and two_prev is one
     assert restored.get("a")[1] == "2"
@@ -290,10 +291,7 @@ def test_replace_state_moves_a_restored_state_into_the_same_store_and_tells_its_
     store.add_listener(lambda rev, events: commits.append(rev))
     store.add_restore_listener(lambda: restores.append(store.current_revision))
     leader = build().store
-    restored = store.empty_like()
-    from abcd.kv import snapshot as kv_snapshot
-
-    kv_snapshot.load(restored, json.loads(leader.snapshot()))
+    restored = KVStore.from_capture(json.loads(leader.snapshot()), **store.bounds())
     store.replace_state(restored)
     assert observe(store) == observe(leader)
     assert restores == [leader.current_revision] and commits == []
@@ -329,10 +327,10 @@ def test_a_capture_stays_the_state_at_its_point_whatever_is_applied_after(comman
     log = Log(**CONFIG)
     for c in commands[:first_cut]:
         log.outcome(dict(c))
-    first, first_bytes = log.store.snapshot_state(), log.store.snapshot()
+    first, first_bytes = log.store.capture(), log.store.snapshot()
     for c in commands[first_cut:second_cut]:
         log.outcome(dict(c))
-    second, second_bytes = log.store.snapshot_state(), log.store.snapshot()
+    second, second_bytes = log.store.capture(), log.store.snapshot()
     for c in commands[second_cut:]:
         log.outcome(dict(c))
     assert encode_snapshot(first) == first_bytes

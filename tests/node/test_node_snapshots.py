@@ -140,7 +140,7 @@ def test_encode_state_writes_the_kv_snapshot_format_byte_for_byte():
     store = KVStore()
     for i in range(1, 2 * snapshot_format.ENCODE_SLICE + 7):  # more keys than one slice
         store.apply({"op": "put", "key": f"k{i:05}", "value": "é\"\n" * (i % 3), "lease": 0}, index=i)
-    state = kv_snapshot.capture(store)
+    state = store.capture()
     assert encode_state(state) == kv_snapshot.encode(state)
     assert KVStore.restore(encode_state(state)).snapshot() == store.snapshot()
     assert encode_state({}) == b"{}"
