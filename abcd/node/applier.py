@@ -131,7 +131,7 @@ class Applier:
             self.commands_failed += 1
             return responses.from_kv_error(e)
         except (orjson.JSONDecodeError, KeyError, TypeError) as e:
-            # Only validated commands enter the log (Node.handle_many), so this is a bug or a
+            # Only validated commands enter the log (RequestRouter.handle_many), so this is a bug or a
             # foreign writer.  Every node sees the same bytes and skips the entry alike.
             if self._store.applied_index < entry.index:
                 self._store.mark_applied(entry.index)

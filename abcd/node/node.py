@@ -10,21 +10,27 @@ and starts the pipeline (pipeline.py) with its sinks in this order: member table
 first), replies (core answers -> waiting requests), applier (committed entries, or a
 leader's snapshot -> KVStore -> waiting requests), snapshotter (takes a snapshot once
 enough entries were applied, compacts the log behind it: snapshots.py), trace log, and
-`_after_step` (parked requests find the new leader; the callbacks given to
-`call_after_step` run, so a step's session answers leave at once).
+`_after_step` (the request router's parked requests find the new leader; the
+callbacks given to `call_after_step` run, so a step's session answers leave at once).
 
 Watchers of `/v1/events` (the dashboard) see the traces and log records, and while
 one is connected the node also counts its messages and publishes its status
 periodically (live_events.py); with nobody connected that costs a check of
 `hub.active` per batch.
 
-Client requests enter through `submit`: they are validated, then either
-* served at once (serializable reads, invalid requests),
-* pushed into the pipeline (writes and linearizable reads, on the leader),
-* forwarded to the leader (on a follower; forward.py), or
-* parked until a leader is known, for up to four election timeouts; then 503.
-A request answers exactly once (requests.Waiter): with the result, 503 (retry),
-or 504 after `request_timeout` (a write's outcome is then unknown).
+Client requests enter through `submit` and `handle_many`, which hand them to the
+request router (router.py), the one owner of a request's life: it validates them,
+then either
+* serves them at once (serializable reads, invalid requests),
+* pushes them into the pipeline (writes and linearizable reads, on the leader),
+  where requests.PendingRequests holds them until the core and the applier answer,
+* forwards them to the leader (on a follower; forward.py), or
+* parks them until a leader is known, for up to four election timeouts; then 503.
+A request the core refuses (leadership just lost) or the forwarding link gives back
+is routed again the same way.  A request answers exactly once (requests.Waiter):
+with the result, 503 (retry), or 504 after `request_timeout` (a write's outcome is
+then unknown).  The router reads leadership through the two callables the node gives
+it, and the applied index from the store.
 
 Everything runs on the event loop's thread; only fsync may run in a worker thread
 (wal_sink.AdaptiveSyncRunner: when this disk's fsyncs are slow), and snapshot files
