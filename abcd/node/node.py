@@ -145,6 +145,7 @@ class Node:
         if newest is not None:
             self.membership.set_base(newest.members)
         self.leases = LeaseTimers(retry_seconds=config.election_timeout_ms / 1000.0)
+        # Leadership reaches the router only through `is_leader` and `leader_id`.
         self.router = RequestRouter(
             store=self.store,
             gate=self.gate,
@@ -161,6 +162,7 @@ class Node:
             logger=self.logger,
             tls=self.tls,
         )
+        # The router's parts, for the metrics, the status and removal.
         self.requests = self.router.requests
         self.forwarder = self.router.forwarder
         self.snapshots = Snapshotter(
@@ -194,6 +196,9 @@ class Node:
             call_soon=loop.call_soon,
             heard=self._heard,
         )
+        # The pipeline is built around the router's PendingRequests (to_events), so the
+        # router learns where the leader's requests go once it exists.
+        self.router.push = self.pipeline.push_requests
         self.transport = PeerTransport(
             self.node_id,
             self.cluster_id,
@@ -206,7 +211,6 @@ class Node:
             logger=self.logger,
             ssl_context=(lambda: self.tls.dial) if self.tls is not None else None,
         )
-        self.router.push = self.pipeline.push_requests
         self.scheduler = AsyncIOScheduler(loop)
         self.wal_sink = WALSink(
             self.wal,
