@@ -3,8 +3,9 @@
 Each Apply effect hands out entries exactly once per process life (the core's
 promise), so applying is a plain loop: decode the command, `KVStore.apply` it at its
 index (without validating it again: the leader validated and normalized it before
-proposing it), and give the response to the request waiting for that index (requests.py),
-which checks the entry's term against the one its proposal was accepted in.  A leader
+proposing it), and give the response to the request waiting for that entry: the
+requests' `claim(entry)` hands it over only if the entry's term is the one its
+proposal was accepted in (requests.py), and `applied(write, response)` answers it.  A leader
 applying its own proposal (same index, same term: the same entry) skips the decoding
 and applies the command as it validated it.
 
@@ -93,27 +94,27 @@ class Applier:
         if not entries:
             return
         store, requests = self._store, self._requests
-        awaited = requests.awaited()
+        # Checked once per batch: only the requests' sink adds waiting writes, and it
+        # runs before this one.  On a follower no write ever waits here.
+        claim = requests.claim if requests.writes_waiting else None
         for entry in entries:
-            response = None
+            write = claim(entry) if claim is not None else None
             if entry.kind == ENTRY_CONFIG:
                 store.mark_applied(entry.index)
                 self._on_config(entry)
-                response = responses.ok({})
+                if write is not None:
+                    requests.applied(write, responses.ok({}))
             elif not entry.data:
                 store.mark_applied(entry.index)  # a leader's no-op (§8)
+                if write is not None:
+                    requests.applied(write, responses.error(500, "internal", f"entry {entry.index} carried no command"))
+            elif write is not None:
+                # Our own proposal (same index and term: the same entry, §5.3): apply the
+                # command as validated instead of parsing its bytes again, and answer it.
+                requests.applied(write, self._apply_command(entry, True, write.request))
             else:
-                # Only a write waiting here needs its Response made; on a follower none does.
-                waiting = awaited.get(entry.index) if awaited else None
-                if waiting is not None and waiting[0] == entry.term:
-                    # Our own proposal (same index and term: the same entry, §5.3): apply
-                    # the command as validated instead of parsing its bytes again.
-                    response = self._apply_command(entry, True, waiting[1].request)
-                else:
-                    response = self._apply_command(entry, waiting is not None)
-            if awaited:
-                requests.on_applied(entry, response)
-        requests.applied_through(entries[-1].index)
+                # Only a write waiting here needs its Response made.
+                self._apply_command(entry, False)
         self.entries_applied += len(entries)
 
     def _apply_command(self, entry: Entry, answer: bool = True, command: dict | None = None) -> responses.Response | None:
@@ -130,7 +131,7 @@ class Applier:
             self.commands_failed += 1
             return responses.from_kv_error(e)
         except (orjson.JSONDecodeError, KeyError, TypeError) as e:
-            # Only validated commands enter the log (Node.handle_many), so this is a bug or a
+            # Only validated commands enter the log (RequestRouter.handle_many), so this is a bug or a
             # foreign writer.  Every node sees the same bytes and skips the entry alike.
             if self._store.applied_index < entry.index:
                 self._store.mark_applied(entry.index)

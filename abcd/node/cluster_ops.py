@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hmac
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from ..net import parse_address
 from ..raft.effects import Accepted, NotLeader, Rejected
@@ -26,10 +26,37 @@ from .requests import ClientWrite, CoreCall, Waiter
 from .responses import Response
 
 if TYPE_CHECKING:
-    from .node import Node
+    from ..raft.core import RaftCore
+    from .config import NodeConfig
+    from .membership import Membership
+    from .router import RequestRouter
 
 
-def _leader_or_forward(node: "Node", forwarded: bool) -> tuple[bool, str | None]:
+class ClusterNode(Protocol):
+    """What these operations use of a node (node.Node is one).
+
+    The core is read for leadership, the commit index, the configuration and the
+    followers' progress; requests reach the leader's pipeline, wait for their entry
+    to apply and are forwarded to the leader through the router."""
+
+    node_id: int
+    cluster_id: str
+    config: "NodeConfig"
+    core: "RaftCore"
+    membership: "Membership"
+    router: "RequestRouter"
+    loop: asyncio.AbstractEventLoop
+    logger: Any
+    stopping: bool
+    promoting: bool  # a learner's promotion is under way (maybe_promote)
+    commit_at_last_tick: int  # for deciding when a learner has caught up
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float) -> asyncio.Future: ...
+
+    def sync_membership(self) -> bool: ...
+
+
+def _leader_or_forward(node: ClusterNode, forwarded: bool) -> tuple[bool, str | None]:
     """(is leader, leader address to forward to)."""
     if node.core.is_leader():
         return True, None
@@ -39,16 +66,16 @@ def _leader_or_forward(node: "Node", forwarded: bool) -> tuple[bool, str | None]
 
 
 async def _on_leader(
-    node: "Node", forwarded: bool, method: str, path: str, body: Any, headers: dict[str, str] | None = None
+    node: ClusterNode, forwarded: bool, method: str, path: str, body: Any, headers: dict[str, str] | None = None
 ) -> Response | None:
     """None if this node is the leader; else the leader's answer (or 503)."""
-    deadline = node.loop.time() + node.park_seconds
+    deadline = node.loop.time() + node.router.park_seconds
     while True:
         leader, address = _leader_or_forward(node, forwarded)
         if leader:
             return None
         if address is not None:
-            return await node.forwarder.call(address, method, path, body, headers)
+            return await node.router.forwarder.call(address, method, path, body, headers)
         if forwarded and node.core.leader_id is not None:
             return responses.no_leader(f"node {node.node_id} is not the leader (node {node.core.leader_id} is)")
         remaining = deadline - node.loop.time()
@@ -57,7 +84,7 @@ async def _on_leader(
         await node.wait_for(lambda: node.core.leader_id is not None, remaining)
 
 
-async def _propose_change(node: "Node", plan: Callable[[], Any]) -> Response:
+async def _propose_change(node: ClusterNode, plan: Callable[[], Any]) -> Response:
     """Propose a config change planned at step time; its Response once applied.
 
     The core takes one change at a time (and none before a new leader's first entry
@@ -77,7 +104,7 @@ async def _propose_change(node: "Node", plan: Callable[[], Any]) -> Response:
         await node.wait_for(lambda: core.pending_config_index <= core.commit_index or not core.is_leader(), remaining)
 
 
-def _propose_once(node: "Node", plan: Callable[[], Any], deadline: float) -> asyncio.Future:
+def _propose_once(node: ClusterNode, plan: Callable[[], Any], deadline: float) -> asyncio.Future:
     future = node.loop.create_future()
 
     def answer(response: Response) -> None:
@@ -85,7 +112,7 @@ def _propose_once(node: "Node", plan: Callable[[], Any], deadline: float) -> asy
             future.set_result(response)
 
     waiter = Waiter(answer, deadline, is_write=True)
-    node.requests.track(waiter)
+    node.router.requests.track(waiter)
 
     def make_event(tag: int):
         if not node.core.is_leader():
@@ -104,7 +131,7 @@ def _propose_once(node: "Node", plan: Callable[[], Any], deadline: float) -> asy
 
     def on_reply(result) -> None:
         if type(result) is Accepted:
-            node.requests.expect_apply(result.first_index, result.term, ClientWrite(b"", {}, waiter))
+            node.router.requests.expect_apply(result.first_index, result.term, ClientWrite(b"", {}, waiter))
         elif type(result) is NotLeader:
             waiter.resolve(responses.no_leader("leadership changed before the change was proposed"))
         elif type(result) is Rejected:
@@ -115,7 +142,7 @@ def _propose_once(node: "Node", plan: Callable[[], Any], deadline: float) -> asy
         elif result is None:
             waiter.resolve(responses.shutting_down())
 
-    node.pipeline.push_requests([CoreCall(make_event, on_reply)])
+    node.router.push([CoreCall(make_event, on_reply)])
     return future
 
 
@@ -129,7 +156,7 @@ def _check_id(raw: str) -> int | Response:
     return node_id
 
 
-def check_join_token(node: "Node", token: str | None) -> Response | None:
+def check_join_token(node: ClusterNode, token: str | None) -> Response | None:
     """403 unless the request presents the cluster token, when the cluster has one.
 
     Checked on every member a join passes through (the leader too: a forwarded request
@@ -158,7 +185,7 @@ def check_join_token(node: "Node", token: str | None) -> Response | None:
 
 
 async def add_member(
-    node: "Node", body: Any, *, forwarded: bool, token: str | None = None, auth_headers: dict | None = None
+    node: ClusterNode, body: Any, *, forwarded: bool, token: str | None = None, auth_headers: dict | None = None
 ) -> Response:
     if not isinstance(body, dict):
         return responses.bad_request("the body must be a JSON object {\"address\": \"host:port\", \"learner\"?: bool}")
@@ -206,7 +233,7 @@ async def add_member(
     return responses.ok(_member_answer(node, added["id"]))
 
 
-def _check_same_node(node: "Node", member_id: int, join_id: str | None) -> None:
+def _check_same_node(node: ClusterNode, member_id: int, join_id: str | None) -> None:
     """Refuse a join at a member's address by a node that is not that member.
 
     A node that lost its data dir forgot the votes it cast and the log it acknowledged:
@@ -233,13 +260,13 @@ def _check_same_node(node: "Node", member_id: int, join_id: str | None) -> None:
     )
 
 
-def _member_answer(node: "Node", node_id: int) -> dict:
+def _member_answer(node: ClusterNode, node_id: int) -> dict:
     members = node.membership.describe(node.core)
     member = next((m for m in members if m["id"] == node_id), {"id": node_id})
     return {"member": member, "cluster_id": node.cluster_id, "members": members}
 
 
-async def remove_member(node: "Node", raw_id: str, *, forwarded: bool, auth_headers: dict | None = None) -> Response:
+async def remove_member(node: ClusterNode, raw_id: str, *, forwarded: bool, auth_headers: dict | None = None) -> Response:
     node_id = _check_id(raw_id)
     if isinstance(node_id, Response):
         return node_id
@@ -252,7 +279,7 @@ async def remove_member(node: "Node", raw_id: str, *, forwarded: bool, auth_head
     return responses.ok({"removed": node_id, "members": node.membership.describe(node.core)})
 
 
-async def promote_member(node: "Node", raw_id: str, *, forwarded: bool, auth_headers: dict | None = None) -> Response:
+async def promote_member(node: ClusterNode, raw_id: str, *, forwarded: bool, auth_headers: dict | None = None) -> Response:
     node_id = _check_id(raw_id)
     if isinstance(node_id, Response):
         return node_id
@@ -268,7 +295,7 @@ async def promote_member(node: "Node", raw_id: str, *, forwarded: bool, auth_hea
     return responses.ok(_member_answer(node, node_id))
 
 
-def maybe_promote(node: "Node") -> None:
+def maybe_promote(node: ClusterNode) -> None:
     """On the leader's ticks: promote one caught-up learner that joined to become a voter."""
     previous_commit, node.commit_at_last_tick = node.commit_at_last_tick, node.core.commit_index
     if node.stopping or not node.core.is_leader() or node.promoting:
@@ -295,7 +322,7 @@ def maybe_promote(node: "Node") -> None:
     future.add_done_callback(done)
 
 
-async def transfer_leadership(node: "Node", body: Any, *, forwarded: bool, auth_headers: dict | None = None) -> Response:
+async def transfer_leadership(node: ClusterNode, body: Any, *, forwarded: bool, auth_headers: dict | None = None) -> Response:
     if not isinstance(body, dict) or set(body) != {"to"} or type(body["to"]) is not int:
         return responses.bad_request("the body must be {\"to\": <member id>}")
     to = body["to"]
@@ -308,14 +335,14 @@ async def transfer_leadership(node: "Node", body: Any, *, forwarded: bool, auth_
         if not result_future.done():
             result_future.set_result(result)
 
-    node.pipeline.push_requests([CoreCall(lambda tag: TransferLeadership(tag, to), on_reply)])
+    node.router.push([CoreCall(lambda tag: TransferLeadership(tag, to), on_reply)])
     result = await result_future
     if type(result) is Rejected:
         return responses.bad_request(result.reason)
     if type(result) is NotLeader or result is None:
         return responses.no_leader("leadership changed during the transfer")
     # Accepted: the transfer is under way; it completes when `to` wins its election.
-    timeout = node.park_seconds
+    timeout = node.router.park_seconds
     done = await node.wait_for(lambda: node.core.leader_id == to, timeout)
     if not done:
         return responses.error(
@@ -324,7 +351,7 @@ async def transfer_leadership(node: "Node", body: Any, *, forwarded: bool, auth_
     return responses.ok({"leader": to})
 
 
-async def hand_off_leadership(node: "Node") -> int | None:
+async def hand_off_leadership(node: ClusterNode) -> int | None:
     """Before a clean shutdown: pass leadership to the most caught-up voter.
 
     Saves the cluster an election timeout of unavailability (a rolling restart goes
@@ -339,6 +366,6 @@ async def hand_off_leadership(node: "Node") -> int | None:
         return None
     _, to = max(candidates)
     node.logger.bind(event="HandOff").info("shutting down: handing leadership to node {}", to)
-    node.pipeline.push_requests([CoreCall(lambda tag: TransferLeadership(tag, to), lambda result: None)])
+    node.router.push([CoreCall(lambda tag: TransferLeadership(tag, to), lambda result: None)])
     moved = await node.wait_for(lambda: core.leader_id not in (None, node.node_id), node.config.election_timeout_ms / 1000.0)
     return core.leader_id if moved else None

@@ -10,21 +10,27 @@ and starts the pipeline (pipeline.py) with its sinks in this order: member table
 first), replies (core answers -> waiting requests), applier (committed entries, or a
 leader's snapshot -> KVStore -> waiting requests), snapshotter (takes a snapshot once
 enough entries were applied, compacts the log behind it: snapshots.py), trace log, and
-`_after_step` (parked requests find the new leader; the callbacks given to
-`call_after_step` run, so a step's session answers leave at once).
+`_after_step` (the request router's parked requests find the new leader; the
+callbacks given to `call_after_step` run, so a step's session answers leave at once).
 
 Watchers of `/v1/events` (the dashboard) see the traces and log records, and while
 one is connected the node also counts its messages and publishes its status
 periodically (live_events.py); with nobody connected that costs a check of
 `hub.active` per batch.
 
-Client requests enter through `submit`: they are validated, then either
-* served at once (serializable reads, invalid requests),
-* pushed into the pipeline (writes and linearizable reads, on the leader),
-* forwarded to the leader (on a follower; forward.py), or
-* parked until a leader is known, for up to four election timeouts; then 503.
-A request answers exactly once (requests.Waiter): with the result, 503 (retry),
-or 504 after `request_timeout` (a write's outcome is then unknown).
+Client requests enter through `submit` and `handle_many`, which hand them to the
+request router (router.py), the one owner of a request's life: it validates them,
+then either
+* serves them at once (serializable reads, invalid requests),
+* pushes them into the pipeline (writes and linearizable reads, on the leader),
+  where requests.PendingRequests holds them until the core and the applier answer,
+* forwards them to the leader (on a follower; forward.py), or
+* parks them until a leader is known, for up to four election timeouts; then 503.
+A request the core refuses (leadership just lost) or the forwarding link gives back
+is routed again the same way.  A request answers exactly once (requests.Waiter):
+with the result, 503 (retry), or 504 after `request_timeout` (a write's outcome is
+then unknown).  The router reads leadership through the two callables the node gives
+it, and the applied index from the store.
 
 Everything runs on the event loop's thread; only fsync may run in a worker thread
 (wal_sink.AdaptiveSyncRunner: when this disk's fsyncs are slow), and snapshot files
@@ -43,15 +49,13 @@ import loguru
 from reactivex.scheduler.eventloop import AsyncIOScheduler
 from reactivex.subject import Subject
 
-from ..kv import KVError, KVStore, is_write, validate_request
-from ..kv.validate import validate_admin
+from ..kv import KVStore
 from ..net import Faults, PeerTransport, faults_outbound
 from ..raft.core import Options, RaftCore
 from ..raft.effects import Restore, Trace
 from ..raft.messages import InstallSnapshotRequest, Message, PeerUnreachable
 from ..storage import WAL
 from . import snapshots
-from . import responses
 from . import status as node_status
 from .applier import Applier
 from .auto_compaction import AutoCompactor
@@ -59,7 +63,6 @@ from .auth import NO_CREDENTIAL, Credential, Gate
 from .cluster_ops import maybe_promote
 from .config import NodeConfig
 from .events import EventHub
-from .forward import Forwarder
 from .leases import LeaseTimers
 from .live_events import LiveEvents
 from .membership import Membership, members_from_json
@@ -67,17 +70,12 @@ from .metrics import make_registry
 from .outbound import Outbound
 from .pipeline import Pipeline
 from .removal import leave as leave_removed
-from .requests import ClientRead, ClientWrite, PendingRequests, Waiter, encode_command
 from .responses import Response
+from .router import RequestRouter
 from .snapshots import Snapshotter
 from .tracelog import TraceLog, log_records_to_hub
 from .traffic import Traffic
 from .wal_sink import AdaptiveSyncRunner, WALSink
-
-# Requests in flight at once, node-wide; more are refused with 503 rather than let
-# memory grow without bound (Rx has no backpressure; clients do: they wait).
-MAX_PENDING_REQUESTS = 100_000
-
 
 
 @dataclass
@@ -105,8 +103,6 @@ class Node:
         self.failed: BaseException | None = None
         self.removed: str | None = None  # why, once this node knows it was removed (removal.py)
         self.stopped = asyncio.Event()
-        # Requests waiting for a (reachable) leader: (retry at, item).
-        self._parked: list[tuple[float, ClientWrite | ClientRead]] = []
         self._state_waiters: list[tuple[Callable[[], bool], asyncio.Future]] = []
         # Callbacks for the end of the pipeline step in progress (None between steps).
         self._step_end: list[Callable[[], None]] | None = None
@@ -148,10 +144,27 @@ class Node:
         self.membership = Membership(self.node_id, members_from_json(self.meta.get("seed_members", [])))
         if newest is not None:
             self.membership.set_base(newest.members)
-        self.requests = PendingRequests(
-            serve_read=self._serve_read, on_not_leader=self._on_not_leader, timeout=config.request_timeout
+        self.leases = LeaseTimers(retry_seconds=config.election_timeout_ms / 1000.0)
+        # Leadership reaches the router only through `is_leader` and `leader_id`.
+        self.router = RequestRouter(
+            store=self.store,
+            gate=self.gate,
+            leases=self.leases,
+            loop=loop,
+            is_leader=self.core.is_leader,
+            leader_id=self._leader_id,
+            address_of=self.membership.address_of,
+            node_id=self.node_id,
+            request_timeout=config.request_timeout,
+            park_seconds=self.park_seconds,
+            retry_seconds=config.tick_seconds,
+            local_reads=config.unsafe_stale_reads,
+            logger=self.logger,
+            tls=self.tls,
         )
-        self.requests.applied_index = self.store.applied_index
+        # The router's parts, for the metrics, the status and removal.
+        self.requests = self.router.requests
+        self.forwarder = self.router.forwarder
         self.snapshots = Snapshotter(
             data_dir=config.data_dir,
             snapshot_count=config.snapshot_count,
@@ -183,6 +196,9 @@ class Node:
             call_soon=loop.call_soon,
             heard=self._heard,
         )
+        # The pipeline is built around the router's PendingRequests (to_events), so the
+        # router learns where the leader's requests go once it exists.
+        self.router.push = self.pipeline.push_requests
         self.transport = PeerTransport(
             self.node_id,
             self.cluster_id,
@@ -195,7 +211,6 @@ class Node:
             logger=self.logger,
             ssl_context=(lambda: self.tls.dial) if self.tls is not None else None,
         )
-        self.forwarder = Forwarder(self._unsent, logger=self.logger, tls=self.tls)
         self.scheduler = AsyncIOScheduler(loop)
         self.wal_sink = WALSink(
             self.wal,
@@ -221,7 +236,6 @@ class Node:
         self.hub.on_active = self.live_events.start
         self._hub_sink = loguru.logger.add(log_records_to_hub(self.hub, config.name), level="INFO", format="{message}")
         self.metrics = make_registry(self)
-        self.leases = LeaseTimers(retry_seconds=config.election_timeout_ms / 1000.0)
         self.auto_compactor = AutoCompactor(config.auto_compaction, retry_seconds=config.request_timeout)
         self._sync_membership()
         self.pipeline.start(
@@ -325,10 +339,7 @@ class Node:
         self.logger.bind(event="NodeStopping").info("stopping")
         self.pipeline.stop()
         self.live_events.close()
-        self.requests.fail_all(responses.shutting_down())
-        for _, item in self._parked:
-            item.waiter.resolve(responses.shutting_down())
-        self._parked = []
+        self.router.stop()
         for _, future in self._state_waiters:
             if not future.done():
                 future.cancel()
@@ -342,7 +353,7 @@ class Node:
         except Exception as e:  # a failed WAL was reported already; closing must go on
             self.logger.error("closing the WAL: {}", e)
         await self.transport.close()
-        await self.forwarder.close()
+        await self.router.close()
         self._fsync_executor.shutdown(wait=True)
         self._snapshot_executor.shutdown(wait=True)
         loguru.logger.remove(self._hub_sink)
@@ -378,8 +389,7 @@ class Node:
                 callback()
             except Exception as error:  # one client's broken socket must not stop the node
                 self.logger.opt(exception=error).error("after-step callback failed")
-        if self._parked and self.core.leader_id is not None:
-            self._retry_parked()
+        self.router.after_step()
         if self._state_waiters:
             waiting = []
             for predicate, future in self._state_waiters:
@@ -420,20 +430,7 @@ class Node:
         core = self.core
         self._election_timer = (core.election_elapsed, core.randomized_election_timeout)
         now = self.loop.time()
-        self.requests.expire(now)
-        if self._parked:
-            keep = []
-            for parked in self._parked:
-                item = parked[1]
-                if item.give_up_at <= now:
-                    leader = self.core.leader_id
-                    detail = f"node {leader} leads but cannot be reached" if leader is not None else ""
-                    item.waiter.resolve(responses.no_leader(detail))
-                elif not item.waiter.done:
-                    keep.append(parked)
-            self._parked = keep
-            if self.core.leader_id is not None:
-                self._retry_parked()
+        self.router.on_tick(now)
         maybe_promote(self)
         self._expire_leases(now)
         self._auto_compact(now)
@@ -449,13 +446,9 @@ class Node:
         expired = self.leases.on_tick(self.store.leases(), now, leading=core.is_leader(), term=core.current_term)
         if not expired:
             return
-        items = []
         for lease_id in expired:
             self.logger.bind(event="LeaseExpire").info("lease {} expired; proposing its end", lease_id)
-            op = {"op": "lease_expire", "lease": lease_id}
-            waiter = Waiter(lambda response: None, now + self.config.request_timeout)
-            items.append(ClientWrite(encode_command(op), op, waiter, forwarded=True))
-        self.pipeline.push_requests(items)
+        self.router.propose([{"op": "lease_expire", "lease": lease_id} for lease_id in expired])
 
     def _auto_compact(self, now: float) -> None:
         core, store = self.core, self.store
@@ -469,9 +462,7 @@ class Node:
             "proposing to compact the history below revision {} ({} retention {})",
             revision, self.config.auto_compaction.mode, self.config.auto_compaction.amount,
         )
-        op = {"op": "compact", "revision": revision}
-        waiter = Waiter(lambda response: None, now + self.config.request_timeout)
-        self.pipeline.push_requests([ClientWrite(encode_command(op), op, waiter, forwarded=True)])
+        self.router.propose([{"op": "compact", "revision": revision}])
 
     def _timeout_fields(self) -> dict:
         """A Timeout trace's election timer in ms: the ticks counted since the timer was
@@ -503,23 +494,17 @@ class Node:
         return future
 
     # ------------------------------------------------------------------ client requests
+    # The request router (router.py) owns a request's life; these are its doors.
 
     def submit(
         self, request: object, *, forwarded: bool = False, credential: Credential = NO_CREDENTIAL, admin: bool = False
     ) -> asyncio.Future:
         """Handle one client request; the future gets its Response."""
-        future = self.loop.create_future()
-
-        def answer(response: Response) -> None:
-            if not future.done():
-                future.set_result(response)
-
-        self.handle_many([(request, answer)], forwarded=forwarded, credential=credential, admin=admin)
-        return future
+        return self.router.submit(request, forwarded=forwarded, credential=credential, admin=admin)
 
     def handle(self, request: object, callback: Callable[[Response], None], *, forwarded: bool = False) -> None:
         """Handle one client request; `callback(response)` is called exactly once."""
-        self.handle_many([(request, callback)], forwarded=forwarded)
+        self.router.handle_many([(request, callback)], forwarded=forwarded)
 
     def handle_many(
         self,
@@ -529,124 +514,12 @@ class Node:
         credential: Credential = NO_CREDENTIAL,
         admin: bool = False,
     ) -> None:
-        """Handle the requests of one client frame together: one pipeline item for all.
+        """Handle the requests of one client frame together (RequestRouter.handle_many)."""
+        self.router.handle_many(requests, forwarded=forwarded, credential=credential, admin=admin)
 
-        Each callback is called exactly once, with its request's Response.  What is the
-        same for every request of the frame (shutting down, room left, the deadline, the
-        caller) is looked up once: on the leader this loop runs for every write.
-        `credential` says who calls when auth is on (node/auth.py); `admin` (the auth
-        API, and a follower's forwarding link) also takes the auth commands.
-        """
-        gate = self.gate
-        principal = None
-        if gate.enabled:
-            try:
-                principal = gate.principal(credential)
-            except KVError as e:
-                refused = responses.from_kv_error(e)
-                for _, callback in requests:
-                    callback(refused)
-                return
-        token = principal.token if principal is not None else None
-        validate = validate_admin if admin or forwarded else validate_request
-        stopping = self.stopping
-        room = MAX_PENDING_REQUESTS - self.requests.tracked
-        deadline = self.loop.time() + self.config.request_timeout
-        track = self.requests.track
-        local_reads = self.config.unsafe_stale_reads  # the planted bug; False outside tests
-        items: list[ClientWrite | ClientRead] = []
-        for request, callback in requests:
-            try:
-                op = validate(request)
-                write = is_write(op)
-                if principal is not None:
-                    op = gate.authorize(principal, op, write)
-            except KVError as e:
-                callback(responses.from_kv_error(e))
-                continue
-            if stopping:
-                callback(responses.shutting_down())
-                continue
-            if room <= 0:
-                callback(responses.unavailable("overloaded", f"{MAX_PENDING_REQUESTS} requests are in flight; retry shortly"))
-                continue
-            if not write and (op.get("serializable") or local_reads):
-                callback(self._serve_read(op))
-                continue
-            room -= 1
-            waiter = Waiter(callback, deadline, is_write=write)
-            track(waiter)
-            items.append(
-                ClientWrite(encode_command(op), op, waiter, forwarded, token=token)
-                if write
-                else ClientRead(op, waiter, forwarded, token=token)
-            )
-        if not items:
-            return
-        if self.core.is_leader():
-            self.pipeline.push_requests(items)
-        else:
-            for item in items:
-                self._dispatch(item)
-
-    def _dispatch(self, item: ClientWrite | ClientRead) -> None:
-        if item.waiter.done:
-            return
-        core = self.core
-        if core.is_leader():
-            self.pipeline.push_requests([item])
-            return
-        leader = core.leader_id
-        if leader is None:
-            self._park(item)
-        elif item.forwarded:
-            item.waiter.resolve(
-                responses.no_leader(f"node {self.node_id} is not the leader (node {leader} is)")
-            )
-        else:
-            address = self.membership.address_of(leader)
-            if address is None:
-                self._park(item)
-            else:
-                self.forwarder.forward(address, item)
-
-    def _park(self, item: ClientWrite | ClientRead, retry_at: float = 0.0) -> None:
-        """Hold a request until a leader is known; 503 if none is within `_park_seconds`."""
-        if not item.give_up_at:
-            item.give_up_at = self.loop.time() + self.park_seconds
-        self._parked.append((retry_at, item))
-
-    def _retry_parked(self) -> None:
-        now = self.loop.time()
-        parked, self._parked = self._parked, []
-        for retry_at, item in parked:
-            if retry_at > now:
-                self._parked.append((retry_at, item))
-            else:
-                self._dispatch(item)
-
-    def _unsent(self, items: list) -> None:
-        """The leader could not take these (the link failed before they were sent, or it
-        answered 503: not applied): retry after a heartbeat, by when this node may know
-        the new leader, until `park_seconds` after it first waited."""
-        retry_at = self.loop.time() + self.config.tick_seconds
-        for item in items:
-            self._park(item, retry_at=retry_at)
-
-    def _on_not_leader(self, items: list, leader_id: int | None) -> None:
-        """The core refused requests it got as leader: it has just lost leadership."""
-        for item in items:
-            self._dispatch(item)
-
-    def _serve_read(self, op: dict) -> Response:
-        try:
-            body = self.store.read(op)
-        except KVError as e:
-            return responses.from_kv_error(e)
-        if op["op"] == "lease_keepalive":
-            # Served by the leader (never serializable): its clock is the one that counts.
-            self.leases.keepalive(body["id"], body["ttl"], self.loop.time())
-        return responses.ok(body)
+    def _leader_id(self) -> int | None:
+        """The leader this node knows (None: none); how the router learns it."""
+        return self.core.leader_id
 
     # ------------------------------------------------------------------ state
 

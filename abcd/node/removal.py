@@ -19,13 +19,33 @@ SIGTERM; `python -m abcd` exits 0.  Its data dir cannot rejoin (docs/operations.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 if TYPE_CHECKING:
-    from .node import Node
+    from .config import NodeConfig
+    from .pipeline import Pipeline
+    from .requests import PendingRequests
 
 
-def leave(node: "Node", how: str) -> None:
+class RemovableNode(Protocol):
+    """What leaving uses of a node (node.Node is one)."""
+
+    node_id: int
+    cluster_id: str
+    config: "NodeConfig"
+    logger: Any
+    loop: asyncio.AbstractEventLoop
+    pipeline: "Pipeline"
+    requests: "PendingRequests"
+    removed: str | None
+    stopping: bool
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float) -> asyncio.Future: ...
+
+    async def stop(self) -> None: ...
+
+
+def leave(node: RemovableNode, how: str) -> None:
     """The node was removed (`how`: how it learned it); stop once its requests are done."""
     if node.removed is not None or node.stopping:
         return
@@ -38,7 +58,7 @@ def leave(node: "Node", how: str) -> None:
     node.loop.create_task(_stop_when_idle(node))
 
 
-async def _stop_when_idle(node: "Node") -> None:
+async def _stop_when_idle(node: RemovableNode) -> None:
     while not node.pipeline.started():  # learned while starting: let the start finish
         await asyncio.sleep(node.config.tick_seconds)
     await node.wait_for(lambda: node.requests.waiting == 0, node.config.request_timeout)

@@ -12,11 +12,14 @@ core answers the tag with a Reply:
   entry of another term is applied at that index, ours was overwritten by a new
   leader and can never commit (Log Matching, §5.3): the client is told it was not
   applied.
-* `NotLeader` / `Rejected`: handed to `on_not_leader` (the node forwards to the
-  leader it knows, or answers 503) or answered 503.
+* `NotLeader` / `Rejected`: handed to `on_not_leader` (the request router routes them
+  again: to the leader it knows, or parked until one is known) or answered 503.
 
 Linearizable reads of one turn share one `ReadIndex(tag)` (§6.4); `ReadReady(i)`
-means the reads may be served once `applied >= i`.
+means the reads may be served once the store's applied index reaches `i`.
+
+The applier tells what it applies through `claim(entry)` (the write waiting for that
+entry, if any) and `applied(write, response)`; after a batch, `release_reads`.
 
 Every request has a deadline; `expire(now)` (called on ticks) answers 504 to those
 past it.  A `Waiter` is answered exactly once, whichever comes first.
@@ -114,10 +117,13 @@ class PendingRequests:
         *,
         serve_read: Callable[[dict], Response],
         on_not_leader: OnNotLeader,
+        applied_index: Callable[[], int],
         timeout: float,
     ) -> None:
         self._serve_read = serve_read
         self._on_not_leader = on_not_leader
+        # The store's applied index (the one place it is kept): reads wait for it.
+        self._applied_index = applied_index
         self.timeout = timeout
         self._tags = itertools.count(1)
         self._proposals: dict[int, list[ClientWrite]] = {}  # tag -> writes, until Accepted
@@ -130,7 +136,6 @@ class PendingRequests:
         self._seq = itertools.count()
         # Every waiter, oldest first; deadlines grow with creation time.
         self._deadlines: deque[Waiter] = deque()
-        self.applied_index = 0
         # Statistics.
         self.proposals = 0
         self.commands_proposed = 0
@@ -212,7 +217,7 @@ class PendingRequests:
     def _answer_reads(self, reads: list[ClientRead], result: Any) -> None:
         kind = type(result)
         if kind is ReadReady:
-            if result.read_index <= self.applied_index:
+            if result.read_index <= self._applied_index():
                 self._serve(reads)
             else:
                 heapq.heappush(self._reads_waiting_apply, (result.read_index, next(self._seq), reads))
@@ -223,35 +228,35 @@ class PendingRequests:
                 read.waiter.resolve(responses.unavailable("rejected", f"read refused: {result}"))
 
     def expect_apply(self, index: int, term: int, write: ClientWrite) -> None:
-        """Answer `write` when `index` is applied (with `term`; see on_applied)."""
+        """Answer `write` when `index` is applied (with `term`; see claim)."""
         self._by_index[index] = (term, write)
 
     # ------------------------------------------------------------------ the applier's side
 
-    def awaited(self) -> dict[int, tuple[int, ClientWrite]]:
-        """The indexes some write waits for (read-only for the caller): the applier
-        needs to call on_applied only while this is not empty."""
-        return self._by_index
+    @property
+    def writes_waiting(self) -> bool:
+        """Whether any write waits for its index to be applied: the applier needs to
+        `claim` entries only while one does (on a follower, none ever does)."""
+        return bool(self._by_index)
 
-    def applied_through(self, index: int) -> None:
-        """The applier applied every entry up to `index` (on_applied or not)."""
-        self.applied_index = index
+    def claim(self, entry: Entry) -> ClientWrite | None:
+        """The write that waits for `entry`, which the applier is about to apply, if that
+        entry is the one the write was accepted as (same index and term, §5.3).
 
-    def on_applied(self, entry: Entry, response: Response | None) -> None:
-        """The applier applied `entry`; `response` is what its command answered (None: no command)."""
-        self.applied_index = entry.index
-        if not self._by_index:
-            return
+        The write is no longer waiting after this: the applier answers it (`applied`).
+        A write accepted at this index in another term was overwritten by a new leader's
+        entry and can never commit: it is told so here, and None is returned."""
         waiting = self._by_index.pop(entry.index, None)
         if waiting is None:
-            return
-        term, write = waiting
-        if term != entry.term:
-            write.waiter.resolve(responses.proposal_lost())
-        elif response is None:
-            write.waiter.resolve(responses.error(500, "internal", f"entry {entry.index} carried no command"))
-        else:
-            write.waiter.resolve(response)
+            return None
+        if waiting[0] != entry.term:
+            waiting[1].waiter.resolve(responses.proposal_lost())
+            return None
+        return waiting[1]
+
+    def applied(self, write: ClientWrite, response: Response) -> None:
+        """The applier applied the entry of `write` (see claim); `response` is its answer."""
+        write.waiter.resolve(response)
 
     def on_restored(self, index: int) -> None:
         """The state machine jumped to a leader's snapshot at `index` (Restore).
@@ -261,7 +266,6 @@ class PendingRequests:
         committed is unknown to this node (504, as for a timeout).  Reads waiting for an
         index the snapshot covers are released by the next release_reads().
         """
-        self.applied_index = max(self.applied_index, index)
         if not self._by_index:
             return
         for waiting_index in sorted(i for i in self._by_index if i <= index):
@@ -271,7 +275,10 @@ class PendingRequests:
     def release_reads(self) -> None:
         """Serve the reads whose read index is now applied (call after each Apply)."""
         heap = self._reads_waiting_apply
-        while heap and heap[0][0] <= self.applied_index:
+        if not heap:
+            return
+        applied = self._applied_index()
+        while heap and heap[0][0] <= applied:
             self._serve(heapq.heappop(heap)[2])
 
     def _serve(self, reads: list[ClientRead]) -> None:

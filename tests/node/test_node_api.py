@@ -376,26 +376,26 @@ def test_keys_are_percent_decoded_from_the_path(tmp_path):
 
 
 def test_past_the_in_flight_limit_requests_are_refused_with_503(tmp_path, monkeypatch):
-    from abcd.node import node as node_module
+    from abcd.node import router as router_module
 
     async def body(n):
-        monkeypatch.setattr(node_module, "MAX_PENDING_REQUESTS", 0)
+        monkeypatch.setattr(router_module, "MAX_PENDING_REQUESTS", 0)
         status, answer = await n.call("PUT", "/v1/kv/a", json={"value": "x"})
         assert status == 503 and answer["code"] == "overloaded"
-        monkeypatch.setattr(node_module, "MAX_PENDING_REQUESTS", 100_000)
+        monkeypatch.setattr(router_module, "MAX_PENDING_REQUESTS", 100_000)
         assert (await n.call("PUT", "/v1/kv/a", json={"value": "x"}))[0] == 200
 
     run_with_node(tmp_path, body)
 
 
 def test_the_in_flight_limit_counts_the_requests_of_one_frame(tmp_path, monkeypatch):
-    from abcd.node import node as node_module
+    from abcd.node import router as router_module
 
     async def body(n):
         # Answered requests leave the count at the next tick: wait for none, so that the
         # room left is exactly two.
         await wait_until(lambda: n.node.requests.tracked == 0, "no request tracked")
-        monkeypatch.setattr(node_module, "MAX_PENDING_REQUESTS", 2)
+        monkeypatch.setattr(router_module, "MAX_PENDING_REQUESTS", 2)
         async with n.http.ws_connect(n.base.replace("http", "ws") + "/v1/session") as ws:
             frame = [{"id": i, "op": "put", "key": f"k{i}", "value": "v"} for i in range(3)]
             await ws.send_str(orjson.dumps(frame).decode())

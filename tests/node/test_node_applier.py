@@ -18,8 +18,11 @@ class Log:
 
 
 def make():
-    requests = PendingRequests(serve_read=lambda op: None, on_not_leader=lambda items, leader: None, timeout=5.0)
     store = KVStore()
+    requests = PendingRequests(
+        serve_read=lambda op: None, on_not_leader=lambda items, leader: None,
+        applied_index=lambda: store.applied_index, timeout=5.0,
+    )
     log = Log()
     return Applier(store, requests, logger=log), store, log
 
@@ -59,14 +62,14 @@ def test_a_response_is_made_only_for_a_write_that_waits_for_it(monkeypatch):
     monkeypatch.setattr(responses, "ok", lambda body: made.append(body) or real_ok(body))
     # A follower: nothing waits, so applying makes no Response at all.
     applier.apply([Entry(1, 1, put("a", "1")), Entry(1, 2, put("a", "2"))])
-    assert made == [] and store.applied_index == 2 and requests.applied_index == 2
+    assert made == [] and store.applied_index == 2
     # A leader: the write accepted at index 4 gets its answer; index 3 makes none.
     answers = []
     op = orjson.loads(put("b", "2"))
     write = ClientWrite(put("b", "2"), op, Waiter(answers.append, deadline=100.0))
     requests.expect_apply(4, 1, write)
     applier.apply([Entry(1, 3, put("b", "1")), Entry(1, 4, put("b", "2"))])
-    assert len(made) == 1 and requests.applied_index == 4
+    assert len(made) == 1 and store.applied_index == 4
     assert answers[0].status == 200 and answers[0].body["prev_kv"]["value"] == "1"
 
 
@@ -104,7 +107,8 @@ def leader_state(index, **keys):
 
 def test_a_restore_replaces_the_state_in_place_and_settles_what_waited():
     requests = PendingRequests(
-        serve_read=lambda op: ("read at", store.applied_index), on_not_leader=lambda items, leader: None, timeout=5.0
+        serve_read=lambda op: ("read at", store.applied_index), on_not_leader=lambda items, leader: None,
+        applied_index=lambda: store.applied_index, timeout=5.0,
     )
     store = KVStore()
     restored, restore_calls = [], []

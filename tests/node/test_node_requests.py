@@ -9,7 +9,18 @@ class Harness:
     def __init__(self, timeout=5.0):
         self.not_leader = []
         self.reads_served = []
-        self.pending = PendingRequests(serve_read=self.serve, on_not_leader=self.on_not_leader, timeout=timeout)
+        self.applied_index = 0  # the store's, in a node
+        self.pending = PendingRequests(
+            serve_read=self.serve, on_not_leader=self.on_not_leader, applied_index=lambda: self.applied_index,
+            timeout=timeout,
+        )
+
+    def apply(self, entry, response):
+        """What the applier does with one entry."""
+        write = self.pending.claim(entry)
+        self.applied_index = entry.index
+        if write is not None:
+            self.pending.applied(write, response)
 
     def serve(self, request):
         self.reads_served.append(request)
@@ -52,10 +63,10 @@ def test_a_write_is_acknowledged_when_its_index_is_applied_with_its_term():
     w2, a2 = h.write("b")
     [propose] = h.pending.to_events([w1, w2])
     h.pending.on_reply(Reply(propose.tag, Accepted(term=3, first_index=7, last_index=8)))
-    h.pending.on_applied(Entry(3, 7, b"a"), responses.ok({"revision": 5}))
+    h.apply(Entry(3, 7, b"a"), responses.ok({"revision": 5}))
     assert a1 == [responses.ok({"revision": 5})]
     assert a2 == []
-    h.pending.on_applied(Entry(3, 8, b"b"), responses.ok({"revision": 6}))
+    h.apply(Entry(3, 8, b"b"), responses.ok({"revision": 6}))
     assert a2 == [responses.ok({"revision": 6})]
 
 
@@ -64,7 +75,7 @@ def test_another_term_at_the_index_means_the_proposal_was_lost():
     w, answers = h.write("a")
     [propose] = h.pending.to_events([w])
     h.pending.on_reply(Reply(propose.tag, Accepted(term=3, first_index=7, last_index=7)))
-    h.pending.on_applied(Entry(4, 7, b"someone else's"), responses.ok({"revision": 9}))
+    h.apply(Entry(4, 7, b"someone else's"), responses.ok({"revision": 9}))
     [answer] = answers
     assert answer.status == 503 and answer.body["code"] == "proposal_dropped"
     assert "not applied" in answer.body["error"]
@@ -98,7 +109,7 @@ def test_past_the_deadline_a_write_gets_504_with_unknown_outcome_once():
     assert answer.status == 504 and answer.body["code"] == "timeout"
     assert "outcome is unknown" in answer.body["error"]
     # Applied later: the client already has its answer; nothing is sent twice.
-    h.pending.on_applied(Entry(3, 7, b"a"), responses.ok({}))
+    h.apply(Entry(3, 7, b"a"), responses.ok({}))
     assert len(answers) == 1
 
 
@@ -114,17 +125,17 @@ def test_reads_are_served_once_the_read_index_is_applied():
     h = Harness()
     r, answers = h.read("a")
     [read_index] = h.pending.to_events([r])
-    h.pending.on_applied(Entry(1, 4), None)
+    h.apply(Entry(1, 4), None)
     h.pending.on_reply(Reply(read_index.tag, ReadReady(5)))
     assert answers == []  # applied 4 < read index 5
-    h.pending.on_applied(Entry(1, 5), None)
+    h.apply(Entry(1, 5), None)
     h.pending.release_reads()
     assert answers == [responses.ok({"read": "a"})]
 
 
 def test_a_read_whose_index_is_already_applied_is_served_at_once():
     h = Harness()
-    h.pending.on_applied(Entry(1, 9), None)
+    h.apply(Entry(1, 9), None)
     r, answers = h.read("a")
     [read_index] = h.pending.to_events([r])
     h.pending.on_reply(Reply(read_index.tag, ReadReady(9)))

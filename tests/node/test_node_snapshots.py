@@ -72,7 +72,10 @@ class Rig:
         self.wal.sync()
         self.core = RaftCore(1, hard_state=HardState(1, None), entries=[seed], seed=3)
         self.store = KVStore()
-        self.requests = PendingRequests(serve_read=lambda op: None, on_not_leader=lambda i, l: None, timeout=5.0)
+        self.requests = PendingRequests(
+            serve_read=lambda op: None, on_not_leader=lambda i, l: None,
+            applied_index=lambda: self.store.applied_index, timeout=5.0,
+        )
         self.applier = Applier(self.store, self.requests)
         self.membership = Membership(1)
         self.runner = ManualRunner()
