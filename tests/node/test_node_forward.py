@@ -129,3 +129,28 @@ def test_a_link_broken_after_sending_answers_writes_504_and_retries_reads():
         await leader.runner.cleanup()
 
     asyncio.run(body())
+
+
+def test_an_answer_frame_that_breaks_the_protocol_ends_the_link_as_a_break_does():
+    async def body():
+        # The leader answers every request under an id the link never sent.
+        leader = await FakeLeader(lambda r: {"id": r["id"] + 1000, "status": 200, "body": {}}).start()
+        unsent = []
+        forwarder = Forwarder(unsent.extend)
+        answers = []
+        write = item("put", "a", answers)
+        read = item("get", "b", answers, write=False)
+        forwarder.forward(leader.address, write)
+        forwarder.forward(leader.address, read)
+        await settle(lambda: answers and unsent, "the link to close")
+        [answer] = answers
+        assert answer.status == 504 and "outcome is unknown" in answer.body["error"]
+        assert unsent == [read]
+        # The next request opens a new link rather than using the closed one.
+        again = item("get", "c", answers, write=False)
+        forwarder.forward(leader.address, again)
+        await settle(lambda: len(unsent) == 2, "the new link to close too")
+        await forwarder.close()
+        await leader.runner.cleanup()
+
+    asyncio.run(body())
