@@ -173,14 +173,17 @@ class SessionClient:
         waiting = self._waiting
         matched = []
         for answer in answers:
-            if type(answer) is not dict or type(answer.get("status")) is not int:
+            if type(answer) is not dict or type(status := answer.get("status")) is not int:
                 raise SessionProtocolError(
                     f"an answer must be an object with an integer status, got {str(answer)[:100]}",
                     CLOSE_PROTOCOL_ERROR,
                     matched,
                 )
             request_id = answer.get("id")
-            handle = waiting.pop(request_id, None) if type(request_id) is int else None
+            try:
+                handle = waiting.pop(request_id, None)
+            except TypeError:  # an id no request has (a list, an object)
+                handle = None
             if handle is None:
                 if type(request_id) is int and request_id in self._abandoned:
                     self._abandoned.discard(request_id)
@@ -190,7 +193,7 @@ class SessionClient:
                     CLOSE_PROTOCOL_ERROR,
                     matched,
                 )
-            matched.append((handle, answer["status"], answer.get("body")))
+            matched.append((handle, status, answer.get("body")))
         return matched
 
     def abandon(self, request_id: int) -> bool:

@@ -52,6 +52,7 @@ class _Replies:
         self._ws = ws
         self._node = node
         self._protocol = protocol
+        self._queue = protocol.answer
         self._flush_due = False
         self._sending: asyncio.Task | None = None  # a frame waiting on backpressure
         self.closed = False
@@ -59,7 +60,7 @@ class _Replies:
     def answer(self, request_id: Any, response) -> None:
         if self.closed:
             return
-        self._protocol.answer(request_id, response.status, response.body)
+        self._queue(request_id, response.status, response.body)
         if not self._flush_due and self._sending is None:
             self._flush_due = True
             self._node.call_after_step(self._flush)
