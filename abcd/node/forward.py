@@ -11,7 +11,8 @@ If the link fails, requests not yet sent go back to the node (`on_unsent`), whic
 holds them until a leader is known again (a dead leader is usually replaced within an
 election timeout), and so do requests the other side answered 503 (not applied: it
 is no longer the leader), and reads in flight.  Writes already sent when the link
-broke have an unknown outcome: they get 504, which says so.
+broke have an unknown outcome: they get 504, which says so.  An answer frame that
+breaks the session protocol (abcd/session_protocol.py) ends the link the same way.
 """
 from __future__ import annotations
 
