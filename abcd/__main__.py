@@ -26,11 +26,9 @@ import os
 import signal
 import sys
 
+from .usage import UsageError
+
 DEFAULT_JOIN = "127.0.0.1:8080"
-
-
-class UsageError(Exception):
-    pass
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,12 +17,9 @@ import orjson
 
 from . import cli_auth
 from .client import BadRequest, Client, ClientError, NotFound, NotSupported, Unavailable, parse_endpoint, tls_context
+from .usage import UsageError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
-
-
-class UsageError(Exception):
-    """Wrong input on the command line or stdin: exit 2."""
 
 
 class Failed(Exception):

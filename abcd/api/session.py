@@ -1,8 +1,8 @@
 """`GET /v1/session`: the pipelined client channel (docs/api.md).
 
 Each client frame is a JSON list of requests (objects with an `id`); each server
-frame a JSON list of responses `{"id", "status", "body"}`, in any order and grouping.
-The requests of a frame are handed to the node together, up to SLICE per loop turn,
+frame a JSON list of responses `{"id", "status", "body"}`, in any order and grouping
+(the frames themselves are `abcd.session_protocol`'s; this module moves them).  The requests of a frame are handed to the node together, up to SLICE per loop turn,
 so its writes become one proposal per slice; answers that complete in the same
 pipeline step leave in one frame, written at the end of that step.
 
@@ -25,18 +25,15 @@ from typing import Any
 
 import aiohttp
 import loguru
-import orjson
 from aiohttp import web
 
 from ..net.eager import start_eagerly
 from ..net.transport import close_reason
 from ..node.auth import Credential
+from ..session_protocol import AUTH_FIELD, MAX_REQUEST_FRAME_BYTES, SessionProtocolError, SessionServer
 from .auth import credential_of
 from .jsonio import NODE, WEBSOCKETS, query_parameters, require_websocket
 
-MAX_FRAME_BYTES = 64 * 1024 * 1024
-CLOSE_INVALID_JSON = 1007
-CLOSE_NOT_A_LIST = 1003
 # Requests of one frame handed to the node per loop turn: a big frame goes in slices,
 # so the first slice's AppendEntries leave (and followers start writing) while the
 # leader still prepares the next.  Clients in lockstep (every answer of a commit
@@ -51,10 +48,11 @@ class _Replies:
     frame, written at the end of that step (node.call_after_step), not by a task a loop
     turn later.  A frame held up by backpressure keeps the next ones waiting behind it."""
 
-    def __init__(self, ws: web.WebSocketResponse, node) -> None:
+    def __init__(self, ws: web.WebSocketResponse, node, protocol: SessionServer) -> None:
         self._ws = ws
         self._node = node
-        self._pending: list[dict[str, Any]] = []
+        self._protocol = protocol
+        self._queue = protocol.answer
         self._flush_due = False
         self._sending: asyncio.Task | None = None  # a frame waiting on backpressure
         self.closed = False
@@ -62,18 +60,20 @@ class _Replies:
     def answer(self, request_id: Any, response) -> None:
         if self.closed:
             return
-        self._pending.append({"id": request_id, "status": response.status, "body": response.body})
+        self._queue(request_id, response.status, response.body)
         if not self._flush_due and self._sending is None:
             self._flush_due = True
             self._node.call_after_step(self._flush)
 
     def _flush(self) -> None:
         self._flush_due = False
-        if self.closed or self._sending is not None or not self._pending:
+        if self.closed or self._sending is not None:
             return
-        batch, self._pending = self._pending, []
+        frame = self._protocol.data_to_send()
+        if frame is None:
+            return
         try:
-            self._sending = start_eagerly(self._ws.send_frame(orjson.dumps(batch), aiohttp.WSMsgType.TEXT))
+            self._sending = start_eagerly(self._ws.send_frame(frame, aiohttp.WSMsgType.TEXT))
         except (ConnectionError, RuntimeError):
             self.closed = True
             return
@@ -98,7 +98,7 @@ def _by_token(items: list[dict], credential: Credential) -> list[tuple[Credentia
     it) or else the connection's `credential`."""
     runs: list[tuple[Credential, list[dict]]] = []
     for item in items:
-        token = item.pop("auth", None)
+        token = item.pop(AUTH_FIELD, None)
         own = credential if token is None else Credential(token if type(token) is str else "")
         if runs and runs[-1][0] == own:
             runs[-1][1].append(item)
@@ -113,29 +113,27 @@ async def handle_session(request: web.Request) -> web.WebSocketResponse:
     node = request.app[NODE]
     forwarded = request.query.get("forwarded") == "1"
     credential = credential_of(request, query_token=True)
-    ws = web.WebSocketResponse(max_msg_size=MAX_FRAME_BYTES, compress=False, heartbeat=30.0)
+    ws = web.WebSocketResponse(max_msg_size=MAX_REQUEST_FRAME_BYTES, compress=False, heartbeat=30.0)
     await ws.prepare(request)
     sockets: set = request.app[WEBSOCKETS]
     sockets.add(ws)
-    replies = _Replies(ws, node)
+    protocol = SessionServer()
+    replies = _Replies(ws, node, protocol)
     answer = replies.answer
     try:
         async for message in ws:
             if message.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
                 break
             try:
-                items = orjson.loads(message.data)
-            except orjson.JSONDecodeError as e:
-                await ws.close(code=CLOSE_INVALID_JSON, message=close_reason(f"frame is not valid JSON: {e}"))
+                items = protocol.receive(message.data)
+            except SessionProtocolError as e:
+                await ws.close(code=e.close_code, message=close_reason(str(e)))
                 break
-            if type(items) is not list or any(type(item) is not dict for item in items):
-                what = type(items).__name__ if type(items) is not list else "a list with non-object items"
-                await ws.close(
-                    code=CLOSE_NOT_A_LIST,
-                    message=close_reason(f"a frame must be a JSON list of request objects, got {what}"),
-                )
-                break
-            runs = _by_token(items, credential) if forwarded or any("auth" in item for item in items) else [(credential, items)]
+            runs = (
+                _by_token(items, credential)
+                if forwarded or any(AUTH_FIELD in item for item in items)
+                else [(credential, items)]
+            )
             for own, run in runs:
                 for start in range(0, len(run), SLICE):
                     if start:

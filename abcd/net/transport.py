@@ -46,6 +46,7 @@ import aiohttp
 import loguru
 from aiohttp import web
 
+from ..backoff import Backoff
 from ..raft.messages import Message
 from .codec import DEFAULT_MAX_FRAME_BYTES, EncodeCache, FrameError, decode_frame, decode_hello, encode_frame
 from .codec import encode_hello, parse_address
@@ -65,29 +66,6 @@ _MAX_CLOSE_REASON = 123
 
 def close_reason(text: str) -> bytes:
     return text.encode("utf-8")[:_MAX_CLOSE_REASON].decode("utf-8", "ignore").encode("utf-8")
-
-
-class Backoff:
-    """Reconnect delays: doubling from `initial` to `maximum`, each drawn in [d/2, d].
-
-    The jitter keeps peers that lost a node together from redialing in lockstep.
-    """
-
-    __slots__ = ("initial", "maximum", "rng", "_current")
-
-    def __init__(self, initial: float = 0.05, maximum: float = 2.0, rng: random.Random | None = None) -> None:
-        self.initial = initial
-        self.maximum = maximum
-        self.rng = rng or random.Random()
-        self._current = initial
-
-    def next_delay(self) -> float:
-        delay = self._current * (0.5 + 0.5 * self.rng.random())
-        self._current = min(self._current * 2, self.maximum)
-        return delay
-
-    def reset(self) -> None:
-        self._current = self.initial
 
 
 @dataclass(slots=True, eq=False)

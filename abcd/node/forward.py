@@ -11,23 +11,22 @@ If the link fails, requests not yet sent go back to the node (`on_unsent`), whic
 holds them until a leader is known again (a dead leader is usually replaced within an
 election timeout), and so do requests the other side answered 503 (not applied: it
 is no longer the leader), and reads in flight.  Writes already sent when the link
-broke have an unknown outcome: they get 504, which says so.
+broke have an unknown outcome: they get 504, which says so.  An answer frame that
+breaks the session protocol (abcd/session_protocol.py) ends the link the same way.
 """
 from __future__ import annotations
 
 import asyncio
-import itertools
+import sys
 from typing import Any, Callable
 
 import aiohttp
 import loguru
-import orjson
 
+from ..session_protocol import FORWARDED_QUERY, SESSION_PATH, SessionClient, SessionProtocolError
 from . import responses
 from .responses import Response
 
-SESSION_PATH = "/v1/session"
-FORWARDED_QUERY = "forwarded=1"
 FORWARDED_HEADER = "X-Abcd-Forwarded"
 # A join (POST /v1/members) presents the cluster's --cluster-token in this header.
 CLUSTER_TOKEN_HEADER = "X-Abcd-Cluster-Token"
@@ -36,20 +35,24 @@ CLUSTER_TOKEN_HEADER = "X-Abcd-Cluster-Token"
 OnUnsent = Callable[[list], None]
 
 
-def _forwarded_form(item: Any, request_id: int) -> dict:
-    """The session request for `item`: the user a write was checked for is left out
-    (the leader checks the caller's token itself and sets it), the token put in."""
+def _forwarded_form(item: Any) -> dict:
+    """The session request for `item`: when the client's token goes along, the user a
+    write was checked for is left out (the leader checks the token itself and sets it)."""
     request = item.request
     if item.token is None:
-        return {**request, "id": request_id}
-    request = {k: v for k, v in request.items() if k != "auth_user" and k != "auth_revision"}
-    return {**request, "id": request_id, "auth": item.token}
+        return request
+    return {k: v for k, v in request.items() if k != "auth_user" and k != "auth_revision"}
+
+
+def _unanswered(item: Any) -> bool:
+    return not item.waiter.done
 
 
 class LeaderLink:
     """One kept-open session to one leader address.
 
     Items are the node's ClientWrite/ClientRead: `.request` is sent, `.waiter` answered.
+    The frames, ids and matching of answers are `SessionClient`'s; this class moves them.
     """
 
     def __init__(
@@ -60,48 +63,43 @@ class LeaderLink:
         self._session = session
         self._on_unsent = on_unsent
         self._logger = logger
-        self._ids = itertools.count(1)
-        self._queued: list[tuple[int, Any]] = []
-        self._in_flight: dict[int, Any] = {}
+        # No size limit on the leader's answers: they are the answers to our own requests.
+        self._protocol = SessionClient(max_frame_bytes=sys.maxsize)
         self._wakeup = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"leader-link-{address}")
         self.closed = False
 
     @property
     def busy(self) -> bool:
-        return bool(self._queued or self._in_flight)
+        return self._protocol.busy
 
     def send(self, item: Any) -> None:
         if self.closed:
             self._on_unsent([item])
             return
-        self._queued.append((next(self._ids), item))
+        self._protocol.request(_forwarded_form(item), item, item.token)
         self._wakeup.set()
 
     async def _run(self) -> None:
         scheme = "wss" if self._tls is not None else "ws"
         url = f"{scheme}://{self.address}{SESSION_PATH}?{FORWARDED_QUERY}"
+        protocol = self._protocol
         try:
             ssl = self._tls.dial if self._tls is not None else True
             async with self._session.ws_connect(url, compress=0, max_msg_size=0, ssl=ssl) as ws:
                 reader = asyncio.get_running_loop().create_task(self._read(ws))
                 try:
                     while not reader.done():
-                        if not self._queued:
+                        if not protocol.has_unsent:
                             self._wakeup.clear()
                             waiting = asyncio.ensure_future(self._wakeup.wait())
                             await asyncio.wait({waiting, reader}, return_when=asyncio.FIRST_COMPLETED)
                             waiting.cancel()
                             continue
-                        batch, self._queued = self._queued, []
-                        frame = []
-                        for request_id, item in batch:
-                            if item.waiter.done:
-                                continue
-                            self._in_flight[request_id] = item
-                            frame.append(_forwarded_form(item, request_id))
-                        if frame:
-                            await ws.send_bytes(orjson.dumps(frame))
+                        # Requests whose callers stopped waiting while queued are not sent.
+                        frame = protocol.data_to_send(_unanswered)
+                        if frame is not None:
+                            await ws.send_bytes(frame)
                 finally:
                     reader.cancel()
         except asyncio.CancelledError:
@@ -116,34 +114,33 @@ class LeaderLink:
             if frame.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
                 return
             try:
-                answers = orjson.loads(frame.data)
-            except orjson.JSONDecodeError:
-                self._logger.warning("the leader at {} sent an invalid session frame", self.address)
+                answers = self._protocol.receive(frame.data)
+            except SessionProtocolError as e:
+                self._logger.warning("the leader at {} sent an invalid session frame: {}", self.address, e)
+                self._deliver(e.answers)
                 return
-            retry_later = []
-            for answer in answers if isinstance(answers, list) else ():
-                if not isinstance(answer, dict):
-                    continue
-                item = self._in_flight.pop(answer.get("id"), None)
-                if item is None:
-                    continue
-                status = answer.get("status", 502)
-                if status == 503:
-                    # Every 503 means "not applied" (the node we reached is no longer
-                    # the leader, or lost the entry to a new one): safe to try again
-                    # once this node knows the new leader.
-                    retry_later.append(item)
-                else:
-                    item.waiter.resolve(Response(status, answer.get("body")))
-            if retry_later:
-                self._on_unsent(retry_later)
+            self._deliver(answers)
+
+    def _deliver(self, answers: list) -> None:
+        retry_later = []
+        for item, status, body in answers:
+            if status == 503:
+                # Every 503 means "not applied" (the node we reached is no longer
+                # the leader, or lost the entry to a new one): safe to try again
+                # once this node knows the new leader.
+                retry_later.append(item)
+            else:
+                item.waiter.resolve(Response(status, body))
+        if retry_later:
+            self._on_unsent(retry_later)
 
     def _close(self) -> None:
         self.closed = True
-        unsent, self._queued = [item for _, item in self._queued if not item.waiter.done], []
+        unsent, in_flight = self._protocol.close()
         # A read can always be asked again; a write already sent may have been applied.
-        retry = unsent + [item for item in self._in_flight.values() if not item.waiter.is_write]
-        for item in self._in_flight.values():
+        retry = [item for item in unsent if not item.waiter.done]
+        retry += [item for item in in_flight if not item.waiter.is_write]
+        for item in in_flight:
             if item.waiter.is_write:
                 item.waiter.resolve(
                     responses.error(
@@ -153,7 +150,6 @@ class LeaderLink:
                         "the outcome is unknown (retry with the same X-Request-Id to apply it at most once)",
                     )
                 )
-        self._in_flight = {}
         if retry:
             self._on_unsent(retry)
 

@@ -171,7 +171,7 @@ def test_a_timed_out_session_request_leaves_the_session_usable():
 
 
 def test_backoff_grows_exponentially_with_jitter_up_to_the_maximum():
-    backoff = Backoff()
+    backoff = Backoff(BACKOFF_INITIAL, BACKOFF_MAX)
     pauses = [backoff.pause(None, endpoints=1) for _ in range(12)]
     for n, pause in enumerate(pauses):
         nominal = min(BACKOFF_INITIAL * 2**n, BACKOFF_MAX)
@@ -179,7 +179,7 @@ def test_backoff_grows_exponentially_with_jitter_up_to_the_maximum():
 
 
 def test_retry_after_waits_only_once_every_endpoint_was_tried():
-    backoff = Backoff()
+    backoff = Backoff(BACKOFF_INITIAL, BACKOFF_MAX)
     # Three endpoints; the first says "Retry-After: 1": the next two are tried at once.
     assert backoff.pause(1.0, endpoints=3) <= BACKOFF_INITIAL
     assert backoff.pause(None, endpoints=3) <= 2 * BACKOFF_INITIAL
@@ -187,4 +187,4 @@ def test_retry_after_waits_only_once_every_endpoint_was_tried():
     assert backoff.pause(None, endpoints=3) == min(1.0, BACKOFF_MAX)
     assert backoff.pause(None, endpoints=3) <= 8 * BACKOFF_INITIAL  # and it was used up
     # With a single endpoint there is nobody else to ask.
-    assert Backoff().pause(0.5, endpoints=1) == 0.5
+    assert Backoff(BACKOFF_INITIAL, BACKOFF_MAX).pause(0.5, endpoints=1) == 0.5

@@ -405,13 +405,13 @@ def test_a_token_expires(tmp_path):
         # A client renews its token by itself, once, and goes on.
         async with Client([n.base[len("http://"):]], user="alice", password=PASSWORDS["alice"]) as c:
             await c.put("app/c", "1")
-            first = c._token
+            first = c._tokens.token
             await wait_until(lambda: time.time() > json.loads(
                 base64.urlsafe_b64decode(first.split(".")[0] + "==="))["e"] + 0.01, "the client's token to expire")
             await c.put("app/c", "2")  # over the session
             assert (await c.get("app/c"))["kv"]["value"] == "2"
             await c.lease_grant(5)  # over HTTP
-            assert c._token != first
+            assert c._tokens.token != first
         async with Client([n.base[len("http://"):]], user="alice", password="wrong") as c:
             with pytest.raises(ClientError) as caught:
                 await c.get("app/a")

@@ -3,6 +3,7 @@ import asyncio
 import socket
 
 import orjson
+import pytest
 from aiohttp import web
 
 from abcd.node.forward import Forwarder
@@ -111,13 +112,23 @@ def test_an_unreachable_leader_hands_everything_back():
     asyncio.run(body())
 
 
-def test_a_link_broken_after_sending_answers_writes_504_and_retries_reads():
+@pytest.mark.parametrize(
+    "answering, write_key",
+    [
+        (lambda r: None, "hang-up"),  # never answers; hangs up on "hang-up"
+        # Answers every request under an id the link never sent: the frame breaks the
+        # session protocol, and the link ends as if broken.
+        (lambda r: {"id": r["id"] + 1000, "status": 200, "body": {}}, "a"),
+    ],
+    ids=["the leader hangs up", "the leader breaks the protocol"],
+)
+def test_a_link_that_ends_after_sending_answers_writes_504_and_retries_reads(answering, write_key):
     async def body():
-        leader = await FakeLeader(lambda r: None).start()  # never answers; hangs up on "hang-up"
+        leader = await FakeLeader(answering).start()
         unsent = []
         forwarder = Forwarder(unsent.extend)
         answers = []
-        write = item("put", "hang-up", answers)
+        write = item("put", write_key, answers)
         read = item("get", "x", answers, write=False)
         forwarder.forward(leader.address, write)
         forwarder.forward(leader.address, read)
