@@ -9,7 +9,8 @@ checks the tables, then hands them to `MVCC.from_parts`.
 """
 from __future__ import annotations
 
-from operator import itemgetter
+from itertools import accumulate, chain, compress, islice, repeat
+from operator import gt, itemgetter, lt, not_, sub
 from typing import Callable
 
 from .mvcc import (
@@ -46,10 +47,13 @@ def load(state: dict, history_limit: int | None) -> MVCC:
     revision = _int(state["revision"], "revision")
     compact_revision = _int(state["compact_revision"], "compact_revision")
     tables = _Tables()
-    if state.get("version") == 1:
+    version = state.get("version")
+    if version == 1:
         last = tables.load_v1(state)
-    else:
+    elif version == 2:
         last = tables.load_v2(state)
+    else:
+        last = tables.load_v3(state)
     if compact_revision > revision or last > revision:
         raise ValueError("revisions are inconsistent")
     return MVCC.from_parts(
@@ -62,6 +66,10 @@ def load(state: dict, history_limit: int | None) -> MVCC:
         event_revs=tables.event_revs,
         events=tables.events,
     )
+
+
+_MOD_REVISION = itemgetter(MOD_REVISION)
+_VERSION = itemgetter(VERSION)
 
 
 class _Tables:
@@ -108,6 +116,50 @@ class _Tables:
             self.add_versions(key, [_kv_from_compact(key, item) for item in compact])
             keys.append(key)
         self.index = SortedKeys(keys)
+        return self.load_compact_events(state["events"])
+
+    def load_v3(self, state: dict) -> int:
+        """The packed format's columns (snapshot_packed.py), turned into the tables in a
+        few passes that run in C: zip makes the KV tuples, map and slice the version
+        lists, dict the tables.  Python code runs per key only for keys that hold more
+        than one version (to check their order).  The integer columns are arrays of
+        unsigned integers: nothing negative comes out of them."""
+        columns = state["columns"]
+        keys, values, counts = columns.keys, columns.values, columns.counts
+        ints = (columns.create_revisions, columns.mod_revisions, columns.versions, columns.leases)
+        n_keys, n_versions = len(keys), len(values)
+        if len(counts) != n_keys or any(len(column) != n_versions for column in ints):
+            raise ValueError("the columns' lengths do not match")
+        if n_keys and (min(counts) < 1 or sum(counts) != n_versions):
+            raise ValueError("the version counts do not add up to the versions")
+        if not set(map(type, keys)) <= {str} or not set(map(type, values)) <= {str}:
+            raise ValueError("keys and values must be strings")
+        if not all(map(lt, keys, islice(keys, 1, None))):
+            raise ValueError("the keys are not in strictly increasing order")
+        if n_versions == n_keys:  # one version per key, the usual case
+            kvs = list(zip(keys, values, *ints))
+            lists = list(map(list, zip(kvs)))
+            lasts = kvs
+        else:
+            # One key object per key, shared by its versions, as the live store does.
+            kvs = list(zip(chain.from_iterable(map(repeat, keys, counts)), values, *ints))
+            ends = list(accumulate(counts))
+            lists = list(map(kvs.__getitem__, map(slice, [0, *ends[:-1]], ends)))
+            lasts = list(map(kvs.__getitem__, map(sub, ends, repeat(1))))
+            for versions in lists:
+                if len(versions) > 1:
+                    revs = list(map(_MOD_REVISION, versions))
+                    if any(map(gt, revs, islice(revs, 1, None))):
+                        raise ValueError(f"the versions of key {versions[0][KEY]!r} are not in revision order")
+        self.versions = dict(zip(keys, lists))
+        live = self.live = dict(zip(keys, lasts))
+        for key in [*compress(keys, map(not_, map(_VERSION, lasts)))]:
+            del live[key]  # its last version is a tombstone
+        self.index = SortedKeys.from_sorted(keys)
+        return self.load_compact_events(state["events"])
+
+    def load_compact_events(self, records: list) -> int:
+        """Events as versions 2 and 3 write them: [key, i, j] into the version lists."""
         lists = self.versions
 
         def event(rev: int, item: object) -> Event:
@@ -124,7 +176,7 @@ class _Tables:
                 raise ValueError(f"event {item!r:.200} at revision {rev} does not match its versions")
             return (kv, versions[j] if j >= 0 else None)
 
-        return self.load_events(state["events"], event)
+        return self.load_events(records, event)
 
     def add_versions(self, key: str, versions: list[KV]) -> None:
         if len(versions) > 1:  # most keys hold one version: nothing to check (a restart's time)
@@ -202,6 +254,15 @@ class CapturedVersions:
     def to_list(self) -> list[list]:
         return self[:]
 
+    @property
+    def keys(self) -> list[str]:
+        """The keys, in order (do not change the list)."""
+        return self._keys
+
+    def lists(self, start: int, stop: int) -> list[list[KV]]:
+        """The version lists of keys[start:stop] (do not change them: the store shares them)."""
+        return list(map(self._lists.__getitem__, self._keys[start:stop]))
+
 
 class CapturedEvents:
     """The `events` of a capture: [[revision, [event, ...]], ...], made when read like
@@ -238,10 +299,14 @@ class CapturedEvents:
     def _compact(self, event: Event) -> list | dict:
         positions = self._positions
         if positions is None:
-            # Built once, by the encoder: every KV of the capture is alive (the lists
-            # hold it), so no two share an id, and an id found here is the KV itself.
+            # Built once, by the encoder, for the keys the events name (not for every
+            # key: a pass over a million keys for ten thousand events).  Every KV of the
+            # capture is alive (the lists hold it), so no two share an id, and an id
+            # found here is the KV itself.
+            lists = self._lists
+            named = {e[0][KEY] for written in self._events for e in each_event(written)}
             positions = self._positions = {
-                id(kv): i for versions in self._lists.values() for i, kv in enumerate(versions)
+                id(kv): i for key in named for i, kv in enumerate(lists.get(key, ()))
             }
         kv, prev = event
         i = positions.get(id(kv))

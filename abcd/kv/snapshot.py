@@ -1,4 +1,10 @@
-"""Snapshot encoding of a KVStore: one JSON document (format version 2).
+"""Snapshot encoding of a KVStore.
+
+A snapshot is written in the packed format, version 3 (snapshot_packed.py): a prefix,
+a JSON meta, and the version lists as columns, made for loading a million keys in one
+pass.  Versions 1 and 2, one JSON document each, are still read (a node upgraded from
+an older abcd starts from the snapshot it wrote then), and version 2 can still be
+written (`encode_json`), for people and tests that read a snapshot as JSON:
 
     {"format": "abcd-kv", "version": 2,
      "applied_index", "revision", "compact_revision",
@@ -17,7 +23,8 @@ from its KV (a tombstone, version 0, is a delete).  An event whose KV the versio
 lists no longer hold (trimmed at the compaction point) is written in full, {"type",
 "kv", "prev_kv"} with KVs as the API returns them.  Each KV is written once, which
 makes a snapshot about a third of the size of version 1 (where events and versions
-held the KVs in full, with their field names); version 1 is still read.
+held the KVs in full, with their field names).  Version 3 keeps everything but the
+version lists as version 2 writes it.
 
 Everything a restored store needs to answer exactly as the original would: reads at
 any revision from the compaction point, watches from there, retried requests.  The
@@ -31,17 +38,26 @@ from __future__ import annotations
 
 import json
 
+from . import snapshot_packed
 from .errors import SnapshotError
 from .mvcc_capture import CapturedEvents, CapturedVersions
 
 FORMAT = "abcd-kv"
-VERSION = 2
-READABLE_VERSIONS = (1, 2)
+VERSION = snapshot_packed.VERSION_PACKED
+JSON_VERSION = 2
+READABLE_VERSIONS = (1, 2, 3)
 
 
 def encode(state: dict) -> bytes:
-    """Serialize a capture (safe to run in another thread than the store's)."""
-    return json.dumps(plain(state), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    """Serialize a capture in the packed format (safe to run in another thread than the
+    store's)."""
+    return b"".join(snapshot_packed.encode_parts(state))
+
+
+def encode_json(state: dict) -> bytes:
+    """Serialize a capture as one JSON document, format version 2."""
+    document = {**plain(state), "version": JSON_VERSION}
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 def plain(state: dict) -> dict:
@@ -51,10 +67,15 @@ def plain(state: dict) -> dict:
     return {**state, **lazy} if lazy else state
 
 
-def decode(data: bytes) -> object:
-    """The parsed document of snapshot bytes, to give to KVStore.from_capture."""
+def decode(data: bytes | memoryview, *, loads=None) -> object:
+    """The parsed state of snapshot bytes of any readable version, to give to
+    KVStore.from_capture.  `loads` parses JSON (bytes or a memoryview); the standard
+    library's by default."""
+    if snapshot_packed.is_packed(data):
+        state = snapshot_packed.decode(data, loads=loads or snapshot_packed.loads_json)
+        return {"format": FORMAT, "version": VERSION, **state}
     try:
-        return json.loads(data)
+        return (loads or snapshot_packed.loads_json)(data)
     except (ValueError, TypeError) as error:  # UnicodeDecodeError is a ValueError
         raise SnapshotError(f"snapshot is not valid JSON: {error}") from None
 
@@ -65,5 +86,5 @@ def check_format(state: object) -> None:
         raise SnapshotError("snapshot is not an abcd-kv snapshot")
     if state.get("version") not in READABLE_VERSIONS:
         raise SnapshotError(
-            f"snapshot format version {state.get('version')!r} is not supported (this abcd reads versions 1 and 2)"
+            f"snapshot format version {state.get('version')!r} is not supported (this abcd reads versions 1, 2 and 3)"
         )

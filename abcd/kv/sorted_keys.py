@@ -14,7 +14,8 @@ order is etcd's byte order.
 from __future__ import annotations
 
 from bisect import bisect_left, insort
-from itertools import chain
+from itertools import chain, islice
+from operator import lt
 from typing import Iterator
 
 CHUNK = 512
@@ -24,10 +25,22 @@ class SortedKeys:
     __slots__ = ("_chunks", "_maxes", "_len")
 
     def __init__(self, keys: list[str] | None = None) -> None:
-        ordered = sorted(set(keys or ()))
+        keys = keys or []
+        # A snapshot lists its keys in order: checking that (in C, one comparison per
+        # key) spares hashing them into a set and sorting them (seconds at a million).
+        ordered = keys if all(map(lt, keys, islice(keys, 1, None))) else sorted(set(keys))
         self._chunks = [ordered[i : i + CHUNK] for i in range(0, len(ordered), CHUNK)]
         self._maxes = [chunk[-1] for chunk in self._chunks]
         self._len = len(ordered)
+
+    @classmethod
+    def from_sorted(cls, keys: list[str]) -> "SortedKeys":
+        """The set of `keys`, which the caller has checked are strictly increasing."""
+        made = cls()
+        made._chunks = [keys[i : i + CHUNK] for i in range(0, len(keys), CHUNK)]
+        made._maxes = [chunk[-1] for chunk in made._chunks]
+        made._len = len(keys)
+        return made
 
     def __len__(self) -> int:
         return self._len

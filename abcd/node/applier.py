@@ -5,7 +5,7 @@ promise), so applying is a plain loop: decode the command, `KVStore.apply` it at
 index (without validating it again: the leader validated and normalized it before
 proposing it), and give the response to the request waiting for that entry: the
 requests' `claim(entry)` hands it over only if the entry's term is the one its
-proposal was accepted in (requests.py), and `applied(write, response)` answers it.  A leader
+proposal was accepted in (requests.py), and the applier answers it with the response.  A leader
 applying its own proposal (same index, same term: the same entry) skips the decoding
 and applies the command as it validated it.
 
@@ -103,15 +103,15 @@ class Applier:
                 store.mark_applied(entry.index)
                 self._on_config(entry)
                 if write is not None:
-                    requests.applied(write, responses.ok({}))
+                    write.waiter.resolve(responses.ok({}))
             elif not entry.data:
                 store.mark_applied(entry.index)  # a leader's no-op (§8)
                 if write is not None:
-                    requests.applied(write, responses.error(500, "internal", f"entry {entry.index} carried no command"))
+                    write.waiter.resolve(responses.error(500, "internal", f"entry {entry.index} carried no command"))
             elif write is not None:
                 # Our own proposal (same index and term: the same entry, §5.3): apply the
                 # command as validated instead of parsing its bytes again, and answer it.
-                requests.applied(write, self._apply_command(entry, True, write.request))
+                write.waiter.resolve(self._apply_command(entry, True, write.request))
             else:
                 # Only a write waiting here needs its Response made.
                 self._apply_command(entry, False)

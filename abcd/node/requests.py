@@ -18,8 +18,9 @@ core answers the tag with a Reply:
 Linearizable reads of one turn share one `ReadIndex(tag)` (§6.4); `ReadReady(i)`
 means the reads may be served once the store's applied index reaches `i`.
 
-The applier tells what it applies through `claim(entry)` (the write waiting for that
-entry, if any) and `applied(write, response)`; after a batch, `release_reads`.
+The applier tells what it applies through `claim(entry)`, which hands it the write
+waiting for that entry, if any, to answer with the entry's result; after a batch,
+`release_reads` serves the reads the store's applied index now covers.
 
 Every request has a deadline; `expire(now)` (called on ticks) answers 504 to those
 past it.  A `Waiter` is answered exactly once, whichever comes first.
@@ -243,8 +244,8 @@ class PendingRequests:
         """The write that waits for `entry`, which the applier is about to apply, if that
         entry is the one the write was accepted as (same index and term, §5.3).
 
-        The write is no longer waiting after this: the applier answers it (`applied`).
-        A write accepted at this index in another term was overwritten by a new leader's
+        The write is handed over: the applier answers it (its `waiter`) with what
+        applying the entry returned; nothing here waits for it any more.  A write accepted at this index in another term was overwritten by a new leader's
         entry and can never commit: it is told so here, and None is returned."""
         waiting = self._by_index.pop(entry.index, None)
         if waiting is None:
@@ -253,10 +254,6 @@ class PendingRequests:
             waiting[1].waiter.resolve(responses.proposal_lost())
             return None
         return waiting[1]
-
-    def applied(self, write: ClientWrite, response: Response) -> None:
-        """The applier applied the entry of `write` (see claim); `response` is its answer."""
-        write.waiter.resolve(response)
 
     def on_restored(self, index: int) -> None:
         """The state machine jumped to a leader's snapshot at `index` (Restore).

@@ -9,7 +9,7 @@ HTTP call through `submit`).  It is validated (and authorized, with auth on), th
   serializable read, served from this node's store;
 * on the leader, pushed into the pipeline; `PendingRequests` (requests.py) holds it
   while the core and the applier work on it: one Propose / ReadIndex per turn, then
-  the index it was accepted at, then the applier's answer (`claim` / `applied`);
+  the index it was accepted at, until the applier claims it and answers it;
 * on a follower, forwarded to the leader it knows (forward.py);
 * with no leader known, or none this node can reach, parked.
 
@@ -22,8 +22,10 @@ once a leader is known (`after_step`), and answered `503 no_leader` once it has
 waited `park_seconds` for one (`on_tick`).
 
 A request answers exactly once (its `Waiter`): with its result; 503 when it is known
-not to have been applied (safe to retry); or 504 after `request_timeout`
-(`PendingRequests.expire`), which for a write means its outcome is unknown.
+not to have been applied (safe to retry); or 504 past `request_timeout`
+(`PendingRequests.expire`), or when a write was sent but its answer cannot come (the
+forwarding link broke, the node installed a snapshot over its index, or stops): a
+write's outcome is then unknown.
 
 Leadership is read through two callables given by the node (`is_leader`,
 `leader_id`), and the applied index is the store's: the router keeps no copy of

@@ -5,6 +5,7 @@ import pytest
 
 from abcd.kv import KVError, KVStore, validate_command
 from abcd.kv.auth import AuthState, prefix_end
+from abcd.kv.snapshot import encode_json
 
 
 class Applied:
@@ -169,7 +170,7 @@ def test_auth_state_survives_a_snapshot():
 def test_a_snapshot_without_auth_restores_with_auth_off():
     import json
 
-    state = json.loads(KVStore().snapshot())
+    state = json.loads(encode_json(KVStore().capture()))
     del state["auth"]
     restored = KVStore.restore(json.dumps(state).encode())
     assert not restored.auth.enabled and restored.auth.users == {}

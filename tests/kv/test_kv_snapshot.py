@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from kvtest_helpers import Log
 
 from abcd.kv import KVError, KVStore, SnapshotError, encode_snapshot
+from abcd.kv.snapshot import encode_json
 
 KEYS = ["a", "b", "a/x", "a/y", "b/z", "é"]
 CONFIG = {"history_limit": 4, "max_clients": 2, "client_window": 2}
@@ -51,7 +52,7 @@ def test_restore_gives_the_same_state_and_the_same_bytes():
 
 
 def test_snapshot_is_json_with_the_documented_fields():
-    state = json.loads(build().store.snapshot())
+    state = json.loads(encode_json(build().store.capture()))
     assert state["format"] == "abcd-kv" and state["version"] == 2
     assert set(state) == {
         "format",
@@ -93,7 +94,7 @@ def test_restored_events_share_kvs_with_the_versions():
         (b'{"format": "abcd-kv", "version": 1', "snapshot is not valid JSON"),
         (b"[]", "snapshot is not an abcd-kv snapshot"),
         (b'{"format": "etcd"}', "snapshot is not an abcd-kv snapshot"),
-        (b'{"format": "abcd-kv", "version": 9}', "snapshot format version 9 is not supported (this abcd reads versions 1 and 2)"),
+        (b'{"format": "abcd-kv", "version": 9}', "snapshot format version 9 is not supported (this abcd reads versions 1, 2 and 3)"),
         (b'{"format": "abcd-kv", "version": 1}', "snapshot is not valid: KeyError: 'applied_index'"),
     ],
 )
@@ -129,11 +130,21 @@ def as_version_1(data: bytes) -> bytes:
 
 def test_a_version_1_snapshot_still_restores_to_the_same_state():
     original = build().store
-    old = as_version_1(original.snapshot())
+    old = as_version_1(encode_json(original.capture()))
     assert json.loads(old)["version"] == 1
     restored = KVStore.restore(old, **CONFIG)
     assert observe(restored) == observe(original)
-    assert restored.snapshot() == original.snapshot()  # written again as version 2
+    assert restored.snapshot() == original.snapshot()  # written again in the packed format
+
+
+def test_a_version_2_snapshot_still_restores_to_the_same_state():
+    # What abcd wrote before the packed format: a node upgraded starts from it.
+    original = build().store
+    old = encode_json(original.capture())
+    assert json.loads(old)["version"] == 2 and not old.startswith(b"ABCD-KV")
+    restored = KVStore.restore(old, **CONFIG)
+    assert observe(restored) == observe(original)
+    assert restored.snapshot() == original.snapshot()
 
 
 def test_version_2_writes_each_kv_once_and_is_much_smaller():
@@ -141,7 +152,7 @@ def test_version_2_writes_each_kv_once_and_is_much_smaller():
     for round_ in range(3):
         for i in range(200):
             log.put(f"key-{i:04d}", f"{round_}" * 100)
-    data = log.store.snapshot()
+    data = encode_json(log.store.capture())
     assert len(data) < 0.5 * len(as_version_1(data))
     assert data.count(b"1" * 100) == 200  # each value of the second round: once
 
@@ -151,7 +162,7 @@ def test_an_event_whose_kv_was_trimmed_is_written_in_full():
     log.put("gone", "1")
     deleted = log.delete("gone")["revision"]
     log.store.compact(deleted)  # the tombstone at the compaction point is trimmed; its event stays
-    state = json.loads(log.store.snapshot())
+    state = json.loads(encode_json(log.store.capture()))
     [[rev, [event]]] = state["events"]
     assert rev == deleted and event["type"] == "delete" and event["kv"]["key"] == "gone"
     restored = KVStore.restore(log.store.snapshot(), history_limit=None)
@@ -187,7 +198,7 @@ def point_event_at_an_older_version(state: dict) -> None:
 
 
 def corrupt(change) -> bytes:
-    state = json.loads(build().store.snapshot())
+    state = json.loads(encode_json(build().store.capture()))
     change(state)
     return json.dumps(state).encode()
 
@@ -291,7 +302,7 @@ def test_replace_state_moves_a_restored_state_into_the_same_store_and_tells_its_
     store.add_listener(lambda rev, events: commits.append(rev))
     store.add_restore_listener(lambda: restores.append(store.current_revision))
     leader = build().store
-    restored = KVStore.from_capture(json.loads(leader.snapshot()), **store.bounds())
+    restored = KVStore.from_capture(json.loads(encode_json(leader.capture())), **store.bounds())
     store.replace_state(restored)
     assert observe(store) == observe(leader)
     assert restores == [leader.current_revision] and commits == []

@@ -20,7 +20,7 @@ class Harness:
         write = self.pending.claim(entry)
         self.applied_index = entry.index
         if write is not None:
-            self.pending.applied(write, response)
+            write.waiter.resolve(response)
 
     def serve(self, request):
         self.reads_served.append(request)

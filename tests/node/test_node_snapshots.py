@@ -142,11 +142,13 @@ def snap_files(data_dir: str) -> list[str]:
 def test_encode_state_writes_the_kv_snapshot_format_byte_for_byte():
     store = KVStore()
     for i in range(1, 2 * snapshot_format.ENCODE_SLICE + 7):  # more keys than one slice
-        store.apply({"op": "put", "key": f"k{i:05}", "value": "é\"\n" * (i % 3), "lease": 0}, index=i)
+        store.apply({"op": "put", "key": f"k{i:05}\u2028\x7f", "value": "é\"\n\x00\U0001f600" * (i % 3), "lease": 0}, index=i)
     state = store.capture()
-    assert encode_state(state) == kv_snapshot.encode(state)
+    assert encode_state(state) == kv_snapshot.encode(state)  # orjson writes what json writes
+    assert encode_state(state).startswith(b"ABCD-KV\0")
     assert KVStore.restore(encode_state(state)).snapshot() == store.snapshot()
-    assert encode_state({}) == b"{}"
+    empty = KVStore()
+    assert KVStore.restore(encode_state(empty.capture())).snapshot() == empty.snapshot()
 
 
 def test_the_wire_form_is_a_header_line_then_the_kv_document():
@@ -620,6 +622,29 @@ def test_recovery_loads_the_newest_snapshot_and_the_wal_after_it(tmp_path):
     assert snapshot.members == CONTEXT and decode_wire(snapshot.data)[0] == CONTEXT
     assert [e.index for e in entries] == [11, 12]
     assert store.applied_index == 10 and store.get("b")["value"] == "2" and store.get("old") is None
+
+
+def test_recovery_starts_from_a_json_snapshot_an_older_abcd_wrote(tmp_path):
+    # Before the packed format a node saved its snapshots as one JSON document
+    # (format version 2): a node upgraded in place starts from it, and its newest
+    # snapshot, which it sends to followers, is then in the packed format.
+    data_dir = os.fspath(tmp_path)
+    written = KVStore.restore(saved_store(10, {"a": "1", "b": "2"}))
+    old = kv_snapshot.encode_json(written.capture())
+    assert old.startswith(b'{"format":"abcd-kv","version":2')
+    save(data_dir, 10, old)
+    store = KVStore()
+    snapshot, entries = snapshots.recover(data_dir, Recovered(HardState(1), wal_entries(8, 12), 8), store)
+    assert store.applied_index == 10 and store.get("b")["value"] == "2" and [e.index for e in entries] == [11, 12]
+    assert snapshot_format.load_store(KVStore(), decode_wire(snapshot.data)[1]).snapshot() == written.snapshot()
+
+
+def test_a_snapshot_is_saved_and_sent_in_the_packed_format(rig):
+    rig.put(*(f"k{i}" for i in range(10)))
+    rig.runner.complete()
+    loaded = load_latest_snapshot(rig.data_dir)
+    assert loaded.data.startswith(b"ABCD-KV\0")
+    assert decode_wire(rig.snapshots.newest.data)[1] == loaded.data
 
 
 def test_recovery_without_a_snapshot_uses_the_whole_wal(tmp_path):
