@@ -2,9 +2,10 @@
 
 Each client frame is a JSON list of requests (objects with an `id`); each server
 frame a JSON list of responses `{"id", "status", "body"}`, in any order and grouping
-(the frames themselves are `abcd.session_protocol`'s; this module moves them).  The requests of a frame are handed to the node together, up to SLICE per loop turn,
-so its writes become one proposal per slice; answers that complete in the same
-pipeline step leave in one frame, written at the end of that step.
+(abcd/session_protocol.py reads and writes them; this module moves the bytes).  The
+requests of a frame are handed to the node together, up to SLICE per loop turn, so
+its writes become one proposal per slice; answers that complete in the same pipeline
+step leave in one frame, written at the end of that step.
 
 A bad request gets its 400 answer and the session stays open.  A frame that is not a
 JSON list of objects closes the session with a reason (1007 invalid JSON, 1003 not a

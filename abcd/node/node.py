@@ -120,8 +120,11 @@ class Node:
         loop = asyncio.get_running_loop()
         self.loop = loop
         config = self.config
+        # The newest snapshot first: the WAL then skips decoding the entries it covers.
+        loaded = snapshots.newest_file(config.data_dir, self.logger)
         self.wal, recovered = WAL.open(
-            config.data_dir, segment_bytes=config.wal_segment_bytes, preallocate_bytes=config.wal_preallocate_bytes
+            config.data_dir, segment_bytes=config.wal_segment_bytes, preallocate_bytes=config.wal_preallocate_bytes,
+            covered=loaded.index if loaded is not None else 0,
         )
         if recovered.torn_bytes_truncated:
             self.logger.warning("recovery cut a torn write of {} bytes off the WAL", recovered.torn_bytes_truncated)
@@ -129,7 +132,7 @@ class Node:
         self.gate = Gate(self.store, self.cluster_id, config.auth_token_ttl)
         try:
             # The newest snapshot goes into the store, the WAL's entries after it into the core.
-            newest, entries = snapshots.recover(config.data_dir, recovered, self.store, self.logger)
+            newest, entries = snapshots.recover(config.data_dir, recovered, self.store, self.logger, loaded=loaded)
         except BaseException:
             self.wal.close()
             raise

@@ -6,28 +6,45 @@ error naming the file, never a silent fall-back that could lose committed entrie
 """
 from __future__ import annotations
 
+from typing import Any
+
 import loguru
 
 from ..kv import KVStore, SnapshotError
 from ..raft.messages import Entry
-from ..storage import StorageError, load_latest_snapshot
+from ..storage import LoadedSnapshot, StorageError, load_latest_snapshot
 from ..storage.recovery import Recovered
 from .snapshot_format import NodeSnapshot, encode_wire, load_store
 
 
+def newest_file(data_dir: str, logger=loguru.logger) -> LoadedSnapshot | None:
+    """The newest intact snapshot file (read and checked), logging those passed over.
+
+    The node reads it before the WAL, so that the WAL does not decode the entries it
+    covers (WAL.open's `covered`).  StorageError if files exist but none is intact."""
+    loaded = load_latest_snapshot(data_dir)
+    if loaded is not None:
+        for reason in loaded.skipped:
+            logger.warning("passed over a snapshot file: {}", reason)
+    return loaded
+
+
+_READ_NOW: Any = object()
+
+
 def recover(
-    data_dir: str, recovered: Recovered, store: KVStore, logger=loguru.logger
+    data_dir: str, recovered: Recovered, store: KVStore, logger=loguru.logger, *, loaded: Any = _READ_NOW
 ) -> tuple[NodeSnapshot | None, list[Entry]]:
-    """Load the newest intact snapshot into `store`; (it, the WAL entries after it).
+    """Load the newest intact snapshot into `store` (`loaded`, read by newest_file,
+    else read now); (it, the WAL entries after it).
 
     Raises StorageError naming the file when a snapshot cannot be used, or when the WAL
     does not continue where the snapshot ends (the files passed over are listed too).
     """
-    loaded = load_latest_snapshot(data_dir)
+    if loaded is _READ_NOW:
+        loaded = newest_file(data_dir, logger)
     if loaded is None:
         return None, recovered.entries_after(0)
-    for reason in loaded.skipped:
-        logger.warning("passed over a snapshot file: {}", reason)
     raft = loaded.raft_snapshot()
     members = loaded.meta.get("members")
     if members is not None and type(members) is not str:

@@ -3,8 +3,8 @@
 Once `snapshot_count` entries were applied since the newest snapshot, and none is
 being taken, `on_effects` (a sink after the applier) forks a child process on the
 event loop (snapshot_child.py): its copy-on-write image of the process is the store
-exactly at the applied index, and it encodes that with orjson and saves it durably as
-`snap/<term>-<index>.snap`, with the configuration as of that index in its meta
+exactly at the applied index, and it encodes that (the packed format:
+kv/snapshot_packed.py) and saves it durably as `snap/<term>-<index>.snap`, with the configuration as of that index in its meta
 (voters, learners, and the member table's context: see membership.py), on its own
 interpreter lock and at a lower priority than the node.  The worker thread
 (snapshot_worker.py) waits for the child, reads the file back (checking it) for

@@ -30,11 +30,11 @@ from ..raft.messages import InstallSnapshotRequest, Message
 from .membership import Membership
 from .snapshot_format import NodeSnapshot, decode_wire
 from .snapshot_install import SnapshotInstalling
-from .snapshot_recovery import recover
+from .snapshot_recovery import newest_file, recover
 from .snapshot_taking import SnapshotTaking
 from .snapshot_worker import KEEP_SNAPSHOTS, KEEP_WAL_SEGMENTS, Runner, Worker, thread_runner
 
-__all__ = ["Snapshotter", "NodeSnapshot", "recover", "thread_runner"]
+__all__ = ["Snapshotter", "NodeSnapshot", "newest_file", "recover", "thread_runner"]
 
 OnEvent = Callable[[str, dict], None]
 

@@ -127,6 +127,17 @@ def decode_hard_state(payload) -> HardState:
     return HardState(current_term, None if voted_for == -1 else voted_for)
 
 
+def entries_span(payload) -> tuple[int, int]:
+    """(the first index, the count) of an ENTRIES payload, without decoding its entries."""
+    if len(payload) < _COUNT.size + _ENTRY_HEAD_SIZE:
+        raise RecordFormatError(f"ENTRIES payload is {len(payload)} bytes, too short for its count and one entry")
+    (count,) = _COUNT.unpack_from(payload, 0)
+    _term, index, _kind, _length = _ENTRY_HEAD.unpack_from(payload, _COUNT.size)
+    if count == 0 or index < 1:
+        raise RecordFormatError(f"ENTRIES record of {count} entries starts at index {index}")
+    return index, count
+
+
 def decode_entries(payload) -> list[Entry]:
     """The entries of an ENTRIES payload; checks the batch is non-empty and contiguous."""
     size = len(payload)

@@ -35,6 +35,7 @@ from .records import (
     decode_entries,
     decode_hard_state,
     decode_log_reset,
+    entries_span,
     data_end,
     intact_record_after,
     scan,
@@ -109,10 +110,16 @@ def list_segments(wal_dir: str) -> list[Segment]:
     return segments
 
 
-def replay(segments: list[Segment]) -> tuple[Recovered, int]:
+def replay(segments: list[Segment], covered: int = 0) -> tuple[Recovered, int]:
     """Replay `segments` (non-empty, in order).  Returns (recovered, good_size), where
     good_size is the end of the last segment's last intact record: the WAL writes on
     from there, after truncating the file to it if torn bytes follow.
+
+    `covered`: the index of the snapshot the node starts from.  An ENTRIES record whose
+    entries all lie below it is not decoded (its CRC is still checked): the snapshot
+    holds their effect, and segments kept for lagging followers and for retention
+    hold hundreds of thousands of them (decoding them was a second of a restart at a
+    million keys).  The log then starts at or before `covered`, never after it.
 
     Fills in each segment's max_index as a side effect.
     """
@@ -149,6 +156,20 @@ def replay(segments: list[Segment]) -> tuple[Recovered, int]:
             raise CorruptWALError.at_record(path, 0, "is not the HARD_STATE record every segment starts with")
         for offset, record_type, payload in records:
             try:
+                if record_type == ENTRIES and covered:
+                    start, count = entries_span(payload)
+                    last = start + count - 1
+                    if last < covered:
+                        next_index = first_index + len(entries)
+                        if start > next_index:
+                            raise CorruptWALError.at_record(
+                                path, offset, f"starts at index {start} but the log ends at index {next_index - 1} (a gap)"
+                            )
+                        # The log up to `last` is the snapshot's: it starts after it.
+                        entries = []
+                        first_index = last + 1
+                        segment.max_index = max(segment.max_index, last)
+                        continue
                 if record_type == ENTRIES:
                     batch = decode_entries(payload)
                     start = batch[0].index

@@ -110,8 +110,13 @@ class WAL:
         *,
         segment_bytes: int = DEFAULT_SEGMENT_BYTES,
         preallocate_bytes: int = 0,
+        covered: int = 0,
     ) -> tuple["WAL", Recovered]:
         """Open (creating if needed) `<data_dir>/wal/` and recover its contents.
+
+        `covered`: the index of the snapshot the caller starts from; entries wholly
+        below it are not decoded (recovery.replay), so the log recovered may start
+        later than the oldest segment, but never after `covered`.
 
         With `preallocate_bytes` > 0 the current segment is zero-filled that far ahead
         of the writes, in a worker thread (see the module docstring).
@@ -128,7 +133,7 @@ class WAL:
         dir_fd = os.open(wal_dir, os.O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         try:
             _lock_exclusively(dir_fd, wal_dir)
-            wal, recovered = cls._recover(wal_dir, dir_fd, segment_bytes, preallocate_bytes)
+            wal, recovered = cls._recover(wal_dir, dir_fd, segment_bytes, preallocate_bytes, covered)
         except BaseException:
             os.close(dir_fd)  # also drops the lock
             raise
@@ -136,11 +141,11 @@ class WAL:
 
     @classmethod
     def _recover(
-        cls, wal_dir: str, dir_fd: int, segment_bytes: int, preallocate_bytes: int
+        cls, wal_dir: str, dir_fd: int, segment_bytes: int, preallocate_bytes: int, covered: int = 0
     ) -> tuple["WAL", Recovered]:
         segments = list_segments(wal_dir)
         if segments:
-            recovered, good_size = replay(segments)
+            recovered, good_size = replay(segments, covered)
             fd = os.open(segments[-1].path, os.O_WRONLY | O_CLOEXEC)
         else:
             recovered, good_size = Recovered(HardState(), [], 1, 0), 0

@@ -236,3 +236,42 @@ def test_a_segment_must_start_with_its_hard_state(tmp_path):
     _craft(tmp_path, b"".join(encode_entries(run(1, 1, 2))), frame(HARD_STATE, bytes(16)))
     with pytest.raises(CorruptWALError, match=r"offset 0 is not the HARD_STATE record"):
         WAL.open(tmp_path)
+
+
+# --------------------------------------------------------------------------- entries a snapshot covers
+
+
+def write_batches(data_dir, **kw) -> None:
+    """Entries 1..30 in batches of 5, the last two batches overwritten from 21 on (a
+    follower replacing a conflicting suffix), over small segments."""
+    with WAL.open(data_dir, **kw)[0] as wal:
+        for seq, first in enumerate(range(1, 31, 5), start=1):
+            wal.write(Persist(seq, HardState(1, 1), run(1, first, first + 4)))
+        wal.write(Persist(9, HardState(2, None), run(2, 21, 27, b"x")))
+
+
+@pytest.mark.parametrize("covered", [1, 5, 6, 11, 20, 21, 22, 27, 40])
+def test_entries_a_snapshot_covers_are_skipped_and_the_rest_is_the_same(tmp_path, covered):
+    write_batches(tmp_path, segment_bytes=200)
+    whole = reopen(tmp_path)
+    skipped = reopen(tmp_path, covered=covered)
+    assert skipped.first_index <= min(covered, whole.last_index + 1)
+    assert skipped.last_index == whole.last_index == 27 and skipped.hard_state == whole.hard_state
+    assert skipped.entries_after(covered) == whole.entries_after(covered)
+    if covered <= whole.last_index:  # the entry at the snapshot's index is kept (its term is checked)
+        assert skipped.entries[covered - skipped.first_index] == whole.entries[covered - whole.first_index]
+    if covered > 6:
+        assert skipped.first_index > 1  # whole batches below it were not decoded
+
+
+def test_a_damaged_record_among_the_skipped_ones_is_still_refused(tmp_path):
+    write_batches(tmp_path, segment_bytes=100_000)
+    path = os.path.join(tmp_path, "wal", SEG1)
+    with open(path, "r+b") as f:
+        data = bytearray(f.read())
+        at = data.index(b"v3")  # inside the first batch, which covered=25 skips
+        data[at] ^= 0xFF
+        f.seek(0)
+        f.write(data)
+    with pytest.raises(CorruptWALError, match="CRC"):
+        reopen(tmp_path, covered=25)
