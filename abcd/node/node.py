@@ -189,9 +189,10 @@ class Node:
             token=config.cluster_token,
             address=config.advertise,
             on_frame=self._on_frame,
-            on_peer_lost=lambda peer: self.pipeline.push_requests([PeerUnreachable(peer)]),
+            on_peer_lost=self._on_peer_lost,
             is_removed=self.membership.is_removed,
             on_removed=lambda peer, reason: leave_removed(self, f"node {peer} says: {reason}"),
+            on_hello=self._on_hello,
             logger=self.logger,
             ssl_context=(lambda: self.tls.dial) if self.tls is not None else None,
         )
@@ -395,9 +396,29 @@ class Node:
         """Member table and transport peers follow the log's latest configuration."""
         return self._sync_membership()
 
+    def _on_hello(self, peer: int, address: str) -> None:
+        """A peer dialed in: answer it at its advertised address if the member table
+        does not name it yet (membership.py, "Peers the table does not name yet")."""
+        if self.membership.heard(peer, address):
+            self.logger.info("answering node {}, not in this node's member table yet, at {}", peer, address)
+            self._set_peers()
+
+    def _on_peer_lost(self, peer: int) -> None:
+        if self.membership.forget(peer):
+            self._set_peers()
+        self.pipeline.push_requests([PeerUnreachable(peer)])
+
     def _sync_membership(self) -> bool:
         if not self.membership.sync(self.core):
             return False
+        self._set_peers()
+        self.transport.refuse_removed()
+        if self.membership.is_removed(self.node_id):
+            leave_removed(self, "a committed configuration of its own log no longer names it")
+        return True
+
+    def _set_peers(self) -> None:
+        """Transport peers follow the member table (and the peers heard of)."""
         peers = self.membership.peers()
         for node_id in set(self.transport.peers) - set(peers):
             self.transport.remove_peer(node_id)
@@ -408,10 +429,6 @@ class Node:
                 # A bad address in the log must not stop the node (it would again at
                 # every restart, replaying the same log): that member stays unreachable.
                 self.logger.error("member {} has an unusable address {!r}: {}", node_id, address, e)
-        self.transport.refuse_removed()
-        if self.membership.is_removed(self.node_id):
-            leave_removed(self, "a committed configuration of its own log no longer names it")
-        return True
 
     def _on_tick(self, _tick) -> None:
         # Before the step that takes this tick (batching defers it to the next turn):
