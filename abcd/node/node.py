@@ -48,7 +48,8 @@ from ..kv.validate import validate_admin
 from ..net import Faults, PeerTransport, faults_outbound
 from ..raft.core import Options, RaftCore
 from ..raft.effects import Restore, Trace
-from ..raft.messages import InstallSnapshotRequest, Message, PeerUnreachable
+from ..net.chunks import SnapshotChunk, SnapshotChunkAck
+from ..raft.messages import InstallSnapshotRequest, InstallSnapshotResponse, Message, PeerUnreachable
 from ..storage import WAL
 from . import snapshots
 from . import responses
@@ -69,6 +70,8 @@ from .pipeline import Pipeline
 from .removal import leave as leave_removed
 from .requests import ClientRead, ClientWrite, PendingRequests, Waiter, encode_command
 from .responses import Response
+from .snapshot_receiver import SnapshotReceiver
+from .snapshot_sender import SnapshotSender
 from .snapshots import Snapshotter
 from .tracelog import TraceLog, log_records_to_hub
 from .traffic import Traffic
@@ -77,6 +80,9 @@ from .wal_sink import AdaptiveSyncRunner, WALSink
 # Requests in flight at once, node-wide; more are refused with 503 rather than let
 # memory grow without bound (Rx has no backpressure; clients do: they wait).
 MAX_PENDING_REQUESTS = 100_000
+# The peer messages a frame is looked through for before it is stepped: snapshots are
+# screened, and streamed in chunks that never reach the core.
+_SNAPSHOT_KINDS = frozenset({InstallSnapshotRequest, InstallSnapshotResponse, SnapshotChunk, SnapshotChunkAck})
 
 
 
@@ -206,8 +212,21 @@ class Node:
             save_snapshot=self.snapshots.save_installed,
             on_snapshot_durable=self.snapshots.on_install_durable,
         )
-        self.outbound = Outbound(
-            self._outbound_deliver(), fill_snapshot=self.snapshots.fill, hub=self.hub, traffic=self.traffic
+        deliver = self._outbound_deliver()
+        self.outbound = Outbound(deliver, fill_snapshot=self._stream_snapshot, hub=self.hub, traffic=self.traffic)
+        core = self.core
+        self.snapshot_sender = SnapshotSender(
+            deliver,
+            leading=lambda term: core.is_leader() and core.current_term == term,
+            clock=loop.time,
+            # Far beyond a chunk's round trip on a busy node; a stalled transfer restarts.
+            ack_timeout=max(5.0, 10 * config.election_timeout_ms / 1000.0),
+            logger=self.logger,
+            on_event=self._snapshot_event,
+        )
+        self.snapshot_receiver = SnapshotReceiver(
+            self.node_id, config.data_dir, deliver, lambda peer, request: self._on_frame(peer, [request]),
+            current_term=lambda: core.current_term, logger=self.logger,
         )
         # The election timer as the last tick found it: (ticks elapsed, randomized timeout).
         self._election_timer = (self.core.election_elapsed, self.core.randomized_election_timeout)
@@ -290,13 +309,41 @@ class Node:
             self.traffic.count_received(peer, messages)
 
     def _on_frame(self, peer: int, messages: list[Message]) -> None:
-        """A peer's frame, into the pipeline; a snapshot in it is checked first."""
+        """A peer's frame, into the pipeline; a snapshot in it is checked first, and
+        snapshot chunks are taken out."""
         for message in messages:
-            if type(message) is InstallSnapshotRequest:
-                messages = self.snapshots.screen(peer, messages)
+            if type(message) in _SNAPSHOT_KINDS:
+                messages = self._snapshot_messages(peer, messages)
                 break
         if messages:
             self.pipeline.on_frame(peer, messages)
+
+    def _snapshot_messages(self, peer: int, messages: list[Message]) -> list[Message]:
+        """The messages of a frame for the core: chunks and their acknowledgements go to
+        the snapshot stream (snapshot_sender.py, snapshot_receiver.py), snapshots are screened."""
+        kept = []
+        screen = False
+        for message in messages:
+            kind = type(message)
+            if kind is SnapshotChunk or kind is SnapshotChunkAck:
+                # They skip the pipeline, and so its faults: a partition or loss applies here.
+                if self.faults is not None and not self.faults.apply(peer, [message]):
+                    continue
+                if kind is SnapshotChunk:
+                    self.snapshot_receiver.on_chunk(peer, message)
+                else:
+                    self.snapshot_sender.on_ack(peer, message)
+                continue
+            if kind is InstallSnapshotResponse:
+                self.snapshot_sender.on_response(peer)
+            elif kind is InstallSnapshotRequest:
+                screen = True
+            kept.append(message)
+        return self.snapshots.screen(peer, kept) if screen else kept
+
+    def _stream_snapshot(self, message: InstallSnapshotRequest) -> None:
+        """Outbound's snapshot filler: the snapshot leaves in chunks, never in the frame."""
+        self.snapshot_sender.offer(message, self.snapshots.fill, self.snapshots.newest_index)
 
     def _membership_effects(self, effects: list) -> None:
         for effect in effects:
@@ -343,6 +390,7 @@ class Node:
         except Exception as e:  # a failed WAL was reported already; closing must go on
             self.logger.error("closing the WAL: {}", e)
         await self.transport.close()
+        self.snapshot_receiver.close()
         await self.forwarder.close()
         self._fsync_executor.shutdown(wait=True)
         self._snapshot_executor.shutdown(wait=True)
@@ -404,6 +452,8 @@ class Node:
             self._set_peers()
 
     def _on_peer_lost(self, peer: int) -> None:
+        self.snapshot_sender.peer_lost(peer)
+        self.snapshot_receiver.peer_lost(peer)
         if self.membership.forget(peer):
             self._set_peers()
         self.pipeline.push_requests([PeerUnreachable(peer)])
@@ -452,6 +502,7 @@ class Node:
             if self.core.leader_id is not None:
                 self._retry_parked()
         maybe_promote(self)
+        self.snapshot_sender.on_tick()
         self._expire_leases(now)
         self._auto_compact(now)
         fill_error = self.wal.fill_error
