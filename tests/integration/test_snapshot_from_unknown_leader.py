@@ -12,6 +12,7 @@ import asyncio
 import os
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -22,7 +23,7 @@ from test_cluster_snapshots import metric, serves_all, status_of, write
 
 pytestmark = pytest.mark.integration
 
-SNAPSHOT_COUNT = 60
+SNAPSHOT_COUNT = 100
 ARGS = [
     "--heartbeat-ms", "20", "--election-timeout-ms", "200", "--log-level", "WARNING",
     # No entries kept behind a snapshot: a member that joins needs the snapshot.
@@ -33,10 +34,16 @@ ARGS = [
 CATCH_UP_DEADLINE = 20.0
 
 
+def holds(node, expected: dict[str, str]) -> bool:
+    """The node's own state (serializable) holds every key of `expected` with its value."""
+    code, body = http(node.port, "GET", "/v1/kv?prefix=&serializable=true", timeout=5)
+    return code == 200 and expected.items() <= {kv["key"]: kv["value"] for kv in body["kvs"]}.items()
+
+
 def test_a_wiped_member_catches_up_from_a_leader_that_replaced_a_member_at_its_address(tmp_path):
     with LocalCluster(os.fspath(tmp_path), 3, args=ARGS) as cluster:
         leader = cluster.wait_ready()
-        written = asyncio.run(write(cluster.endpoints, "k", SNAPSHOT_COUNT + 20))
+        written = asyncio.run(write(cluster.endpoints, "k", SNAPSHOT_COUNT + 10))
         wait_for(lambda: status_of(leader, "snapshot_index") > 0, "the leader to take a snapshot")
         snapshot_index = status_of(leader, "snapshot_index")
 
@@ -61,10 +68,15 @@ def test_a_wiped_member_catches_up_from_a_leader_that_replaced_a_member_at_its_a
         # Its newest snapshot is still the one from before it joined.
         assert status_of(replaced, "snapshot_index") == snapshot_index
 
+        # The wiped node joins, and catches up by snapshot while writes go on.
         started = time.monotonic()
-        newcomer = cluster.new_node(join=replaced.address)
-        cluster.wait_node(newcomer, lambda n: serves_all(n, written), "the new member to catch up", CATCH_UP_DEADLINE)
-        took = time.monotonic() - started
+        with ThreadPoolExecutor(1) as pool:
+            # Fewer writes than --snapshot-count: the leader's newest snapshot stays the old one.
+            during = pool.submit(asyncio.run, write(cluster.endpoints, "during", SNAPSHOT_COUNT // 2, writers=2))
+            newcomer = cluster.new_node(join=replaced.address)
+            cluster.wait_node(newcomer, lambda n: holds(n, written), "the new member to catch up", CATCH_UP_DEADLINE)
+            took = time.monotonic() - started
+            written |= during.result(30)
         assert took < CATCH_UP_DEADLINE
         assert metric(newcomer, "abcd_snapshots_installed_total") >= 1
 
