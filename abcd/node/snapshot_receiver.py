@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import zlib
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Callable
+from typing import BinaryIO, Callable
 
 import loguru
 
@@ -129,10 +129,6 @@ class SnapshotReceiver:
 
     def close(self) -> None:
         self._drop()
-
-    def status(self) -> dict[str, Any] | None:
-        r = self._receiving
-        return None if r is None else {"from": r.source, "index": r.index, "received": r.received, "size": r.size}
 
     def _refuse(self, peer: int, chunk: SnapshotChunk, why: str) -> None:
         self.refused += 1
