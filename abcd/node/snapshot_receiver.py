@@ -8,8 +8,8 @@ as one InstallSnapshotRequest, as if it had come in one frame: the node screens 
 its core installs it, or answers it holds that state already.
 
 One transfer at a time.  A chunk at offset 0 starts a new one, from whichever leader
-(a new leader's replaces an old one's; the core later judges the term of the request
-handed on, as for any message).  A chunk that does not continue the transfer under way
+(a new leader's replaces an old one's, never the other way round; the core later
+judges the term of the request handed on, as for any message).  A chunk that does not continue the transfer under way
 (a gap after a lost frame, another snapshot), or whose checksum is wrong, or from a
 term older than this node's, is refused: the transfer is dropped with its file, and
 the leader starts over.  So does the loss of the connection the chunks came on.
@@ -73,6 +73,10 @@ class SnapshotReceiver:
             self._refuse(peer, chunk, f"its term {chunk.term} is older than this node's ({term})")
             return
         receiving = self._receiving
+        if receiving is not None and chunk.term < receiving.term:
+            # An old leader that has not heard of the new one yet: the newer transfer goes on.
+            self._refuse(peer, chunk, f"a transfer of term {receiving.term} is under way")
+            return
         if chunk.offset == 0:
             self._drop()
             receiving = self._receiving = _Receiving(

@@ -204,6 +204,21 @@ def test_a_leader_change_mid_transfer_ends_the_old_one_and_the_new_leaders_repla
     assert s.to_leader.take().ok is False
 
 
+def test_an_old_leaders_transfer_never_replaces_a_newer_leaders(tmp_path):
+    s = Setup(tmp_path)
+    s.term = 4  # the core still knows term 4 only; a leader of term 5 streams
+    s.sender.offer(s.request(term=5), s.fill(), 40)
+    s.term = 5
+    s.step()
+    s.term = 4
+    old = SnapshotChunk(4, 3, FOLLOWER, 40, 2, frozenset(), frozenset(), 0, 3, True, 0, b"")
+    s.receiver.on_chunk(3, old)
+    assert s.to_leader.take().ok is False
+    s.term = 5
+    s.run()  # the newer transfer went on undisturbed
+    assert [request.term for _, request in s.installed] == [5]
+
+
 def test_a_delivered_transfer_never_answered_is_sent_again_after_the_grace(tmp_path):
     s = Setup(tmp_path)
     s.offer()
