@@ -13,6 +13,12 @@ a type code and whose remaining elements are the message's fields, in this order
     6 InstallSnapshotRequest [6, term, source, dest, last_included_index, last_included_term,
                                  voters, learners, data]
     7 InstallSnapshotResponse [7, term, source, dest, match_index]
+    8 SnapshotChunk          [8, term, source, dest, last_included_index, last_included_term,
+                                 voters, learners, offset, size, done, checksum, data]
+    9 SnapshotChunkAck       [9, term, source, dest, last_included_index, offset, ok]
+
+Types 8 and 9 carry a snapshot in pieces between the nodes (chunks.py); the core never
+sees them.  A chunk's `data` travels as an entry's does.
 
 An AppendEntriesResponse's `index` is its match_index when `success` is true and its
 rejected_index (the prev_log_index that failed the consistency check) when false: the
@@ -52,6 +58,7 @@ from typing import Any, Callable, Sequence
 
 import orjson
 
+from .chunks import SnapshotChunk, SnapshotChunkAck
 from ..raft.messages import (
     ENTRY_CONFIG,
     ENTRY_NORMAL,
@@ -67,10 +74,11 @@ from ..raft.messages import (
     entry_from_tuple,
 )
 
-# One frame carries a whole snapshot (InstallSnapshot is not chunked), so the limit is
-# what a realistic state machine needs: a snapshot of up to ~200 MB of JSON still fits
-# after its string escaping (quotes become \", ~15 % more).  Both ends must agree: the
-# receiver refuses larger frames (close code 1009) and the sender never writes them.
+# Nodes stream snapshots in chunks (SnapshotChunk, far below this), but a whole
+# InstallSnapshotRequest is still a valid frame: the limit is what a realistic state
+# machine needs, a snapshot of up to ~200 MB of JSON after its string escaping (quotes
+# become \", ~15 % more).  Both ends must agree: the receiver refuses larger frames
+# (close code 1009) and the sender never writes them.
 DEFAULT_MAX_FRAME_BYTES = 256 * 1024 * 1024
 MAX_HELLO_BYTES = 64 * 1024
 KNOWN_ENTRY_KINDS = frozenset({ENTRY_NORMAL, ENTRY_CONFIG})
@@ -208,6 +216,16 @@ def _encode_message(message: Message, cache: EncodeCache | None) -> bytes:
     if kind is InstallSnapshotResponse:
         m = message
         return orjson.dumps((7, m.term, m.source, m.dest, m.match_index))
+    if kind is SnapshotChunk:
+        m = message
+        head = orjson.dumps(
+            (8, m.term, m.source, m.dest, m.last_included_index, m.last_included_term,
+             sorted(m.voters), sorted(m.learners), m.offset, m.size, m.done, m.checksum)
+        )
+        return b"".join((head[:-1], b",", encode_data(m.data), b"]"))
+    if kind is SnapshotChunkAck:
+        m = message
+        return orjson.dumps((9, m.term, m.source, m.dest, m.last_included_index, m.offset, m.ok))
     raise _not_a_message(message)
 
 
@@ -224,6 +242,8 @@ _MESSAGE_TYPES = frozenset(
         TimeoutNow,
         InstallSnapshotRequest,
         InstallSnapshotResponse,
+        SnapshotChunk,
+        SnapshotChunkAck,
     }
 )
 
@@ -324,6 +344,19 @@ _LAYOUTS: dict[int, _Layout] = {
         (("term", _UINT), ("source", _UINT), ("dest", _UINT), ("match_index", _UINT)),
         lambda v: InstallSnapshotResponse(*v),
     ),
+    8: _Layout(
+        "SnapshotChunk",
+        (("term", _UINT), ("source", _UINT), ("dest", _UINT), ("last_included_index", _UINT),
+         ("last_included_term", _UINT), ("voters", _IDS), ("learners", _IDS), ("offset", _UINT), ("size", _UINT),
+         ("done", _BOOL), ("checksum", _UINT), ("data", _DATA)),
+        lambda v: SnapshotChunk(*v),
+    ),
+    9: _Layout(
+        "SnapshotChunkAck",
+        (("term", _UINT), ("source", _UINT), ("dest", _UINT), ("last_included_index", _UINT), ("offset", _UINT),
+         ("ok", _BOOL)),
+        lambda v: SnapshotChunkAck(*v),
+    ),
 }
 _KNOWN_CODES = ", ".join(f"{code} {layout.name}" for code, layout in _LAYOUTS.items())
 
@@ -423,14 +456,14 @@ def _decode_message(position: int, raw: Any) -> Message:
                 raise FrameError(f"message {position}: {layout.name}.{name} must be a boolean, got {_show(value)}")
     if code == 3:
         values[7] = _decode_entries(f"message {position}: {layout.name}.entries", values[7], values[3])
-    elif code == 6:
+    elif code == 6 or code == 8:
         where = f"message {position}: {layout.name}"
         voters = values[5] = _decode_ids(f"{where}.voters", values[5])
         learners = values[6] = _decode_ids(f"{where}.learners", values[6])
         both = voters & learners
         if both:
             raise FrameError(f"{where}: node {min(both)} is in both voters and learners")
-        values[7] = _decode_entry_data(where, values[7])
+        values[-1] = _decode_entry_data(where, values[-1])
     return layout.build(values)
 
 

@@ -113,6 +113,7 @@ class PeerTransport:
         on_peer_lost: Callable[[int], None] | None = None,
         is_removed: Callable[[int], bool] | None = None,
         on_removed: Callable[[int, str], None] | None = None,
+        on_hello: Callable[[int, str], None] | None = None,
         outbox_limit: int = 4096,
         logger: Any = loguru.logger,
         session: aiohttp.ClientSession | None = None,
@@ -140,6 +141,9 @@ class PeerTransport:
         # with 4004), and what to do when a peer says that this node was.
         self._is_removed = is_removed
         self._on_removed = on_removed
+        # Told of each accepted hello: (the peer's node id, the address it advertises),
+        # so that a peer the node's member table does not name yet can be answered.
+        self._on_hello = on_hello
         self._outbox_limit = outbox_limit
         self._logger = logger
         self._session = session
@@ -460,6 +464,11 @@ class PeerTransport:
             return None
         self._inbound.setdefault(hello.node_id, _Inbound()).connections += 1
         self._logger.info("accepted peer connection from {} (advertises {})", who, hello.address)
+        if self._on_hello is not None:
+            try:
+                self._on_hello(hello.node_id, hello.address)
+            except Exception:
+                self._logger.exception("on_hello failed for node {}", hello.node_id)
         return hello.node_id
 
     async def _receive_frames(self, ws: web.WebSocketResponse, peer_id: int) -> None:

@@ -23,6 +23,21 @@ commits.  That matters when the leader itself is removed: it replicates and comm
 the entry that removes it (thesis §4.2.2), so the followers that already hold that
 entry must still be able to answer it.
 
+Peers the table does not name yet.  A node whose table lags behind the cluster's can
+hear from a member it does not know: a new member installs the leader's snapshot, whose
+table (as of the snapshot's index) predates the leader itself when the leader joined
+after that index; a follower long cut off hears from a leader added meanwhile.  Its
+answers would go nowhere, and the leader would resend forever (or until a leader the
+table knows takes over).  So a peer that dialed in is answered at the address its hello
+advertised (`heard`), as long as the table does not name its id and no committed
+configuration removed it; the table's address wins as soon as it names the id, and
+the advertised one is forgotten when the peer's last connection closes.  This grants
+nothing new: the hello is accepted only with the cluster's token (and, with TLS, a
+peer certificate), and a peer holding those may send any message under any id anyway;
+what it gains is the answers to its own messages.  The leader's newer table could
+instead travel with its snapshot, but that would mend only that one case, and a table
+that is not the snapshot's own would then live beside the log's configurations.
+
 Removed members.  Ids are never reused, so a node id below a committed
 configuration's `next_id` that this configuration does not name was removed, for
 good (`is_removed`): its peer connections are refused, and a node that finds itself
@@ -143,6 +158,8 @@ class Membership:
         self.committed: dict[int, MemberInfo] = self.members
         self.committed_next_id = self.next_id
         self._committed_source: tuple | None = None
+        # The address each peer connected to this node advertised in its hello.
+        self.advertised: dict[int, str] = {}
 
     def set_base(self, context: str | None) -> None:
         """The configuration context as of the start of the log (see the module doc).
@@ -200,18 +217,42 @@ class Membership:
             return decode_context(source[1])
         return dict(self._seed), max(self._seed, default=0) + 1
 
+    def heard(self, node_id: int, address: str) -> bool:
+        """A peer dialed in advertising `address`: True if that adds or moves a peer
+        (one the tables do not name; see the module doc)."""
+        if node_id == self.self_id or self.advertised.get(node_id) == address:
+            return False
+        # Kept even for a member the table names: a snapshot installed later may
+        # replace the table with one that does not.
+        self.advertised[node_id] = address
+        return not self._named(node_id)
+
+    def forget(self, node_id: int) -> bool:
+        """The peer's last connection to this node closed: True if that drops a peer
+        known only by its advertised address."""
+        return self.advertised.pop(node_id, None) is not None and not self._named(node_id)
+
+    def _named(self, node_id: int) -> bool:
+        return node_id in self.members or node_id in self.committed or self.is_removed(node_id)
+
     def is_removed(self, node_id: int) -> bool:
         """Whether `node_id` was a member and a committed configuration removed it."""
         return node_id < self.committed_next_id and node_id not in self.committed
 
     def address_of(self, node_id: int | None) -> str | None:
         info = self.members.get(node_id) if node_id is not None else None
-        return info.address if info else None
+        if info is not None:
+            return info.address
+        return self.advertised.get(node_id) if node_id is not None and not self.is_removed(node_id) else None
 
     def peers(self) -> dict[int, str]:
-        """Members of the latest or the committed configuration, but this node."""
+        """Members of the latest or the committed configuration, but this node, and the
+        peers known only by the address they advertised (`heard`)."""
         peers = {node_id: info.address for node_id, info in self.committed.items() if node_id != self.self_id}
         peers.update((node_id, info.address) for node_id, info in self.members.items() if node_id != self.self_id)
+        for node_id, address in self.advertised.items():
+            if not self._named(node_id):
+                peers[node_id] = address
         return peers
 
     def describe(self, core) -> list[dict[str, Any]]:

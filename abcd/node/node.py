@@ -53,7 +53,8 @@ from ..kv import KVStore
 from ..net import Faults, PeerTransport, faults_outbound
 from ..raft.core import Options, RaftCore
 from ..raft.effects import Restore, Trace
-from ..raft.messages import InstallSnapshotRequest, Message, PeerUnreachable
+from ..net.chunks import SnapshotChunk, SnapshotChunkAck
+from ..raft.messages import InstallSnapshotRequest, InstallSnapshotResponse, Message, PeerUnreachable
 from ..storage import WAL
 from . import snapshots
 from . import status as node_status
@@ -72,10 +73,16 @@ from .pipeline import Pipeline
 from .removal import leave as leave_removed
 from .responses import Response
 from .router import RequestRouter
+from .snapshot_receiver import SnapshotReceiver
+from .snapshot_sender import SnapshotSender
 from .snapshots import Snapshotter
 from .tracelog import TraceLog, log_records_to_hub
 from .traffic import Traffic
 from .wal_sink import AdaptiveSyncRunner, WALSink
+
+# The peer messages a frame is looked through for before it is stepped: snapshots are
+# screened, and streamed in chunks that never reach the core.
+_SNAPSHOT_KINDS = frozenset({InstallSnapshotRequest, InstallSnapshotResponse, SnapshotChunk, SnapshotChunkAck})
 
 
 @dataclass
@@ -208,9 +215,10 @@ class Node:
             token=config.cluster_token,
             address=config.advertise,
             on_frame=self._on_frame,
-            on_peer_lost=lambda peer: self.pipeline.push_requests([PeerUnreachable(peer)]),
+            on_peer_lost=self._on_peer_lost,
             is_removed=self.membership.is_removed,
             on_removed=lambda peer, reason: leave_removed(self, f"node {peer} says: {reason}"),
+            on_hello=self._on_hello,
             logger=self.logger,
             ssl_context=(lambda: self.tls.dial) if self.tls is not None else None,
         )
@@ -223,8 +231,21 @@ class Node:
             save_snapshot=self.snapshots.save_installed,
             on_snapshot_durable=self.snapshots.on_install_durable,
         )
-        self.outbound = Outbound(
-            self._outbound_deliver(), fill_snapshot=self.snapshots.fill, hub=self.hub, traffic=self.traffic
+        deliver = self._outbound_deliver()
+        self.outbound = Outbound(deliver, fill_snapshot=self._stream_snapshot, hub=self.hub, traffic=self.traffic)
+        core = self.core
+        self.snapshot_sender = SnapshotSender(
+            deliver,
+            leading=lambda term: core.is_leader() and core.current_term == term,
+            clock=loop.time,
+            # Far beyond a chunk's round trip on a busy node; a stalled transfer restarts.
+            ack_timeout=max(5.0, 10 * config.election_timeout_ms / 1000.0),
+            logger=self.logger,
+            on_event=self._snapshot_event,
+        )
+        self.snapshot_receiver = SnapshotReceiver(
+            self.node_id, config.data_dir, deliver, lambda peer, request: self._on_frame(peer, [request]),
+            current_term=lambda: core.current_term, logger=self.logger,
         )
         # The election timer as the last tick found it: (ticks elapsed, randomized timeout).
         self._election_timer = (self.core.election_elapsed, self.core.randomized_election_timeout)
@@ -306,13 +327,41 @@ class Node:
             self.traffic.count_received(peer, messages)
 
     def _on_frame(self, peer: int, messages: list[Message]) -> None:
-        """A peer's frame, into the pipeline; a snapshot in it is checked first."""
+        """A peer's frame, into the pipeline; a snapshot in it is checked first, and
+        snapshot chunks are taken out."""
         for message in messages:
-            if type(message) is InstallSnapshotRequest:
-                messages = self.snapshots.screen(peer, messages)
+            if type(message) in _SNAPSHOT_KINDS:
+                messages = self._snapshot_messages(peer, messages)
                 break
         if messages:
             self.pipeline.on_frame(peer, messages)
+
+    def _snapshot_messages(self, peer: int, messages: list[Message]) -> list[Message]:
+        """The messages of a frame for the core: chunks and their acknowledgements go to
+        the snapshot stream (snapshot_sender.py, snapshot_receiver.py), snapshots are screened."""
+        kept = []
+        screen = False
+        for message in messages:
+            kind = type(message)
+            if kind is SnapshotChunk or kind is SnapshotChunkAck:
+                # They skip the pipeline, and so its faults: a partition or loss applies here.
+                if self.faults is not None and not self.faults.apply(peer, [message]):
+                    continue
+                if kind is SnapshotChunk:
+                    self.snapshot_receiver.on_chunk(peer, message)
+                else:
+                    self.snapshot_sender.on_ack(peer, message)
+                continue
+            if kind is InstallSnapshotResponse:
+                self.snapshot_sender.on_response(peer)
+            elif kind is InstallSnapshotRequest:
+                screen = True
+            kept.append(message)
+        return self.snapshots.screen(peer, kept) if screen else kept
+
+    def _stream_snapshot(self, message: InstallSnapshotRequest) -> None:
+        """Outbound's snapshot filler: the snapshot leaves in chunks, never in the frame."""
+        self.snapshot_sender.offer(message, self.snapshots.fill, self.snapshots.newest_index)
 
     def _membership_effects(self, effects: list) -> None:
         for effect in effects:
@@ -356,6 +405,7 @@ class Node:
         except Exception as e:  # a failed WAL was reported already; closing must go on
             self.logger.error("closing the WAL: {}", e)
         await self.transport.close()
+        self.snapshot_receiver.close()
         await self.router.close()
         self._fsync_executor.shutdown(wait=True)
         self._snapshot_executor.shutdown(wait=True)
@@ -408,9 +458,31 @@ class Node:
         """Member table and transport peers follow the log's latest configuration."""
         return self._sync_membership()
 
+    def _on_hello(self, peer: int, address: str) -> None:
+        """A peer dialed in: answer it at its advertised address if the member table
+        does not name it yet (membership.py, "Peers the table does not name yet")."""
+        if self.membership.heard(peer, address):
+            self.logger.info("answering node {}, not in this node's member table yet, at {}", peer, address)
+            self._set_peers()
+
+    def _on_peer_lost(self, peer: int) -> None:
+        self.snapshot_sender.peer_lost(peer)
+        self.snapshot_receiver.peer_lost(peer)
+        if self.membership.forget(peer):
+            self._set_peers()
+        self.pipeline.push_requests([PeerUnreachable(peer)])
+
     def _sync_membership(self) -> bool:
         if not self.membership.sync(self.core):
             return False
+        self._set_peers()
+        self.transport.refuse_removed()
+        if self.membership.is_removed(self.node_id):
+            leave_removed(self, "a committed configuration of its own log no longer names it")
+        return True
+
+    def _set_peers(self) -> None:
+        """Transport peers follow the member table (and the peers heard of)."""
         peers = self.membership.peers()
         for node_id in set(self.transport.peers) - set(peers):
             self.transport.remove_peer(node_id)
@@ -421,10 +493,6 @@ class Node:
                 # A bad address in the log must not stop the node (it would again at
                 # every restart, replaying the same log): that member stays unreachable.
                 self.logger.error("member {} has an unusable address {!r}: {}", node_id, address, e)
-        self.transport.refuse_removed()
-        if self.membership.is_removed(self.node_id):
-            leave_removed(self, "a committed configuration of its own log no longer names it")
-        return True
 
     def _on_tick(self, _tick) -> None:
         # Before the step that takes this tick (batching defers it to the next turn):
@@ -435,6 +503,7 @@ class Node:
         now = self.loop.time()
         self.router.on_tick(now)
         maybe_promote(self)
+        self.snapshot_sender.on_tick()
         self._expire_leases(now)
         self._auto_compact(now)
         fill_error = self.wal.fill_error

@@ -12,7 +12,8 @@ part reads, and hands the rest to one module per concern:
 
 Sending (here, `fill`).  The core asks for a snapshot with an InstallSnapshotRequest
 whose data is empty (it never holds state-machine bytes); `fill` puts the node's
-newest snapshot in it as it leaves: index, term, configuration and data.  The newest
+newest snapshot in it as it leaves: index, term, configuration and data (which
+snapshot_sender.py then streams in chunks, and snapshot_receiver.py reassembles).  The newest
 snapshot is always at or after the start of the core's log, because the core's log is
 only ever compacted behind it or replaced by it.
 """

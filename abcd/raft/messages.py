@@ -161,8 +161,9 @@ class TimeoutNow:
 @dataclass(frozen=True, slots=True)
 class InstallSnapshotRequest:
     """The leader's snapshot, for a follower that needs entries the leader has compacted
-    away (Figure 13; thesis §5.1).  Sent whole: the paper's `offset` and `done` for
-    chunking are not needed, one frame carries it.
+    away (Figure 13; thesis §5.1).  Whole, as the core sees it: the paper's `offset`
+    and `done` for chunking are the shell's business, which streams the bytes in chunks
+    and hands the follower's core one complete request.
 
     The core never holds state-machine bytes: it sends `data` empty, naming the start
     of its log (log.snapshot_index), and the shell fills in its newest snapshot before

@@ -17,6 +17,7 @@ from abcd.net.codec import (
     encode_hello,
     parse_address,
 )
+from abcd.net.chunks import SnapshotChunk, SnapshotChunkAck
 from abcd.raft.messages import (
     ENTRY_CONFIG,
     ENTRY_NORMAL,
@@ -64,6 +65,16 @@ def install_snapshot_requests(draw):
 
 
 @st.composite
+def snapshot_chunks(draw):
+    ids = draw(st.lists(small, unique=True, max_size=7))
+    split = draw(st.integers(min_value=0, max_value=len(ids)))
+    return SnapshotChunk(
+        draw(uint), draw(uint), draw(uint), draw(uint), draw(uint), frozenset(ids[:split]), frozenset(ids[split:]),
+        draw(uint), draw(uint), draw(st.booleans()), draw(uint), draw(entry_data),
+    )
+
+
+@st.composite
 def append_entries_responses(draw):
     """The index travels as match_index on success and as rejected_index on failure."""
     success, index = draw(st.booleans()), draw(uint)
@@ -82,6 +93,8 @@ messages = st.one_of(
     st.builds(TimeoutNow, uint, uint, uint),
     install_snapshot_requests(),
     st.builds(InstallSnapshotResponse, uint, uint, uint, uint),
+    snapshot_chunks(),
+    st.builds(SnapshotChunkAck, uint, uint, uint, uint, uint, st.booleans()),
 )
 
 
@@ -117,6 +130,9 @@ def test_each_type_has_the_documented_layout():
         InstallSnapshotRequest(3, 1, 2, 40, 2, frozenset({3, 1, 2}), frozenset({5}), b'{"format":"x"}'),
         InstallSnapshotRequest(3, 1, 4, 40, 2, frozenset({1}), frozenset(), b"\xff"),
         InstallSnapshotResponse(3, 2, 1, 40),
+        SnapshotChunk(3, 1, 2, 40, 2, frozenset({2, 1}), frozenset(), 8, 20, False, 77, b'{"forma'),
+        SnapshotChunk(3, 1, 2, 40, 2, frozenset({2, 1}), frozenset(), 18, 20, True, 99, b"\xff\xfe"),
+        SnapshotChunkAck(3, 2, 1, 40, 20, True),
     ]
     assert orjson.loads(encode_frame(batch)) == [
         [1, 3, 1, 2, 9, 2, True, False],
@@ -128,6 +144,9 @@ def test_each_type_has_the_documented_layout():
         [6, 3, 1, 2, 40, 2, [1, 2, 3], [5], '{"format":"x"}'],
         [6, 3, 1, 4, 40, 2, [1], [], {"b64": "/w=="}],
         [7, 3, 2, 1, 40],
+        [8, 3, 1, 2, 40, 2, [1, 2], [], 8, 20, False, 77, '{"forma'],
+        [8, 3, 1, 2, 40, 2, [1, 2], [], 18, 20, True, 99, {"b64": "//4="}],
+        [9, 3, 2, 1, 40, 20, True],
     ]
     assert decode_frame(encode_frame(batch)) == batch
 
@@ -230,17 +249,17 @@ MALFORMED = [
     ("empty message", b"[[]]", "message 0: is an empty list, expected [type_code, fields...]"),
     (
         "unknown type code",
-        b"[[9,1,1,2]]",
-        "message 0: unknown type code 9 (known: 1 RequestVoteRequest, 2 RequestVoteResponse, "
+        b"[[10,1,1,2]]",
+        "message 0: unknown type code 10 (known: 1 RequestVoteRequest, 2 RequestVoteResponse, "
         "3 AppendEntriesRequest, 4 AppendEntriesResponse, 5 TimeoutNow, 6 InstallSnapshotRequest, "
-        "7 InstallSnapshotResponse)",
+        "7 InstallSnapshotResponse, 8 SnapshotChunk, 9 SnapshotChunkAck)",
     ),
     ("type code as string", b'[["5",1,1,2]]', 'message 0: unknown type code "5" (known: 1 RequestVoteRequest, 2 '
      "RequestVoteResponse, 3 AppendEntriesRequest, 4 AppendEntriesResponse, 5 TimeoutNow, 6 InstallSnapshotRequest, "
-     "7 InstallSnapshotResponse)"),
+     "7 InstallSnapshotResponse, 8 SnapshotChunk, 9 SnapshotChunkAck)"),
     ("type code true", b"[[true,1,1,2]]", "message 0: unknown type code true (known: 1 RequestVoteRequest, 2 "
      "RequestVoteResponse, 3 AppendEntriesRequest, 4 AppendEntriesResponse, 5 TimeoutNow, 6 InstallSnapshotRequest, "
-     "7 InstallSnapshotResponse)"),
+     "7 InstallSnapshotResponse, 8 SnapshotChunk, 9 SnapshotChunkAck)"),
     (
         "too few fields",
         b"[[5,1,1]]",

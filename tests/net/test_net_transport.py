@@ -244,6 +244,20 @@ def test_the_right_token_is_let_in():
     run(body)
 
 
+def test_an_accepted_hello_tells_who_dialed_in_and_the_address_it_advertises():
+    # A node answers a peer its member table does not name yet at that address.
+    async def body():
+        heard: list[tuple[int, str]] = []
+        a, b = await start(Node(1), Node(2, on_hello=lambda peer, address: heard.append((peer, address))))
+        a.transport.set_peer(2, b.address)
+        a.transport.send(2, [TimeoutNow(1, 1, 2)])
+        await wait_until(lambda: b.received, "delivery")
+        assert heard == [(1, a.address)]
+        await close(a, b)
+
+    run(body)
+
+
 def test_a_removed_node_is_told_so_on_its_open_link_and_on_every_redial():
     async def body():
         removed: set[int] = set()

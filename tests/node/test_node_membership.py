@@ -216,3 +216,47 @@ def test_a_base_that_is_not_a_member_table_is_refused():
         membership.set_base('{"members": [1]}')
     membership.set_base(None)  # a snapshot without a table: the base stays as it was
     assert membership.base_context is None
+
+
+# --------------------------------------------------------------------------- peers the table does not name
+
+
+def test_a_peer_the_table_does_not_name_is_answered_at_its_advertised_address_until_it_disconnects():
+    # A new member installed a snapshot whose table predates the leader: node 4 replaced
+    # node 3 at the same address; the table names 3 there, and not 4.
+    core = RaftCore(5, seed=1)
+    stale = encode_context({1: MemberInfo("n1", "h:1"), 3: MemberInfo("n3", "h:3")}, next_id=4)
+    membership = Membership(5, {4: MemberInfo("n4", "h:3"), 5: MemberInfo("me", "h:5")})
+    membership.sync(core)
+    # The join answer named node 4: heard, but no new peer.
+    assert membership.heard(4, "h:3") is False
+    assert membership.peers() == {4: "h:3"}
+    membership.set_base(stale)  # the snapshot installed
+    assert membership.sync(core) is True
+    assert membership.peers() == {1: "h:1", 3: "h:3", 4: "h:3"}  # still answers node 4
+    assert membership.address_of(4) == "h:3"
+    assert membership.heard(4, "h:3") is False  # nothing new
+    assert membership.heard(5, "h:5") is False  # never itself
+    assert membership.forget(4) is True
+    assert membership.peers() == {1: "h:1", 3: "h:3"}
+    assert membership.address_of(4) is None
+    assert membership.forget(4) is False
+
+
+def test_the_table_wins_over_an_advertised_address_and_a_removed_member_is_never_answered():
+    core = seeded_leader()
+    membership = Membership(1)
+    membership.sync(core)
+    assert membership.heard(2, "h:elsewhere") is True
+    assert membership.peers() == {2: "h:elsewhere"}
+    _, change = membership.plan_add(core, "h:2", "n2", learner=True)
+    persist_all(core, core.step(dataclasses.replace(change, tag=1)))
+    persist_all(core, core.step(AppendEntriesResponse(core.current_term, 2, 1, True, core.log.last_index)))
+    membership.sync(core)
+    assert membership.peers() == {2: "h:2"}  # the table names it now
+    assert membership.forget(2) is False  # its disconnection leaves the table's peer
+    assert membership.heard(2, "h:elsewhere") is False
+    persist_all(core, core.step(dataclasses.replace(membership.plan_remove(core, 2), tag=2)))
+    membership.sync(core)
+    assert membership.is_removed(2)
+    assert membership.peers() == {} and membership.address_of(2) is None
