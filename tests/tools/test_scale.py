@@ -71,8 +71,9 @@ def test_a_run_of_2000_keys_reports_every_figure_for_every_member(tmp_path):
     assert "2,000" in done.stdout and "leader" in done.stdout
 
 
-def test_etcd_is_refused_with_a_reason_rather_than_half_measured():
-    done = subprocess.run([sys.executable, str(SCALE), "--scale", "10", "--target", "etcd"],
-                          capture_output=True, text=True, timeout=60)
+def test_etcd_without_its_binary_is_refused_with_a_reason_rather_than_half_measured():
+    done = subprocess.run([sys.executable, str(SCALE), "--scale", "10", "--target", "abcd,etcd",
+                           "--etcd", "no-such-etcd-binary"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
-    assert "--target etcd is not implemented yet" in done.stderr
+    assert "--target etcd needs an etcd binary: 'no-such-etcd-binary' is not on PATH" in done.stderr
+    assert done.stdout == ""  # nothing measured, not even abcd
