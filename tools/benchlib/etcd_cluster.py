@@ -180,7 +180,8 @@ class EtcdCluster:
             self._check_alive()
             running = [m for m in self.members if m.running]
             statuses = [m.status() for m in running]
-            if all(statuses) and len({s.get("leader") for s in statuses}) == 1 and statuses[0].get("leader") not in (None, "0"):
+            leaders = {s.get("leader") for s in statuses if s}
+            if statuses and all(statuses) and len(leaders) == 1 and leaders.isdisjoint((None, "0")):
                 try:
                     return describe_etcd([m.address for m in running])
                 except ClusterError as e:
@@ -192,7 +193,7 @@ class EtcdCluster:
 
     def _check_alive(self) -> None:
         for member in self.members:
-            if member.proc is not None and not member.running and member.proc.returncode not in (-signal.SIGKILL,):
+            if member.proc is not None and not member.running and member.proc.returncode != -signal.SIGKILL:
                 raise ClusterError(f"etcd member {member.name} exited ({member.proc.returncode}):\n{member.output()}")
 
     def member(self, address: str) -> EtcdMember:

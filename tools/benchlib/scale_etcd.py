@@ -16,7 +16,6 @@ dirs, fsync on, abcd's defaults where they matter), then the same steps as for a
 """
 from __future__ import annotations
 
-import asyncio
 import time
 
 import aiohttp
@@ -25,7 +24,7 @@ from .cluster import ClusterError, http_json
 from .drivers import etcd_put_all
 from .etcd_cluster import EtcdCluster
 from .procstat import dir_bytes, rss_bytes
-from .scale import Bar, MemberFigures, Sampler, ScaleResult, _wait, key_of, value_of
+from .scale import Bar, MemberFigures, Sampler, ScaleResult, _wait, key_of, sampled_load, value_of
 from .workload import b64
 
 WRITERS = 256  # puts in flight while loading: one request each, so more than abcd's frames need
@@ -67,20 +66,7 @@ class EtcdScale:
             before = {name: rss_bytes(pid) or 0 for name, pid in pids.items()}
             leader = target.leader.address
 
-            async def loaded() -> None:
-                stop = asyncio.Event()
-                sampling = asyncio.ensure_future(sampler.run(stop))
-                bar = Bar(n, f"N={n:,} etcd: loading")
-                try:
-                    await load(leader, n, bar)
-                finally:
-                    bar.close()
-                    stop.set()
-                    await sampling
-
-            t0 = time.monotonic()
-            asyncio.run(loaded())
-            result.load_s = round(time.monotonic() - t0, 2)
+            result.load_s = sampled_load(sampler, n, f"N={n:,} etcd: loading", lambda bar: load(leader, n, bar))
             revision = cluster.member(leader).revision()
             _wait(lambda: all((m.revision() or 0) >= revision for m in members), "every etcd member to apply the load")
             target = cluster.wait_ready()
