@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", type=parse_targets, default=("abcd",), metavar="abcd|etcd|abcd,etcd|both",
                    help="the systems to measure, each N on each in turn (default abcd)")
     p.add_argument("--nodes", type=int, default=3)
-    p.add_argument("--snapshot-count", type=int, help="the nodes' --snapshot-count (default: theirs)")
+    p.add_argument("--snapshot-count", type=int, help="the members' --snapshot-count, abcd's and etcd's (default: theirs, 100000 both)")
     p.add_argument("--etcd", dest="etcd_binary", default="etcd", metavar="PATH", help="the etcd binary (default: etcd on PATH)")
     p.add_argument("--json", dest="json_path", metavar="FILE", help="write the figures as JSON")
     p.add_argument("--plot", dest="plot_path", metavar="FILE.png", help="draw each figure against N (matplotlib)")
@@ -82,9 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     args = ["--snapshot-count", str(opts.snapshot_count)] if opts.snapshot_count is not None else []
     log = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
-    scalers = {"abcd": lambda: AbcdScale(opts.nodes, args, log),
-               "etcd": lambda: EtcdScale(opts.nodes, args, log, opts.etcd_binary)}
-    scales = {system: scalers[system]() for system in opts.target}
+    scales = {system: AbcdScale(opts.nodes, args, log) if system == "abcd"
+              else EtcdScale(opts.nodes, args, log, opts.etcd_binary) for system in opts.target}
     series: dict[str, list] = {system: [] for system in opts.target}
     code = EXIT_OK
     try:
