@@ -87,6 +87,7 @@ needs_etcd = pytest.mark.skipif(shutil.which("etcd") is None,
                                 reason="no etcd binary on PATH (install etcd 3.4+ to run the etcd scale test)")
 
 
+@pytest.mark.integration
 @needs_etcd
 def test_a_run_of_200_keys_on_etcd_reports_every_figure_for_every_member(tmp_path):
     out = tmp_path / "scale.json"
