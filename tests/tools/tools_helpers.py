@@ -86,3 +86,15 @@ def load_tool(name: str):
     sys.modules[spec.name] = module  # dataclasses look their module up while building
     spec.loader.exec_module(module)
     return module
+
+
+def assert_every_scale_figure(result: dict, keys: int) -> None:
+    """One `tools/scale.py --json` result: every figure measured, for a leader and two followers."""
+    assert result["keys"] == keys
+    assert result["restart_s"] > 0 and result["catchup_s"] > 0 and result["catchup_rss"] > 0
+    members = result["members"]
+    assert sorted(m["role"] for m in members) == ["follower", "follower", "leader"]
+    for m in members:
+        assert 0 < m["rss_before"] <= m["rss_peak"], m
+        assert m["rss_after"] > 0 and m["rss_after_restart"] > 0, m
+        assert m["data_dir"] > keys * (16 + 100), m  # the WAL alone holds every key and value

@@ -253,15 +253,19 @@ async def preload(api: str, endpoint: str, keys: list[str], value: str) -> None:
                     pending -= len(answers)
             await ws.close()
             return
-        queue = list(keys)
-        value64 = b64(value)
+        await etcd_put_all(http, endpoint, ((key, value) for key in keys), writers=32)
 
-        async def writer() -> None:
-            while queue:
-                key = queue.pop()
-                body = orjson.dumps({"key": b64(key), "value": value64})
-                async with http.post(f"http://{endpoint}/v3/kv/put", data=body) as reply:
-                    if reply.status != 200:
-                        raise DriverError(f"preload: etcd put answered {reply.status}: {await reply.text()}")
 
-        await asyncio.gather(*(writer() for _ in range(32)))
+async def etcd_put_all(http: aiohttp.ClientSession, endpoint: str, items, writers: int, done=None) -> None:
+    """Put every (key, value) of the iterator `items` through etcd's JSON gateway, one put
+    per request, `writers` requests in flight; `done(1)` after each answered put."""
+    async def writer() -> None:
+        for key, value in items:  # one iterator shared by all writers: each item is put once
+            body = orjson.dumps({"key": b64(key), "value": b64(value)})
+            async with http.post(f"http://{endpoint}/v3/kv/put", data=body) as reply:
+                if reply.status != 200:
+                    raise DriverError(f"etcd put at {endpoint} answered {reply.status}: {await reply.text()}")
+            if done is not None:
+                done(1)
+
+    await asyncio.gather(*(writer() for _ in range(writers)))

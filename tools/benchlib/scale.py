@@ -148,6 +148,25 @@ async def load(endpoint: str, n: int, bar: Bar, start: int = 0) -> None:
         await ws.close()
 
 
+def sampled_load(sampler: Sampler, n: int, what: str, load_with) -> float:
+    """Seconds `load_with(bar)` (a coroutine putting n keys) takes, with `sampler`
+    sampling the members' memory meanwhile and a progress bar saying `what`."""
+    async def loaded() -> None:
+        stop = asyncio.Event()
+        sampling = asyncio.ensure_future(sampler.run(stop))
+        bar = Bar(n, what)
+        try:
+            await load_with(bar)
+        finally:
+            bar.close()
+            stop.set()
+            await sampling
+
+    t0 = time.monotonic()
+    asyncio.run(loaded())
+    return round(time.monotonic() - t0, 2)
+
+
 def _name(node) -> str:
     """The --name a local cluster gave the node."""
     return node.args[node.args.index("--name") + 1]
@@ -196,20 +215,7 @@ class AbcdScale:
             sampler = Sampler(pids)
             before = {name: rss_bytes(pid) or 0 for name, pid in pids.items()}
 
-            async def loaded() -> None:
-                stop = asyncio.Event()
-                sampling = asyncio.ensure_future(sampler.run(stop))
-                bar = Bar(n, f"N={n:,}: loading")
-                try:
-                    await load(leader.address, n, bar)
-                finally:
-                    bar.close()
-                    stop.set()
-                    await sampling
-
-            t0 = time.monotonic()
-            asyncio.run(loaded())
-            result.load_s = round(time.monotonic() - t0, 2)
+            result.load_s = sampled_load(sampler, n, f"N={n:,}: loading", lambda bar: load(leader.address, n, bar))
             commit = leader.status()["commit_index"]
             _wait(lambda: all((s := _status(node)) and s["applied_index"] >= commit for node in cluster.nodes),
                   "every member to apply the load")
@@ -281,15 +287,17 @@ def draw(series: dict[str, list[ScaleResult]], path: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(2, 2, figsize=(11, 8))
-    for system, results in series.items():
+    for i, (system, results) in enumerate(series.items()):
         ns = [r.keys for r in results]
+        color = f"C{i}"  # one color per system in every panel
         ax = axes[0][0]
-        ax.plot(ns, [max(m.rss_peak for m in r.members) / 2**20 for r in results], "o-", label=f"{system} peak (max)")
-        ax.plot(ns, [max(m.rss_after for m in r.members) / 2**20 for r in results], "s--",
+        ax.plot(ns, [max(m.rss_peak for m in r.members) / 2**20 for r in results], "o-", color=color,
+                label=f"{system} peak (max)")
+        ax.plot(ns, [max(m.rss_after for m in r.members) / 2**20 for r in results], "s--", color=color,
                 label=f"{system} after load (max)")
-        axes[0][1].plot(ns, [max(m.data_dir for m in r.members) / 2**20 for r in results], "o-", label=system)
-        axes[1][0].plot(ns, [r.restart_s for r in results], "o-", label=system)
-        axes[1][1].plot(ns, [r.catchup_s for r in results], "o-", label=system)
+        axes[0][1].plot(ns, [max(m.data_dir for m in r.members) / 2**20 for r in results], "o-", color=color, label=system)
+        axes[1][0].plot(ns, [r.restart_s for r in results], "o-", color=color, label=system)
+        axes[1][1].plot(ns, [r.catchup_s for r in results], "o-", color=color, label=system)
     for ax, title, unit in ((axes[0][0], "resident memory per member", "MB"), (axes[0][1], "data dir per member", "MB"),
                             (axes[1][0], "restart after kill -9 of all, to a linearizable read", "s"),
                             (axes[1][1], "catch-up of a new member", "s")):
