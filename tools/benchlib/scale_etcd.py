@@ -3,9 +3,11 @@
 For each N, one fresh etcd cluster (`benchlib.etcd_cluster`: loopback, temporary data
 dirs, fsync on, abcd's defaults where they matter), then the same steps as for abcd:
 
-1. load: the same N keys and values as abcd's (`scale.key_of`, `scale.value_of`), one put
-   each through etcd's v3 JSON gateway of the leader (`drivers.etcd_put_all`), WRITERS
-   puts in flight; every member's resident memory sampled, the highest is the peak;
+1. load: the same N keys and values as abcd's (`scale.key_of`, `scale.value_of`), through
+   etcd's v3 JSON gateway of the leader, TXN_PUTS puts in one transaction (each key
+   still gets one version: a key is put once), WRITERS transactions in flight (one put
+   per request held etcd to about a thousand keys a second here: the gateway's cost per
+   request, not etcd's); every member's resident memory sampled, the highest is the peak;
 2. after: once every member's revision is the leader's, each member's resident memory
    and the size of its data dir;
 3. restart: kill -9 of every member, all started again on their data dirs; the time from
@@ -16,24 +18,37 @@ dirs, fsync on, abcd's defaults where they matter), then the same steps as for a
 """
 from __future__ import annotations
 
+import asyncio
 import time
 
 import aiohttp
+import orjson
 
 from .cluster import ClusterError, http_json
-from .drivers import etcd_put_all
 from .etcd_cluster import EtcdCluster
 from .procstat import dir_bytes, rss_bytes
 from .scale import Bar, MemberFigures, Sampler, ScaleResult, _wait, key_of, sampled_load, value_of
 from .workload import b64
 
-WRITERS = 256  # puts in flight while loading: one request each, so more than abcd's frames need
+WRITERS = 16  # transactions in flight while loading
+TXN_PUTS = 128  # puts per transaction: etcd's --max-txn-ops default
 
 
 async def load(endpoint: str, n: int, bar: Bar) -> None:
     connector = aiohttp.TCPConnector(limit=0)
+    starts = iter(range(0, n, TXN_PUTS))  # shared by the writers: each batch is put once
+
+    async def writer(http: aiohttp.ClientSession) -> None:
+        for start in starts:
+            end = min(start + TXN_PUTS, n)
+            puts = [{"requestPut": {"key": b64(key_of(i)), "value": b64(value_of(i))}} for i in range(start, end)]
+            async with http.post(f"http://{endpoint}/v3/kv/txn", data=orjson.dumps({"success": puts})) as reply:
+                if reply.status != 200:
+                    raise ClusterError(f"etcd txn at {endpoint} answered {reply.status}: {await reply.text()}")
+            bar.update(end - start)
+
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as http:
-        await etcd_put_all(http, endpoint, ((key_of(i), value_of(i)) for i in range(n)), WRITERS, bar.update)
+        await asyncio.gather(*(writer(http) for _ in range(WRITERS)))
 
 
 def linearizable_get(address: str, key: str, value: str) -> bool:
