@@ -17,8 +17,9 @@ log behind it is compacted by stepping SnapshotTaken: snapshots.py), trace log
 (`traces`), and `_after_step` (parked requests find the new leader; the callbacks given
 to `call_after_step` run, so a step's session answers leave at once).
 
-The node never reads the core's fields: it asks `view` (learnt from the records), and
-changes the core only by stepping events.
+The node changes the core only by stepping events, and learns its state from the
+records through `view`, not from the core's fields (the dashboard's status aside:
+status.py, and docs/architecture.md, "What the shell reads of the core").
 
 Watchers of `/v1/events` (the dashboard) see the traces and log records, and while
 one is connected the node also counts its messages and publishes its status

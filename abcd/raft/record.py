@@ -57,10 +57,6 @@ class SoftState:
     term: int
     commit_index: int
 
-    @property
-    def is_leader(self) -> bool:
-        return self.role is Role.LEADER
-
 
 @dataclass(frozen=True, slots=True)
 class ConfigEntry:
@@ -100,11 +96,6 @@ class ConfigState:
     def config_at(self, index: int) -> Configuration:
         entry = self.at(index)
         return entry.config if entry is not None else self.base
-
-    @property
-    def change_pending(self) -> bool:
-        """A configuration entry is in the log but not committed yet."""
-        return bool(self.entries) and self.entries[-1].index > self.committed_index
 
 
 @dataclass(slots=True)
