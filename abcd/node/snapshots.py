@@ -21,9 +21,9 @@ WAL segments that hold nothing after `index - catchup_entries` (entries kept so 
 follower a little behind still gets AppendEntries rather than a whole snapshot), at
 once; and the core's log up to that point, never behind its start, `COMPACT_STEP`
 entries per loop turn (freeing them all at once stalled the loop), each step of it a
-SnapshotTaken event stepped through the pipeline like any other change of the core.  A failed attempt is
-logged and retried after another `snapshot_count` entries; the WAL still holds
-everything meanwhile.
+SnapshotTaken event stepped through the pipeline like any other change of the core.
+A failed attempt is logged and retried after another `snapshot_count` entries; the
+WAL still holds everything meanwhile.
 
 Sending.  The core asks for a snapshot with an InstallSnapshotRequest whose data is
 empty (it never holds state-machine bytes); `fill` puts the node's newest snapshot in
