@@ -348,8 +348,8 @@ async def run_node(args: argparse.Namespace, settings: dict) -> int:
 
     node = Node(config, meta, tls)
     def state() -> tuple[int, str]:
-        core = getattr(node, "core", None)  # None while the node is still recovering its log
-        return (core.current_term, core.role) if core is not None else (0, "recovering")
+        view = getattr(node, "view", None)  # None while the node is still recovering its log
+        return (view.soft.term, view.soft.role) if view is not None else (0, "recovering")
 
     logs.set_state_provider(state)
     try:

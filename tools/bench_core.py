@@ -19,7 +19,6 @@ from collections import deque
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from abcd.raft.core import RaftCore  # noqa: E402
-from abcd.raft.effects import Apply, Persist, Send  # noqa: E402
 from abcd.raft.messages import Persisted, Propose, Tick  # noqa: E402
 from abcd.sim.runner import run_seed  # noqa: E402
 
@@ -30,15 +29,12 @@ def committed_entries_per_second(batch: int, seconds: float, nodes: int = 3) -> 
     queue: deque = deque()
     applied = dict.fromkeys(ids, 0)
 
-    def run(node_id, effects):
-        for e in effects:
-            kind = type(e)
-            if kind is Send:
-                queue.append((e.message.dest, e.message))
-            elif kind is Persist:
-                queue.append((node_id, Persisted(e.seq)))
-            elif kind is Apply:
-                applied[node_id] += len(e.entries)
+    def run(node_id, record):
+        for m in record.messages:
+            queue.append((m.dest, m))
+        if record.persist is not None:
+            queue.append((node_id, Persisted(record.persist.seq)))
+        applied[node_id] += len(record.committed)
 
     def drain():
         while queue:

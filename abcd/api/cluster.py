@@ -31,7 +31,7 @@ STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
 
 async def members(request: web.Request) -> web.Response:
     node = request.app[NODE]
-    return json_response(ok({"members": node.membership.describe(node.core)}))
+    return json_response(ok({"members": node.membership.describe(node.view)}))
 
 
 def _root_headers(request: web.Request, what: str) -> dict | None:
@@ -103,12 +103,12 @@ async def status(request: web.Request) -> web.Response:
 async def healthz(request: web.Request) -> web.Response:
     node = request.app[NODE]
     if node.healthy():
-        return json_response(ok({"health": "ok", "leader": node.core.leader_id}))
-    core = node.core
-    if core.leader_id is None:
+        return json_response(ok({"health": "ok", "leader": node.view.leader_id}))
+    soft = node.view.soft
+    if soft.leader_id is None:
         reason = "no leader is known"
     else:
-        reason = f"applied {core.last_applied} of commit index {core.commit_index}"
+        reason = f"applied {node.store.applied_index} of commit index {soft.commit_index}"
     return error_response(503, "unhealthy", reason, retry_after=1)
 
 

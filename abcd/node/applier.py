@@ -1,7 +1,7 @@
 """The applier: committed entries, in log order, into the key-value state machine.
 
-Each Apply effect hands out entries exactly once per process life (the core's
-promise), so applying is a plain loop: decode the command, `KVStore.apply` it at its
+Each step record's `committed` part hands out entries exactly once per process life
+(the core's promise), so applying is a plain loop: decode the command, `KVStore.apply` it at its
 index (without validating it again: the leader validated and normalized it before
 proposing it), and give the response to the request waiting for that entry: the
 requests' `claim(entry)` hands it over only if the entry's term is the one its
@@ -12,7 +12,7 @@ and applies the command as it validated it.
 Entries without a command for the store (the leader's no-op, configuration changes)
 only advance the store's applied index; configuration entries are also reported to
 `on_config` where one is given (the node's member table follows the core's
-configuration after each step instead: Node._membership_effects).  After a batch, linearizable reads
+configuration from each step record's `config` part instead: Node._learn).  After a batch, linearizable reads
 waiting for this applied index are served.
 
 A Restore (a follower installing the leader's snapshot, Figure 13 step 8) replaces the
@@ -22,8 +22,8 @@ new store holding it (the node's snapshotter loaded it when the message arrived)
 up from the snapshot's history, or is closed with the revision to resume from).
 Waiting requests follow (requests.PendingRequests.on_restored): reads whose read index
 the snapshot covers are served from it; writes accepted at an index it covers get a
-504, since this node cannot tell whether they were committed.  The next Apply
-continues at the snapshot's index + 1.
+504, since this node cannot tell whether they were committed.  The next entries
+continue at the snapshot's index + 1.
 """
 from __future__ import annotations
 
@@ -33,7 +33,8 @@ import loguru
 import orjson
 
 from ..kv import KVError, KVStore
-from ..raft.effects import Apply, Restore
+from ..raft.effects import Restore
+from ..raft.record import StepRecord
 from ..raft.messages import ENTRY_CONFIG, Entry
 from . import responses
 from .requests import PendingRequests
@@ -64,17 +65,14 @@ class Applier:
         self.commands_failed = 0
         self.snapshots_restored = 0
 
-    def on_effects(self, effects: Sequence) -> None:
-        applied = False
-        for effect in effects:
-            kind = type(effect)
-            if kind is Apply:
-                self.apply(effect.entries)
-                applied = True
-            elif kind is Restore:
-                self.restore(effect)
-                applied = True
-        if applied:
+    def on_record(self, record: StepRecord) -> None:
+        """A step's `restore` and `committed` parts, in that order."""
+        restore, committed = record.restore, record.committed
+        if restore is not None:
+            self.restore(restore)
+        if committed:
+            self.apply(committed)
+        if restore is not None or committed:
             self._requests.release_reads()
 
     def restore(self, restore: Restore) -> None:

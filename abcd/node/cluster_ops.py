@@ -26,8 +26,8 @@ from .requests import ClientWrite, CoreCall, Waiter
 from .responses import Response
 
 if TYPE_CHECKING:
-    from ..raft.core import RaftCore
     from .config import NodeConfig
+    from .core_view import CoreView
     from .membership import Membership
     from .router import RequestRouter
 
@@ -35,14 +35,15 @@ if TYPE_CHECKING:
 class ClusterNode(Protocol):
     """What these operations use of a node (node.Node is one).
 
-    The core is read for leadership, the commit index, the configuration and the
-    followers' progress; requests reach the leader's pipeline, wait for their entry
+    The node's view of the core (the step records' soft state and configuration, and
+    the followers' match indexes) says who leads, what is committed and configured;
+    requests reach the leader's pipeline, wait for their entry
     to apply and are forwarded to the leader through the router."""
 
     node_id: int
     cluster_id: str
     config: "NodeConfig"
-    core: "RaftCore"
+    view: "CoreView"
     membership: "Membership"
     router: "RequestRouter"
     loop: asyncio.AbstractEventLoop
@@ -58,11 +59,11 @@ class ClusterNode(Protocol):
 
 def _leader_or_forward(node: ClusterNode, forwarded: bool) -> tuple[bool, str | None]:
     """(is leader, leader address to forward to)."""
-    if node.core.is_leader():
+    if node.view.is_leader():
         return True, None
     if forwarded:
         return False, None
-    return False, node.membership.address_of(node.core.leader_id)
+    return False, node.membership.address_of(node.view.leader_id)
 
 
 async def _on_leader(
@@ -76,12 +77,12 @@ async def _on_leader(
             return None
         if address is not None:
             return await node.router.forwarder.call(address, method, path, body, headers)
-        if forwarded and node.core.leader_id is not None:
-            return responses.no_leader(f"node {node.node_id} is not the leader (node {node.core.leader_id} is)")
+        if forwarded and node.view.leader_id is not None:
+            return responses.no_leader(f"node {node.node_id} is not the leader (node {node.view.leader_id} is)")
         remaining = deadline - node.loop.time()
         if remaining <= 0 or node.stopping:
             return responses.no_leader()
-        await node.wait_for(lambda: node.core.leader_id is not None, remaining)
+        await node.wait_for(lambda: node.view.leader_id is not None, remaining)
 
 
 async def _propose_change(node: ClusterNode, plan: Callable[[], Any]) -> Response:
@@ -100,8 +101,8 @@ async def _propose_change(node: ClusterNode, plan: Callable[[], Any]) -> Respons
         remaining = deadline - node.loop.time()
         if remaining <= 0:
             return response
-        core = node.core
-        await node.wait_for(lambda: core.pending_config_index <= core.commit_index or not core.is_leader(), remaining)
+        view = node.view
+        await node.wait_for(lambda: view.pending_config_index <= view.commit_index or not view.is_leader(), remaining)
 
 
 def _propose_once(node: ClusterNode, plan: Callable[[], Any], deadline: float) -> asyncio.Future:
@@ -115,7 +116,7 @@ def _propose_once(node: ClusterNode, plan: Callable[[], Any], deadline: float) -
     node.router.requests.track(waiter)
 
     def make_event(tag: int):
-        if not node.core.is_leader():
+        if not node.view.is_leader():
             waiter.resolve(responses.no_leader("leadership changed before the change was proposed"))
             return None
         node.sync_membership()
@@ -223,7 +224,7 @@ async def add_member(
             _check_same_node(node, existing, join_id)
             added["id"] = existing  # a retried join, or `members add` before the node's join
             return None
-        node_id, change = node.membership.plan_add(node.core, address, name, learner, join_id)
+        node_id, change = node.membership.plan_add(node.view, address, name, learner, join_id)
         added["id"] = node_id
         return change
 
@@ -247,8 +248,7 @@ def _check_same_node(node: ClusterNode, member_id: int, join_id: str | None) -> 
         return  # `members add` for an address that is a member already: nothing to do
     info = node.membership.info(member_id)
     known = info.join_id if info is not None else None
-    progress = node.core.progress.get(member_id)
-    answered = progress is not None and progress.match_index > 0
+    answered = (node.view.match_index(member_id) or 0) > 0
     if known == join_id or (known is None and not answered):
         return
     raise ChangeError(
@@ -261,7 +261,7 @@ def _check_same_node(node: ClusterNode, member_id: int, join_id: str | None) -> 
 
 
 def _member_answer(node: ClusterNode, node_id: int) -> dict:
-    members = node.membership.describe(node.core)
+    members = node.membership.describe(node.view)
     member = next((m for m in members if m["id"] == node_id), {"id": node_id})
     return {"member": member, "cluster_id": node.cluster_id, "members": members}
 
@@ -273,10 +273,10 @@ async def remove_member(node: ClusterNode, raw_id: str, *, forwarded: bool, auth
     elsewhere = await _on_leader(node, forwarded, "DELETE", f"/v1/members/{node_id}", None, auth_headers)
     if elsewhere is not None:
         return elsewhere
-    response = await _propose_change(node, lambda: node.membership.plan_remove(node.core, node_id))
+    response = await _propose_change(node, lambda: node.membership.plan_remove(node.view, node_id))
     if not response.ok:
         return response
-    return responses.ok({"removed": node_id, "members": node.membership.describe(node.core)})
+    return responses.ok({"removed": node_id, "members": node.membership.describe(node.view)})
 
 
 async def promote_member(node: ClusterNode, raw_id: str, *, forwarded: bool, auth_headers: dict | None = None) -> Response:
@@ -287,7 +287,7 @@ async def promote_member(node: ClusterNode, raw_id: str, *, forwarded: bool, aut
     if elsewhere is not None:
         return elsewhere
     def plan():
-        return node.membership.plan_promote(node.core, node_id, caught_up_index=node.commit_at_last_tick)
+        return node.membership.plan_promote(node.view, node_id, caught_up_index=node.commit_at_last_tick)
 
     response = await _propose_change(node, plan)
     if not response.ok:
@@ -297,10 +297,10 @@ async def promote_member(node: ClusterNode, raw_id: str, *, forwarded: bool, aut
 
 def maybe_promote(node: ClusterNode) -> None:
     """On the leader's ticks: promote one caught-up learner that joined to become a voter."""
-    previous_commit, node.commit_at_last_tick = node.commit_at_last_tick, node.core.commit_index
-    if node.stopping or not node.core.is_leader() or node.promoting:
+    previous_commit, node.commit_at_last_tick = node.commit_at_last_tick, node.view.commit_index
+    if node.stopping or not node.view.is_leader() or node.promoting:
         return
-    learner = node.membership.learner_to_promote(node.core, previous_commit)
+    learner = node.membership.learner_to_promote(node.view, previous_commit)
     if learner is None:
         return
     node.promoting = True
@@ -308,9 +308,9 @@ def maybe_promote(node: ClusterNode) -> None:
 
     def plan():
         # Still a learner to promote at step time?
-        if learner not in node.core.config.learners:
+        if learner not in node.view.config.learners:
             return None
-        return node.membership.plan_promote(node.core, learner, caught_up_index=node.commit_at_last_tick)
+        return node.membership.plan_promote(node.view, learner, caught_up_index=node.commit_at_last_tick)
 
     future = asyncio.ensure_future(_propose_change(node, plan))
 
@@ -343,10 +343,10 @@ async def transfer_leadership(node: ClusterNode, body: Any, *, forwarded: bool, 
         return responses.no_leader("leadership changed during the transfer")
     # Accepted: the transfer is under way; it completes when `to` wins its election.
     timeout = node.router.park_seconds
-    done = await node.wait_for(lambda: node.core.leader_id == to, timeout)
+    done = await node.wait_for(lambda: node.view.leader_id == to, timeout)
     if not done:
         return responses.error(
-            504, "timeout", f"leadership did not move to node {to} within {timeout:g} s; the leader is {node.core.leader_id}"
+            504, "timeout", f"leadership did not move to node {to} within {timeout:g} s; the leader is {node.view.leader_id}"
         )
     return responses.ok({"leader": to})
 
@@ -358,14 +358,15 @@ async def hand_off_leadership(node: ClusterNode) -> int | None:
     unnoticed).  Returns the new leader's id, or None if there was nobody to hand
     over to or the transfer did not complete within an election timeout.
     """
-    core = node.core
-    if node.stopping or not core.is_leader():
+    view = node.view
+    if node.stopping or not view.is_leader():
         return None
-    candidates = [(pr.match_index, peer) for peer, pr in core.progress.items() if peer in core.config.voters]
+    voters = view.config.voters
+    candidates = [(match, peer) for peer, match in view.match_indexes().items() if peer in voters]
     if not candidates:
         return None
     _, to = max(candidates)
     node.logger.bind(event="HandOff").info("shutting down: handing leadership to node {}", to)
     node.router.push([CoreCall(lambda tag: TransferLeadership(tag, to), lambda result: None)])
-    moved = await node.wait_for(lambda: core.leader_id not in (None, node.node_id), node.config.election_timeout_ms / 1000.0)
-    return core.leader_id if moved else None
+    moved = await node.wait_for(lambda: view.leader_id not in (None, node.node_id), node.config.election_timeout_ms / 1000.0)
+    return view.leader_id if moved else None

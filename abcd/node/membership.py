@@ -51,6 +51,11 @@ before it falls back to the join's members: config entries in the log, then the
 base, then the seed.  The node sets the base before it compacts the core's log
 (`context_at` of the compaction point, while the entry is still there), when it
 installs a snapshot, and when it starts from one.
+
+The table is recomputed from the configuration part of the core's step records
+(`sync(record.config)`, raft/record.py): the config entries with their contexts and
+which of them is committed.  Planning a change reads the node's CoreView (the soft
+state of the last record, core_view.py), never the core.
 """
 from __future__ import annotations
 
@@ -58,8 +63,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ..raft.config import config_context
 from ..raft.messages import ProposeConfig
+from ..raft.record import ConfigState
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +122,7 @@ def members_from_json(items: list[dict]) -> dict[int, MemberInfo]:
     return {int(m["id"]): MemberInfo(str(m["name"]), str(m["address"]), bool(m.get("promote", False))) for m in items}
 
 
-def caught_up_target(core, caught_up_index: int | None = None) -> int:
+def caught_up_target(view, caught_up_index: int | None = None) -> int:
     """The index a learner's match index must reach to count as caught up.
 
     The leader's commit index, or `caught_up_index` if lower: the node passes the commit
@@ -125,7 +130,7 @@ def caught_up_target(core, caught_up_index: int | None = None) -> int:
     heartbeat of writes counts as caught up even under a load that never pauses.  At
     least 1: a learner that never acknowledged anything has not caught up with anything.
     """
-    target = core.commit_index
+    target = view.commit_index
     if caught_up_index is not None and caught_up_index > 0:
         target = min(caught_up_index, target)
     return max(target, 1)
@@ -160,6 +165,8 @@ class Membership:
         self._committed_source: tuple | None = None
         # The address each peer connected to this node advertised in its hello.
         self.advertised: dict[int, str] = {}
+        # The configuration part of the last step record synced from.
+        self.config_state: ConfigState | None = None
 
     def set_base(self, context: str | None) -> None:
         """The configuration context as of the start of the log (see the module doc).
@@ -168,51 +175,45 @@ class Membership:
             check_context(context)  # refuse a context that is not ours before relying on it
             self.base_context = context
 
-    def context_at(self, core, index: int) -> str | None:
+    def context_at(self, index: int) -> str | None:
         """The context of the configuration in force at `index` (at or after the start
-        of `core`'s log): the latest config entry at or before it, else the base."""
-        for entry_index, _config in reversed(core.config_entries):
-            if entry_index <= index:
-                return config_context(core.log.entry(entry_index).data)
-        return self.base_context
+        of the log last synced from): the latest config entry at or before it, else
+        the base."""
+        entry = self.config_state.at(index) if self.config_state is not None else None
+        return entry.context if entry is not None else self.base_context
 
-    def sync(self, core) -> bool:
-        """Recompute the latest and the committed tables from `core`'s config entries (or
-        the base) if either changed; True if one did."""
-        entries = core.config_entries
-        latest = self._source_of(core, entries[-1][0] if entries else None)
+    def sync(self, state: ConfigState) -> bool:
+        """Recompute the latest and the committed tables from a record's configuration
+        part (its config entries, or the base) if either changed; True if one did."""
+        self.config_state = state
+        entries = state.entries
+        latest = self._source_of(entries[-1] if entries else None)
         changed = latest != self._source
         if changed:
             self._source = latest
-            self.members, self.next_id = self._table(core, latest)
+            self.members, self.next_id = self._table(latest)
         # Usually the latest configuration is the committed one; only while a change is
         # pending is the one before it looked for.
-        commit_index = core.commit_index
-        committed_index = None
-        for index, _config in reversed(entries):
-            if index <= commit_index:
-                committed_index = index
-                break
-        committed = self._source_of(core, committed_index)
+        committed = self._source_of(state.at(state.committed_index) if state.committed_index else None)
         if committed != self._committed_source:
             self._committed_source = committed
             if committed == latest:
                 self.committed, self.committed_next_id = self.members, self.next_id
             else:
-                self.committed, self.committed_next_id = self._table(core, committed)
+                self.committed, self.committed_next_id = self._table(committed)
             changed = True
         return changed
 
-    def _source_of(self, core, index: int | None) -> tuple:
-        if index is not None:
-            return ("entry", index, core.log.term_at(index))
+    def _source_of(self, entry) -> tuple:
+        if entry is not None:
+            return ("entry", entry.index, entry.term, entry.context)
         if self.base_context is not None:
             return ("base", self.base_context)
         return ("seed",)
 
-    def _table(self, core, source: tuple) -> tuple[dict[int, MemberInfo], int]:
+    def _table(self, source: tuple) -> tuple[dict[int, MemberInfo], int]:
         if source[0] == "entry":
-            return decode_context(config_context(core.log.entry(source[1]).data))
+            return decode_context(source[3])
         if source[0] == "base":
             return decode_context(source[1])
         return dict(self._seed), max(self._seed, default=0) + 1
@@ -255,9 +256,9 @@ class Membership:
                 peers[node_id] = address
         return peers
 
-    def describe(self, core) -> list[dict[str, Any]]:
+    def describe(self, view) -> list[dict[str, Any]]:
         """The API's member list: {"id", "name", "address", "voter", "leader"}."""
-        config = core.config
+        config = view.config
         ids = set(self.members) | set(config.members)
         out = []
         for node_id in sorted(ids):
@@ -268,7 +269,7 @@ class Membership:
                     "name": info.name if info else f"node-{node_id}",
                     "address": info.address if info else None,
                     "voter": node_id in config.voters,
-                    "leader": node_id == core.leader_id,
+                    "leader": node_id == view.leader_id,
                 }
             )
         return out
@@ -285,18 +286,18 @@ class Membership:
         return None
 
     def plan_add(
-        self, core, address: str, name: str | None, learner: bool, join_id: str | None = None
+        self, view, address: str, name: str | None, learner: bool, join_id: str | None = None
     ) -> tuple[int, ProposeConfig]:
         """(new id, the change to propose) to add a member at `address`."""
         node_id = self.next_id
         members = dict(self.members)
         members[node_id] = MemberInfo(name or f"node-{node_id}", address, promote=learner, join_id=join_id)
-        voters, learners = set(core.config.voters), set(core.config.learners)
+        voters, learners = set(view.config.voters), set(view.config.learners)
         (learners if learner else voters).add(node_id)
         return node_id, self._change(voters, learners, members, node_id + 1)
 
-    def plan_remove(self, core, node_id: int) -> ProposeConfig:
-        config = core.config
+    def plan_remove(self, view, node_id: int) -> ProposeConfig:
+        config = view.config
         if node_id not in config.members:
             raise ChangeError(404, "member_not_found", f"node {node_id} is not a member")
         if config.voters == {node_id}:
@@ -304,21 +305,20 @@ class Membership:
         members = {i: m for i, m in self.members.items() if i != node_id}
         return self._change(set(config.voters) - {node_id}, set(config.learners) - {node_id}, members, self.next_id)
 
-    def plan_promote(self, core, node_id: int, caught_up_index: int | None = None) -> ProposeConfig | None:
+    def plan_promote(self, view, node_id: int, caught_up_index: int | None = None) -> ProposeConfig | None:
         """The change making learner `node_id` a voter; None if it already is one.
 
         A learner that has not caught up (see `caught_up_target`) is refused with 409
         `learner_not_ready`: as a voter it would count in the quorum before it could
         acknowledge anything new, and a learner that never started would cost the
         cluster a voter for good (etcd refuses the same)."""
-        config = core.config
+        config = view.config
         if node_id in config.voters:
             return None
         if node_id not in config.learners:
             raise ChangeError(404, "member_not_found", f"node {node_id} is not a member")
-        progress = core.progress.get(node_id)
-        match_index = progress.match_index if progress is not None else 0
-        target = caught_up_target(core, caught_up_index)
+        match_index = view.match_index(node_id) or 0
+        target = caught_up_target(view, caught_up_index)
         if match_index < target:
             short = target - match_index
             never = " and has never answered the leader (is it running?)" if match_index == 0 else ""
@@ -334,7 +334,7 @@ class Membership:
             members[node_id] = MemberInfo(info.name, info.address, promote=False, join_id=info.join_id)
         return self._change(set(config.voters) | {node_id}, set(config.learners) - {node_id}, members, self.next_id)
 
-    def learner_to_promote(self, core, caught_up_index: int | None = None) -> int | None:
+    def learner_to_promote(self, view, caught_up_index: int | None = None) -> int | None:
         """A learner marked for promotion whose log has caught up.
 
         Caught up means its match index has reached `caught_up_index` (by default the
@@ -344,13 +344,13 @@ class Membership:
         Promoting only caught-up learners keeps a new voter from stalling commits while
         it downloads the log.
         """
-        if not core.is_leader() or core.pending_config_index > core.commit_index:
+        if not view.is_leader() or view.pending_config_index > view.commit_index:
             return None
-        target = caught_up_target(core, caught_up_index)
-        for node_id in sorted(core.config.learners):
+        target = caught_up_target(view, caught_up_index)
+        for node_id in sorted(view.config.learners):
             info = self.members.get(node_id)
-            progress = core.progress.get(node_id)
-            if info and info.promote and progress is not None and progress.match_index >= target:
+            match_index = view.match_index(node_id)
+            if info and info.promote and match_index is not None and match_index >= target:
                 return node_id
         return None
 

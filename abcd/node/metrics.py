@@ -22,7 +22,9 @@ class NodeCollector:
 
     def collect(self):
         node = self._node
-        core = node.core
+        view = node.view
+        # The log's bounds are no soft state: asked of the core's public status, per scrape.
+        core_status = node.core.status()
         stats = node.stats
         labels = {"node": node.config.name}
         names = list(labels)
@@ -38,12 +40,12 @@ class NodeCollector:
             c.add_metric(values, value)
             return c
 
-        yield gauge("abcd_term", "The node's current Raft term.", core.current_term)
-        yield gauge("abcd_commit_index", "The highest log index known committed.", core.commit_index)
-        yield gauge("abcd_applied_index", "The highest log index applied to the state machine.", core.last_applied)
-        yield gauge("abcd_last_log_index", "The index of the last entry in the log.", core.log.last_index)
-        yield gauge("abcd_is_leader", "1 if this node is the leader.", 1 if core.is_leader() else 0)
-        yield gauge("abcd_members", "Members in the configuration (voters and learners).", len(core.config.members))
+        yield gauge("abcd_term", "The node's current Raft term.", view.current_term)
+        yield gauge("abcd_commit_index", "The highest log index known committed.", view.commit_index)
+        yield gauge("abcd_applied_index", "The highest log index applied to the state machine.", node.store.applied_index)
+        yield gauge("abcd_last_log_index", "The index of the last entry in the log.", core_status["last_log_index"])
+        yield gauge("abcd_is_leader", "1 if this node is the leader.", 1 if view.is_leader() else 0)
+        yield gauge("abcd_members", "Members in the configuration (voters and learners).", len(view.config.members))
         yield gauge("abcd_requests_waiting", "Client requests waiting for commit or a read index.", node.requests.waiting)
         # All of the loop's tasks (sessions, watches, links, timers): a number that keeps
         # growing under a steady load is a leak.  Counting them walks a weak set, at scrape time only.
@@ -63,7 +65,7 @@ class NodeCollector:
         yield counter("abcd_forwarded", "Requests forwarded to the leader.", node.forwarder.forwarded)
         yield counter("abcd_messages_sent", "Raft messages handed to the transport.", node.outbound.messages_sent)
         snaps = node.snapshots
-        yield gauge("abcd_snapshot_index", "The index the in-memory log starts after (its snapshot).", core.log.snapshot_index)
+        yield gauge("abcd_snapshot_index", "The index the in-memory log starts after (its snapshot).", core_status["snapshot_index"])
         yield gauge("abcd_newest_snapshot_index", "The index of the newest snapshot this node holds.", snaps.newest_index)
         yield counter("abcd_snapshots_taken", "Snapshots of the state machine taken by this node.", snaps.taken)
         yield counter("abcd_snapshot_seconds", "Time spent taking snapshots (capture, encoding, saving).", snaps.take_seconds)

@@ -3,15 +3,24 @@
 Theory of operation
 -------------------
 `start()` recovers the newest snapshot and the WAL after it, builds the core from them,
-and starts the pipeline (pipeline.py) with its sinks in this order: member table
-(transport peers follow the log's configuration, or an installed snapshot's), outbound
-(one transport.send per peer per batch, written at once; snapshots filled in), WAL sink
-(write, group-commit fsync, Persisted back into the events; installed snapshots saved
-first), replies (core answers -> waiting requests), applier (committed entries, or a
-leader's snapshot -> KVStore -> waiting requests), snapshotter (takes a snapshot once
-enough entries were applied, compacts the log behind it: snapshots.py), trace log, and
-`_after_step` (the request router's parked requests find the new leader; the
-callbacks given to `call_after_step` run, so a step's session answers leave at once).
+and starts the pipeline (pipeline.py).  Each step of the core returns one StepRecord
+(raft/record.py) and the sinks execute its parts in this order, each reading its own
+part: the node's view of the core (`view`, core_view.py: leader, role, term, commit
+index, configuration, from `soft` and `config`) and the member table (transport peers
+follow the log's configuration, or an installed snapshot's), outbound (`messages`: one
+transport.send per peer per batch, written at once; snapshots filled in), WAL sink
+(`persist`: write, group-commit fsync, Persisted back into the events; installed
+snapshots saved first), replies (`replies`: core answers -> waiting requests), applier
+(`restore` and `committed`: a leader's snapshot, committed entries -> KVStore ->
+waiting requests), snapshotter (takes a snapshot once enough entries were applied; the
+log behind it is compacted by stepping SnapshotTaken: snapshots.py), trace log
+(`traces`), and `_after_step` (the request router's parked requests find the new
+leader; the callbacks given to `call_after_step` run, so a step's session answers
+leave at once).
+
+The node changes the core only by stepping events, and learns its state from the
+records through `view`, not from the core's fields (the dashboard's status aside:
+status.py, and docs/architecture.md, "What the shell reads of the core").
 
 Watchers of `/v1/events` (the dashboard) see the traces and log records, and while
 one is connected the node also counts its messages and publishes its status
@@ -52,9 +61,10 @@ from reactivex.subject import Subject
 from ..kv import KVStore
 from ..net import Faults, PeerTransport, faults_outbound
 from ..raft.core import Options, RaftCore
-from ..raft.effects import Restore, Trace
+from ..raft.effects import Trace
 from ..net.chunks import SnapshotChunk, SnapshotChunkAck
-from ..raft.messages import InstallSnapshotRequest, InstallSnapshotResponse, Message, PeerUnreachable
+from ..raft.messages import InstallSnapshotRequest, InstallSnapshotResponse, Message, PeerUnreachable, SnapshotTaken
+from ..raft.record import StepRecord
 from ..storage import WAL
 from . import snapshots
 from . import status as node_status
@@ -63,6 +73,7 @@ from .auto_compaction import AutoCompactor
 from .auth import NO_CREDENTIAL, Credential, Gate
 from .cluster_ops import maybe_promote
 from .config import NodeConfig
+from .core_view import CoreView
 from .events import EventHub
 from .leases import LeaseTimers
 from .live_events import LiveEvents
@@ -151,6 +162,7 @@ class Node:
             seed=random.SystemRandom().getrandbits(32),
             options=Options(election_ticks=config.election_ticks, heartbeat_ticks=1).validate(),
         )
+        self.view = CoreView(self.core)
         self.membership = Membership(self.node_id, members_from_json(self.meta.get("seed_members", [])))
         if newest is not None:
             self.membership.set_base(newest.members)
@@ -161,7 +173,7 @@ class Node:
             gate=self.gate,
             leases=self.leases,
             loop=loop,
-            is_leader=self.core.is_leader,
+            is_leader=self.view.is_leader,
             leader_id=self._leader_id,
             address_of=self.membership.address_of,
             node_id=self.node_id,
@@ -179,7 +191,8 @@ class Node:
             data_dir=config.data_dir,
             snapshot_count=config.snapshot_count,
             catchup_entries=config.snapshot_catchup_entries,
-            core=self.core,
+            view=self.view,
+            compact_log=lambda index, upto: self.pipeline.push_events([SnapshotTaken(index, upto)]),
             store=self.store,
             membership=self.membership,
             wal=self.wal,
@@ -233,10 +246,10 @@ class Node:
         )
         deliver = self._outbound_deliver()
         self.outbound = Outbound(deliver, fill_snapshot=self._stream_snapshot, hub=self.hub, traffic=self.traffic)
-        core = self.core
+        view = self.view
         self.snapshot_sender = SnapshotSender(
             deliver,
-            leading=lambda term: core.is_leader() and core.current_term == term,
+            leading=lambda term: view.is_leader() and view.current_term == term,
             clock=loop.time,
             # Far beyond a chunk's round trip on a busy node; a stalled transfer restarts.
             ack_timeout=max(5.0, 10 * config.election_timeout_ms / 1000.0),
@@ -245,10 +258,10 @@ class Node:
         )
         self.snapshot_receiver = SnapshotReceiver(
             self.node_id, config.data_dir, deliver, lambda peer, request: self._on_frame(peer, [request]),
-            current_term=lambda: core.current_term, logger=self.logger,
+            current_term=lambda: view.current_term, logger=self.logger,
         )
         # The election timer as the last tick found it: (ticks elapsed, randomized timeout).
-        self._election_timer = (self.core.election_elapsed, self.core.randomized_election_timeout)
+        self._election_timer = self.view.election_timer()
         self.trace_log = TraceLog(
             self.logger, self.hub, node_id=self.node_id, on_trace=self._count_trace,
             annotate={"Timeout": self._timeout_fields},
@@ -264,22 +277,7 @@ class Node:
         self._sync_membership()
         self.pipeline.start(
             self.scheduler,
-            [
-                self._begin_step,
-                # Before outbound: a member added by this step must be reachable by its messages.
-                self._guard(self._membership_effects),
-                # Frames first, then the WAL write: a leader's AppendEntries need not wait
-                # for its own disk (thesis §10.2.1), and every message that promises
-                # durable state is held by the core until Persisted, whatever this order.
-                self._guard(self.outbound.on_effects),
-                self._guard(self.wal_sink.on_effects),
-                self._guard(self.requests.on_effects),
-                self._guard(self.applier.on_effects),
-                # After the applier: a snapshot captures what this step applied.
-                self._guard(self.snapshots.on_effects, fatal=False),
-                self._guard(self.trace_log.on_effects, fatal=False),
-                self._guard(self._after_step),
-            ],
+            self._record_sinks(),
             on_tick=self._on_tick,
             on_error=self._fatal,
         )
@@ -288,21 +286,43 @@ class Node:
             if loop.time() > deadline:
                 raise RuntimeError("the node's pipeline did not subscribe to its inputs within 5 s")
             await asyncio.sleep(0)
-        log = self.core.log
+        snapshot_index = newest.index if newest is not None else 0
         self.logger.bind(event="NodeStarted").info(
             "node {} of cluster {} at {}: snapshot at index {}, log {}..{}, term {}",
-            self.node_id, self.cluster_id, config.advertise, log.snapshot_index, log.first_index, log.last_index,
-            recovered.hard_state.current_term,
+            self.node_id, self.cluster_id, config.advertise, snapshot_index, snapshot_index + 1,
+            entries[-1].index if entries else snapshot_index, recovered.hard_state.current_term,
         )
 
-    def _guard(self, sink: Callable[[list], None], *, fatal: bool = True) -> Callable[[list], None]:
+    def _record_sinks(self) -> list[Callable[[StepRecord], None]]:
+        """The sinks of every step record, in the order the shell honours its parts
+        (raft/record.py); each reads its own part."""
+        return [
+            self._begin_step,
+            # First, so that every later sink sees this step's leader and configuration,
+            # and before outbound: a member added by this step must be reachable by its
+            # messages.
+            self._guard(self._learn),
+            # Frames first, then the WAL write: a leader's AppendEntries need not wait
+            # for its own disk (thesis §10.2.1), and every message that promises
+            # durable state is held by the core until Persisted, whatever this order.
+            self._guard(self.outbound.on_record),
+            self._guard(self.wal_sink.on_record),
+            self._guard(self.requests.on_record),
+            self._guard(self.applier.on_record),
+            # After the applier: a snapshot captures what this step applied.
+            self._guard(self.snapshots.on_record, fatal=False),
+            self._guard(self.trace_log.on_record, fatal=False),
+            self._guard(self._after_step),
+        ]
+
+    def _guard(self, sink: Callable[[StepRecord], None], *, fatal: bool = True) -> Callable[[StepRecord], None]:
         """A sink that cannot break the fan-out: an exception in it is logged and, unless
         the sink is only about logging, stops the node (its state can no longer be trusted;
         a restart recovers from the WAL)."""
 
-        def guarded(effects: list) -> None:
+        def guarded(record: StepRecord) -> None:
             try:
-                sink(effects)
+                sink(record)
             except Exception as error:
                 if fatal:
                     self._fatal(error)
@@ -363,11 +383,13 @@ class Node:
         """Outbound's snapshot filler: the snapshot leaves in chunks, never in the frame."""
         self.snapshot_sender.offer(message, self.snapshots.fill, self.snapshots.newest_index)
 
-    def _membership_effects(self, effects: list) -> None:
-        for effect in effects:
-            if type(effect) is Restore:
-                # The log was replaced: the member table starts from the snapshot's.
-                self.membership.set_base(self.snapshots.members_of(effect))
+    def _learn(self, record: StepRecord) -> None:
+        """The record's soft state and configuration, into the view and the member table."""
+        if not self.view.learn(record):
+            return  # the configuration is the same object: nothing to recompute
+        if record.restore is not None:
+            # The log was replaced: the member table starts from the snapshot's.
+            self.membership.set_base(self.snapshots.members_of(record.restore))
         self._sync_membership()
 
     def _snapshot_event(self, name: str, fields: dict) -> None:
@@ -375,8 +397,8 @@ class Node:
         (after the core's own traces when it happens during a step)."""
 
         def trace() -> None:
-            core = self.core
-            self.trace_log.trace(Trace(name, {**fields, "term": core.current_term, "role": core.role}))
+            soft = self.view.soft
+            self.trace_log.trace(Trace(name, {**fields, "term": soft.term, "role": soft.role}))
 
         if self._step_end is not None:
             self._step_end.append(trace)
@@ -432,10 +454,10 @@ class Node:
         else:
             self.loop.call_soon(callback)
 
-    def _begin_step(self, effects: list) -> None:
+    def _begin_step(self, record: StepRecord) -> None:
         self._step_end = []
 
-    def _after_step(self, effects: list) -> None:
+    def _after_step(self, record: StepRecord) -> None:
         callbacks, self._step_end = self._step_end or [], None
         for callback in callbacks:
             try:
@@ -473,7 +495,7 @@ class Node:
         self.pipeline.push_requests([PeerUnreachable(peer)])
 
     def _sync_membership(self) -> bool:
-        if not self.membership.sync(self.core):
+        if not self.membership.sync(self.view.config_state):
             return False
         self._set_peers()
         self.transport.refuse_removed()
@@ -498,8 +520,7 @@ class Node:
         # Before the step that takes this tick (batching defers it to the next turn):
         # if the tick times the election out, the core resets its timer in that step,
         # and the Timeout trace reads what it was here (_timeout_fields).
-        core = self.core
-        self._election_timer = (core.election_elapsed, core.randomized_election_timeout)
+        self._election_timer = self.view.election_timer()
         now = self.loop.time()
         self.router.on_tick(now)
         maybe_promote(self)
@@ -514,8 +535,8 @@ class Node:
             )
 
     def _expire_leases(self, now: float) -> None:
-        core = self.core
-        expired = self.leases.on_tick(self.store.leases(), now, leading=core.is_leader(), term=core.current_term)
+        view = self.view
+        expired = self.leases.on_tick(self.store.leases(), now, leading=view.is_leader(), term=view.current_term)
         if not expired:
             return
         for lease_id in expired:
@@ -523,10 +544,10 @@ class Node:
         self.router.propose([{"op": "lease_expire", "lease": lease_id} for lease_id in expired])
 
     def _auto_compact(self, now: float) -> None:
-        core, store = self.core, self.store
+        view, store = self.view, self.store
         revision = self.auto_compactor.on_tick(
             revision=store.current_revision, compact_revision=store.compact_revision, now=now,
-            leading=core.is_leader(), term=core.current_term,
+            leading=view.is_leader(), term=view.current_term,
         )
         if revision is None:
             return
@@ -591,16 +612,16 @@ class Node:
 
     def _leader_id(self) -> int | None:
         """The leader this node knows (None: none); how the router learns it."""
-        return self.core.leader_id
+        return self.view.leader_id
 
     # ------------------------------------------------------------------ state
 
     def is_leader(self) -> bool:
-        return self.core.is_leader()
+        return self.view.is_leader()
 
     def healthy(self) -> bool:
-        core = self.core
-        return core.leader_id is not None and core.last_applied >= core.commit_index and self.failed is None
+        soft = self.view.soft
+        return soft.leader_id is not None and self.store.applied_index >= soft.commit_index and self.failed is None
 
     def status(self) -> dict:
         """The `GET /v1/status` body (status.py: every read for watchers is there)."""

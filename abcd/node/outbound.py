@@ -1,4 +1,4 @@
-"""Outbound: the Send effects of one step, grouped per destination peer.
+"""Outbound: the `messages` part of one step record, grouped per destination peer.
 
 One core step may send many messages (AppendEntries to every follower, heartbeats
 with a ReadIndex round, vote requests...).  They are grouped by `dest` so that each
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-from ..raft.effects import Send
+from ..raft.record import StepRecord
 from ..raft.messages import InstallSnapshotRequest, Message
 from .events import EventHub
 from .traffic import Traffic
@@ -31,21 +31,19 @@ def _unfilled(message: InstallSnapshotRequest) -> InstallSnapshotRequest:
     return message
 
 
-def group_sends(effects: Sequence, fill_snapshot: FillSnapshot = _unfilled) -> dict[int, list[Message]]:
-    """{dest: [messages in effect order]} of the Send effects in `effects`."""
+def group_sends(messages: Sequence[Message], fill_snapshot: FillSnapshot = _unfilled) -> dict[int, list[Message]]:
+    """{dest: [messages in their order]} of a step's `messages` part."""
     by_dest: dict[int, list[Message]] = {}
-    for effect in effects:
-        if type(effect) is Send:
-            message = effect.message
-            if type(message) is InstallSnapshotRequest:
-                message = fill_snapshot(message)
-                if message is None:
-                    continue
-            group = by_dest.get(message.dest)
-            if group is None:
-                by_dest[message.dest] = [message]
-            else:
-                group.append(message)
+    for message in messages:
+        if type(message) is InstallSnapshotRequest:
+            message = fill_snapshot(message)
+            if message is None:
+                continue
+        group = by_dest.get(message.dest)
+        if group is None:
+            by_dest[message.dest] = [message]
+        else:
+            group.append(message)
     return by_dest
 
 
@@ -66,10 +64,13 @@ class Outbound:
         self._traffic = traffic
         self.messages_sent = 0
 
-    def on_effects(self, effects: Sequence) -> None:
+    def on_record(self, record: StepRecord) -> None:
+        """A step's `messages` part."""
+        if not record.messages:
+            return
         hub = self._hub
         traffic = self._traffic if hub is not None and hub.active else None
-        for dest, messages in group_sends(effects, self._fill_snapshot).items():
+        for dest, messages in group_sends(record.messages, self._fill_snapshot).items():
             self.messages_sent += len(messages)
             if traffic is not None:
                 traffic.count_sent(dest, messages)

@@ -1,22 +1,31 @@
-"""The node's reactive pipeline: inputs merged into the core's step, effects fanned out.
+"""The node's reactive pipeline: inputs merged into the core's step; the record executed.
 
     inbound  (peer frames)   ─┐
     ticks    (interval)      ─┤
-    client_requests          ─┼─► merge ─► batch_per_turn ─► to_events ─► core.step_many ─► effects (shared)
-    storage_acks (Persisted) ─┘                                                             │
-                 ▲                                                  WAL sink, outbound, replies, applier, log
-                 └───────────────────────── Persisted(seq) ◄── WAL sink (after fsync) ──────┘
+    client_requests          ─┼─► merge ─► batch_per_turn ─► to_events ─► core.step_many ─► StepRecord (shared)
+    storage_acks             ─┘                                                                 │
+                 ▲                                        view, outbound, WAL, replies, applier, snapshots, log
+                 └──────── Persisted(seq), SnapshotTaken ◄── WAL sink (after fsync), snapshotter ───┘
 
 Every item is a list (a frame's messages, one Tick, the requests of a client frame,
-one Persisted) and `batch_per_turn` makes one list per loop turn, so the core steps
-once per turn whatever the load: the unit that flows is a batch, never a message.
+one Persisted or SnapshotTaken) and `batch_per_turn` makes one list per loop turn, so
+the core steps once per turn whatever the load: the unit that flows is a batch,
+never a message.
 
-`core.step_many` mutates the core and returns effects; a `map` over it is the
-`scan(RaftCore.step)` of architecture.md with the state kept in the core object.
-`share()` matters: without it every subscriber would get its own copy of the chain
-and the same events would be stepped several times.  The sinks are one subscriber
-that calls them in the order given, for each batch (node.py says why the outbound
-sink comes before the WAL sink).
+`core.step_many` mutates the core and returns one StepRecord (raft/record.py); a
+`map` over it is the `scan(RaftCore.step)` of architecture.md with the state kept in
+the core object.  `share()` matters: without it every subscriber would get its own
+copy of the chain and the same events would be stepped several times.
+
+Rx stops at the step.  Reactive operators carry the inputs (merging four sources,
+batching per loop turn, the faults); the output is not split into streams.  The
+shell executes each record in a fixed order: the sinks are ONE subscriber that
+calls them in the order given, each reading its own part of the record (the order
+and why it is safe: record.py; node.py wires it).  A Subject per consumer was
+measured dearer than the rest of the plumbing together (docs/performance.md, "The
+pipeline's own cost"), and a fixed order is what the record's parts need anyway:
+the member table before the messages, the messages before the WAL write, the
+replies before the applier.
 
 Everything runs on ONE scheduler (the AsyncIOScheduler of the node's loop, or a
 TestScheduler in marble tests).  `merge` subscribes to its sources on that
@@ -38,6 +47,7 @@ from reactivex.subject import Subject
 
 from ..net.faults import Faults, faults_inbound
 from ..raft.messages import Persisted, Tick
+from ..raft.record import StepRecord
 from .batching import batch_per_turn
 
 TICK_BATCH = [Tick()]
@@ -46,13 +56,13 @@ TICK_BATCH = [Tick()]
 def _messages_of(frame: tuple[int, list]) -> list:
     return frame[1]
 
-Sink = Callable[[list], None]
+Sink = Callable[[StepRecord], None]
 
 
 class Pipeline:
     def __init__(
         self,
-        step: Callable[[list], list],
+        step: Callable[[list], StepRecord],
         *,
         tick_seconds: float,
         to_events: Callable[[list], list] = lambda batch: batch,
@@ -70,32 +80,33 @@ class Pipeline:
         # Inputs.  inbound carries (peer id, messages) as the transport delivers them.
         self.inbound: Subject[tuple[int, list]] = Subject()
         self.client_requests: Subject[list] = Subject()
+        # What storage tells the core: Persisted(seq), SnapshotTaken.
         self.storage_acks: Subject[list] = Subject()
         self.ticks: Observable[int] | None = None
-        self.effects: Observable[list] | None = None
+        self.records: Observable[StepRecord] | None = None
         self._subscription = CompositeDisposable()
         self.batches = 0
         self.events = 0
 
-    def build(self, scheduler: abc.SchedulerBase) -> Observable[list]:
+    def build(self, scheduler: abc.SchedulerBase) -> Observable[StepRecord]:
         inbound = self.inbound
         if self._faults is not None:
             inbound = inbound.pipe(faults_inbound(self._faults, scheduler))
         inbound_events = inbound.pipe(ops.map(self._messages_heard if self._heard is not None else _messages_of))
         self.ticks = reactivex.interval(self._tick_seconds, scheduler=scheduler).pipe(ops.share())
         tick_events = self.ticks.pipe(ops.map(lambda _: TICK_BATCH))
-        self.effects = reactivex.merge(inbound_events, tick_events, self.client_requests, self.storage_acks).pipe(
+        self.records = reactivex.merge(inbound_events, tick_events, self.client_requests, self.storage_acks).pipe(
             batch_per_turn(scheduler, call_soon=self._call_soon),
             ops.map(self._step_batch),
             ops.share(),
         )
-        return self.effects
+        return self.records
 
     def _messages_heard(self, frame: tuple[int, list]) -> list:
         self._heard(frame[0], frame[1])
         return frame[1]
 
-    def _step_batch(self, batch: list) -> list:
+    def _step_batch(self, batch: list) -> StepRecord:
         events = self._to_events(batch)
         self.batches += 1
         self.events += len(events)
@@ -111,17 +122,17 @@ class Pipeline:
     ) -> None:
         """Subscribe the sinks (in order) and, if given, `on_tick` to the ticks.
 
-        The sinks are one subscriber that calls each in turn: a Subject delivering to
-        eleven observers cost about as much per step as the rest of the plumbing
-        together (docs/performance.md, "The pipeline's own cost")."""
-        effects = self.build(scheduler)
+        The sinks are one subscriber that calls each in turn with the step's record: a
+        Subject delivering to eleven observers cost about as much per step as the rest
+        of the plumbing together (docs/performance.md, "The pipeline's own cost")."""
+        records = self.build(scheduler)
         sinks = tuple(sinks)
 
-        def each_sink(step_effects: list) -> None:
+        def each_sink(record: StepRecord) -> None:
             for sink in sinks:
-                sink(step_effects)
+                sink(record)
 
-        self._subscription.add(effects.subscribe(each_sink, on_error, scheduler=scheduler))
+        self._subscription.add(records.subscribe(each_sink, on_error, scheduler=scheduler))
         if on_tick is not None and self.ticks is not None:
             self._subscription.add(self.ticks.subscribe(on_tick, on_error, scheduler=scheduler))
 
@@ -140,6 +151,10 @@ class Pipeline:
 
     def persisted(self, seq: int) -> None:
         self.storage_acks.on_next([Persisted(seq)])
+
+    def push_events(self, events: list) -> None:
+        """Other news from storage for the core (SnapshotTaken), stepped in the next turn."""
+        self.storage_acks.on_next(events)
 
     def stop(self) -> None:
         self._subscription.dispose()

@@ -36,6 +36,7 @@ from typing import Any, Callable
 import orjson
 
 from ..raft.effects import Accepted, NotLeader, ReadReady, Rejected, Reply
+from ..raft.record import StepRecord
 from ..raft.messages import Entry, Propose, ReadIndex
 from . import responses
 from .responses import Response
@@ -181,10 +182,10 @@ class PendingRequests:
 
     # ------------------------------------------------------------------ out of the core
 
-    def on_effects(self, effects: list) -> None:
-        for effect in effects:
-            if type(effect) is Reply:
-                self.on_reply(effect)
+    def on_record(self, record: StepRecord) -> None:
+        """A step's `replies` part."""
+        for reply in record.replies:
+            self.on_reply(reply)
 
     def on_reply(self, reply: Reply) -> None:
         tag, result = reply.tag, reply.result

@@ -43,7 +43,7 @@ class SnapshotInstalling:
         self,
         *,
         data_dir: str,
-        core,
+        view,
         store: KVStore,
         submit: Callable[[Callable[[], Any], Done], None],
         compact_wal: Callable[[int], int],
@@ -54,7 +54,7 @@ class SnapshotInstalling:
         max_snapshots: int,
     ) -> None:
         self._data_dir = data_dir
-        self._core = core
+        self._view = view  # the node's CoreView: the core as the step records describe it
         self._store = store
         self._submit = submit
         self._compact_wal = compact_wal
@@ -69,10 +69,10 @@ class SnapshotInstalling:
         self.installed = 0
         self.refused = 0
 
-    def on_effects(self, effects: list) -> None:
+    def on_record(self, record) -> None:
         """After the applier: forget a prepared store once its index is committed."""
         prepared = self._prepared
-        if prepared is not None and prepared.index <= self._core.commit_index:
+        if prepared is not None and prepared.index <= record.soft.commit_index:
             self._prepared = None  # installed (the applier took it) or no longer needed
 
     def screen(self, peer: int, messages: list[Message]) -> list[Message]:
@@ -85,11 +85,11 @@ class SnapshotInstalling:
         return kept
 
     def _prepare(self, peer: int, m: InstallSnapshotRequest) -> bool:
-        core = self._core
+        view = self._view
         if (
-            m.term < core.current_term
-            or m.last_included_index <= core.commit_index
-            or core.log.matches(m.last_included_index, m.last_included_term)
+            m.term < view.current_term
+            or m.last_included_index <= view.commit_index
+            or view.log_matches(m.last_included_index, m.last_included_term)
         ):
             return True  # the core answers it without installing anything (stale, or our log has it)
         try:

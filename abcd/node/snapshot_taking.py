@@ -1,7 +1,7 @@
 """Taking snapshots (§7 of the Raft paper), and compacting behind them.
 
 Once `snapshot_count` entries were applied since the newest snapshot, and none is
-being taken, `on_effects` (a sink after the applier) forks a child process on the
+being taken, `on_record` (a sink after the applier) forks a child process on the
 event loop (snapshot_child.py): its copy-on-write image of the process is the store
 exactly at the applied index, and it encodes that (the packed format:
 kv/snapshot_packed.py) and saves it durably as `snap/<term>-<index>.snap`, with the configuration as of that index in its meta
@@ -18,9 +18,10 @@ between pipeline steps, the node remembers it as its newest snapshot and compact
 WAL segments that hold nothing after `index - catchup_entries` (entries kept so that a
 follower a little behind still gets AppendEntries rather than a whole snapshot), at
 once; and the core's log up to that point, never behind its start, `COMPACT_STEP`
-entries per loop turn (freeing them all at once stalled the loop).  A failed attempt is
-logged and retried after another `snapshot_count` entries; the WAL still holds
-everything meanwhile.
+entries per loop turn (freeing them all at once stalled the loop), each step of it a
+SnapshotTaken event stepped through the pipeline like any other change of the core.
+A failed attempt is logged and retried after another `snapshot_count` entries; the
+WAL still holds everything meanwhile.
 """
 from __future__ import annotations
 
@@ -54,7 +55,8 @@ class SnapshotTaking:
         data_dir: str,
         snapshot_count: int,
         catchup_entries: int,
-        core,
+        view,
+        compact_log: Callable[[int, int], None],
         store: KVStore,
         membership: Membership,
         wal,
@@ -76,7 +78,13 @@ class SnapshotTaking:
         self.max_wals = max_wals
         self.snapshot_count = snapshot_count
         self.catchup_entries = catchup_entries
-        self._core = core
+        # The node's CoreView: the core as the step records describe it, and its log's
+        # terms (read-only).  The core's log is compacted only by stepping SnapshotTaken:
+        # compact_log(snapshot index, compact to) pushes one into the pipeline.
+        self._view = view
+        self._compact_log = compact_log
+        self._compact_snapshot = 0  # the snapshot's index behind which the log is compacted
+        self._compacted_to = 0  # the last compact_to pushed (the view learns it a step later)
         self._store = store
         self._membership = membership
         self._wal = wal
@@ -107,7 +115,7 @@ class SnapshotTaking:
         newest = self._newest()
         return newest.index if newest is not None else 0
 
-    def on_effects(self, effects: list) -> None:
+    def on_record(self, record) -> None:
         """After the applier: take a snapshot once enough entries were applied."""
         if not self.snapshot_count or self.in_progress or self.closed:
             return
@@ -117,15 +125,15 @@ class SnapshotTaking:
 
     def take(self) -> bool:
         """Start taking a snapshot at the applied index; False if there is nothing new."""
-        core, store = self._core, self._store
+        view, store = self._view, self._store
         index = store.applied_index
-        term = core.log.term_at(index)
-        if index <= max(core.log.snapshot_index, self.newest_index) or term is None:
+        term = view.term_at(index)
+        if index <= max(view.log_start, self.newest_index) or term is None:
             return False
         started = self._clock()
         try:
-            config = core.config_at(index)
-            members = self._membership.context_at(core, index)
+            config = view.config_at(index)
+            members = self._membership.context_at(index)
             keys = len(store)
             meta = {"voters": sorted(config.voters), "learners": sorted(config.learners), "members": members}
             job = self._forked_job(index, term, members, meta) if self.fork else None
@@ -229,12 +237,13 @@ class SnapshotTaking:
         The WAL at once (it only deletes whole files); the core's log from here on, in
         steps (`_compact_log_step`).  Returns where the log is being compacted to, and
         the number of WAL segments deleted."""
-        core = self._core
-        target = max(core.log.snapshot_index, index - self.catchup_entries)
+        start = self._view.log_start
+        target = max(start, index - self.catchup_entries)
         if self.closed:
-            return core.log.snapshot_index, 0
+            return start, 0
         if target > self._compact_target:
             self._compact_target = target
+            self._compact_snapshot = index
         if not self._compacting:
             self._compact_log_step()
         # Never past this snapshot: a newer one installed meanwhile may not be durable
@@ -246,16 +255,16 @@ class SnapshotTaking:
         and defer the next step if more are left.  A snapshot installed meanwhile may
         have replaced the log beyond the target: then nothing is left to do."""
         self._compacting = False
-        core = self._core
-        start = core.log.snapshot_index
+        start = max(self._view.log_start, self._compacted_to)
         if self.closed or self._compact_target <= start:
             return
         upto = self._compact_target
         if self._defer is not None:
             upto = min(upto, start + COMPACT_STEP)
         # The member table falls back to the base once no config entry is left.
-        self._membership.set_base(self._membership.context_at(core, upto))
-        core.compact(upto)
+        self._membership.set_base(self._membership.context_at(upto))
+        self._compacted_to = upto
+        self._compact_log(self._compact_snapshot, upto)
         if upto < self._compact_target:
             self._compacting = True
             self._defer(self._compact_log_step)

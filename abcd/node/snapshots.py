@@ -49,7 +49,8 @@ class Snapshotter:
         data_dir: str,
         snapshot_count: int,
         catchup_entries: int,
-        core,
+        view,
+        compact_log: Callable[[int, int], None],
         store: KVStore,
         membership: Membership,
         wal,
@@ -73,7 +74,8 @@ class Snapshotter:
             data_dir=data_dir,
             snapshot_count=snapshot_count,
             catchup_entries=catchup_entries,
-            core=core,
+            view=view,
+            compact_log=compact_log,
             store=store,
             membership=membership,
             wal=wal,
@@ -90,7 +92,7 @@ class Snapshotter:
         )
         self.installing = SnapshotInstalling(
             data_dir=data_dir,
-            core=core,
+            view=view,
             store=store,
             submit=self._worker.submit,
             compact_wal=self.taking.compact_wal,
@@ -133,10 +135,10 @@ class Snapshotter:
 
     # ------------------------------------------------------------------ taking
 
-    def on_effects(self, effects: list) -> None:
+    def on_record(self, record) -> None:
         """After the applier: take a snapshot once enough entries were applied."""
-        self.installing.on_effects(effects)
-        self.taking.on_effects(effects)
+        self.installing.on_record(record)
+        self.taking.on_record(record)
 
     def take(self) -> bool:
         """Start taking a snapshot at the applied index; False if there is nothing new."""

@@ -1,7 +1,12 @@
 """The node's state as `GET /v1/status` and the event stream show it.
 
-Every read of the core's fields for watchers happens here, in one pass, and costs
-some tens of microseconds (docs/performance.md, "What an open dashboard costs"): the
+The leader, role, term, commit index and configuration come from the node's view
+of the core (core_view.py: the soft state of the last step record), like everywhere
+in the node.  What only a watcher wants, and what changes every tick or every step
+(the election timer, the lease, each follower's progress, the log's bounds and
+terms, the vote), is read from the core here and nowhere else, in one pass between
+steps: carrying it in every step record would cost every write for the sake of a
+dashboard.  The pass costs some tens of microseconds (docs/performance.md, "What an open dashboard costs"): the
 event stream asks for it every 250 ms while someone watches, and nothing here runs
 otherwise.  Times are the core's logical ticks (one per heartbeat
 interval) times the heartbeat interval, so they move in steps of `heartbeat_ms`.
@@ -68,13 +73,15 @@ def progress(core) -> dict[str, dict[str, Any]] | None:
 
 def describe(node) -> dict[str, Any]:
     """The `GET /v1/status` body."""
-    core = node.core
+    view = node.view
+    soft = view.soft
+    core = node.core  # the dashboard-only fields (module doc)
     log = core.log
-    leader = core.leader_id
+    leader = soft.leader_id
     heartbeat_ms = node.config.heartbeat_ms
-    voter = node.node_id in core.config.voters
+    voter = node.node_id in view.config.voters
     # A leader never times out (its lease says how long it holds), nor does a learner.
-    timing_out = voter and core.role != LEADER
+    timing_out = voter and soft.role != LEADER
     lease = lease_remaining_ticks(core)
     faults = node.faults
     return {
@@ -82,13 +89,13 @@ def describe(node) -> dict[str, Any]:
         "name": node.config.name,
         "cluster_id": node.cluster_id,
         "address": node.config.advertise,
-        "role": core.role,
-        "term": core.current_term,
+        "role": soft.role,
+        "term": soft.term,
         "voted_for": core.voted_for,
         "leader": leader,
         "leader_address": node.membership.address_of(leader),
         "voter": voter,
-        "commit_index": core.commit_index,
+        "commit_index": soft.commit_index,
         "applied_index": core.last_applied,
         "last_log_index": log.last_index,
         "snapshot_index": log.snapshot_index,
@@ -100,7 +107,7 @@ def describe(node) -> dict[str, Any]:
         "progress": progress(core),
         "revision": node.store.current_revision,
         "compact_revision": node.store.compact_revision,
-        "members": node.membership.describe(core),
+        "members": node.membership.describe(view),
         "faults_enabled": faults is not None,
         "faults": faults.to_json() if faults is not None else None,
         "version": __version__,

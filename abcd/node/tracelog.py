@@ -13,9 +13,10 @@ heard nothing, in ms).  The core's traces, and so its transcripts, stay as they 
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 from ..raft.effects import Trace
+from ..raft.record import StepRecord
 from .. import logs
 from .events import EventHub
 
@@ -88,10 +89,10 @@ class TraceLog:
         # name -> (time published, advances held back since, latest trace held back or None)
         self._hub_held: dict[str, list] = {}
 
-    def on_effects(self, effects: Sequence) -> None:
-        for effect in effects:
-            if type(effect) is Trace:
-                self.trace(effect)
+    def on_record(self, record: StepRecord) -> None:
+        """A step's `traces` part."""
+        for trace in record.traces:
+            self.trace(trace)
 
     def trace(self, trace: Trace) -> None:
         self._on_trace(trace)

@@ -35,6 +35,7 @@ from concurrent.futures import Executor
 from typing import Any, Callable, Protocol
 
 from ..raft.effects import Persist
+from ..raft.record import StepRecord
 
 SyncDone = Callable[[BaseException | None], None]
 # run_sync(fn, done): run fn() later (on the event loop after this turn's callbacks, or
@@ -173,10 +174,11 @@ class WALSink:
     def idle(self) -> bool:
         return not self._in_flight and self.synced_seq == self.written_seq and not self._held
 
-    def on_effects(self, effects: list) -> None:
-        for effect in effects:
-            if type(effect) is Persist:
-                self.write(effect)
+    def on_record(self, record: StepRecord) -> None:
+        """A step's `persist` part."""
+        persist = record.persist
+        if persist is not None:
+            self.write(persist)
 
     def write(self, persist: Persist) -> None:
         if self.failed is not None:

@@ -3,21 +3,25 @@
 Theory of operation
 -------------------
 `step(event)` takes one event (a peer message, a Tick, a proposal, a read request,
-a storage acknowledgement) and returns the effects the shell must carry out, in
-order (see effects.py).  Nothing here reads a clock, touches a socket or a disk,
+a storage acknowledgement, a snapshot the shell took) and returns one StepRecord:
+what the shell must carry out, in named parts, and the order in which it must
+(record.py; the effects themselves are in effects.py).  Nothing here reads a clock, touches a socket or a disk,
 or draws randomness except from the RNG seeded at construction: the same events
-in the same order always give the same effects.  A plain loop in the simulator
+in the same order always give the same records.  A plain loop in the simulator
 and `scan` in the node's Rx pipeline drive the same object.
 
 Rule 1 (after h11): every change of Raft state happens in the raft package, through
-`step`.  The shell only executes effects.
+`step`, log compaction included (the SnapshotTaken event).  The shell only executes
+records, and learns the leader, role, term, commit index and configuration from
+their `soft` and `config` parts rather than by reading the core's fields.
 
 Time is logical.  The shell sends Tick every heartbeat interval; an election
 timeout is `election_ticks` ticks, randomized per term in [T, 2T) (§5.2).
 
 Events are handled in `_handle`; at the end of a step `_flush` turns what changed
-into effects: one Persist for the new hard state and entries, the messages that
-waited for an earlier Persist, and one Apply for newly committed entries.
+into the record: one Persist for the new hard state and entries, the messages that
+waited for an earlier Persist, the newly committed entries, and new soft and
+configuration states when they changed.
 `step_many` handles a whole batch with one flush, so a batch of events costs one
 write and one fsync.
 
@@ -34,8 +38,8 @@ from collections import deque
 from operator import attrgetter
 from dataclasses import dataclass
 
-from .config import Configuration
-from .effects import Apply, Effect, NotLeader, Persist, Reply, Restore, Send, Trace
+from .config import Configuration, config_context
+from .effects import NotLeader, Persist, Reply, Restore, Trace
 from .election import ElectionMixin
 from .log import RaftLog
 from .membership import MembershipMixin
@@ -56,12 +60,14 @@ from .messages import (
     RequestVoteRequest,
     RequestVoteResponse,
     Snapshot,
+    SnapshotTaken,
     Tick,
     TimeoutNow,
     TransferLeadership,
     append_entries_rejected,
 )
 from .reads import ReadsMixin
+from .record import EMPTY, ConfigEntry, ConfigState, SoftState, StepRecord
 from .replication import ReplicationMixin
 from .progress import PROBE
 from .roles import FOLLOWER, LEADER
@@ -153,8 +159,10 @@ class RaftCore(ElectionMixin, ReplicationMixin, ReadsMixin, MembershipMixin, Sna
         self.persisted_seq = 0
         self.unstable_persists = deque()
         self.held_messages = deque()
-        # Per-step scratch, turned into effects by _flush.
-        self._effects = []
+        # Per-step scratch, turned into the step's record by _flush.
+        self._messages = []
+        self._replies = []
+        self._traces = []
         self._hard_state_dirty = False
         self._unstable_entries = []
         self._gated_this_step = []
@@ -163,18 +171,31 @@ class RaftCore(ElectionMixin, ReplicationMixin, ReadsMixin, MembershipMixin, Sna
         self._init_reads()
         self.rebuild_config()
         self.reset_election_timeout()
+        # What the last record said; a new object only when something in it changed.
+        self._soft = self._soft_state()
+        self._config_state = self._make_config_state()
 
     # ------------------------------------------------------------------ public API
 
-    def step(self, event) -> list[Effect]:
+    def step(self, event) -> StepRecord:
         self._handle(event)
         return self._flush()
 
-    def step_many(self, events) -> list[Effect]:
+    def step_many(self, events) -> StepRecord:
         """Handle a batch of events with a single flush (one Persist, one Apply)."""
         for event in events:
             self._handle(event)
         return self._flush()
+
+    @property
+    def soft_state(self) -> SoftState:
+        """The soft state as of the last record (its `soft` part)."""
+        return self._soft
+
+    @property
+    def config_state(self) -> ConfigState:
+        """The configuration state as of the last record (its `config` part)."""
+        return self._config_state
 
     @property
     def hard_state(self) -> HardState:
@@ -182,6 +203,21 @@ class RaftCore(ElectionMixin, ReplicationMixin, ReadsMixin, MembershipMixin, Sna
 
     def is_leader(self) -> bool:
         return self.role == LEADER
+
+    def match_index(self, peer: int) -> int | None:
+        """A leader's match index of `peer` (None unless leading and `peer` is a member).
+        A read-only query for the shell's rare decisions (promoting a learner)."""
+        pr = self.progress.get(peer)
+        return pr.match_index if pr is not None else None
+
+    def election_timer(self) -> tuple[int, int]:
+        """(ticks since the election timer was last reset, the randomized timeout it
+        counts towards): read-only, for the shell's account of a Timeout."""
+        return self.election_elapsed, self.randomized_election_timeout
+
+    def match_indexes(self) -> dict[int, int]:
+        """{peer: match index} while leading, else empty (read-only)."""
+        return {peer: pr.match_index for peer, pr in self.progress.items()}
 
     def status(self) -> dict:
         return {
@@ -217,6 +253,8 @@ class RaftCore(ElectionMixin, ReplicationMixin, ReadsMixin, MembershipMixin, Sna
             self.handle_transfer_leadership(event)
         elif kind is PeerUnreachable:
             self.handle_peer_unreachable(event.peer)
+        elif kind is SnapshotTaken:
+            self.handle_snapshot_taken(event)
         elif kind in _MESSAGE_TYPES:
             self._receive(event)
         else:
@@ -391,19 +429,19 @@ class RaftCore(ElectionMixin, ReplicationMixin, ReadsMixin, MembershipMixin, Sna
     def trace(self, name: str, **fields) -> None:
         fields["term"] = self.current_term
         fields["role"] = self.role
-        self._effects.append(Trace(name, fields))
+        self._traces.append(Trace(name, fields))
 
     def send(self, m: Message) -> None:
         if self.options.trace_messages:
             self.trace("Send", message=m)
-        self._effects.append(Send(m))
+        self._messages.append(m)
 
     def send_after_persist(self, m: Message) -> None:
         """Send once everything persisted so far (and in this step) is durable (§3.8)."""
         self._gated_this_step.append(m)
 
     def reply(self, tag: int, result) -> None:
-        self._effects.append(Reply(tag, result))
+        self._replies.append(Reply(tag, result))
 
     def not_leader(self, tag: int) -> None:
         self.reply(tag, NotLeader(self.leader_id if self.leader_id != self.id else None))
@@ -438,28 +476,22 @@ class RaftCore(ElectionMixin, ReplicationMixin, ReadsMixin, MembershipMixin, Sna
         if self.role == LEADER:
             self.leader_persisted()
 
-    def _flush(self) -> list[Effect]:
-        effects = self._effects
+    def _flush(self) -> StepRecord:
+        persist = restore = None
         if self._hard_state_dirty or self._unstable_entries or self._installed_snapshot is not None:
             self.persist_seq += 1
             entries = tuple(self._unstable_entries)
             hard_state = self.hard_state if self._hard_state_dirty else None
             installed = self._installed_snapshot
             if installed is None:
-                effects.append(Persist(seq=self.persist_seq, hard_state=hard_state, entries=entries))
+                persist = Persist(seq=self.persist_seq, hard_state=hard_state, entries=entries)
             else:
                 snapshot, data = installed
-                effects.append(
-                    Persist(
-                        seq=self.persist_seq,
-                        hard_state=hard_state,
-                        entries=entries,
-                        snapshot=snapshot,
-                        snapshot_data=data,
-                    )
+                persist = Persist(
+                    seq=self.persist_seq, hard_state=hard_state, entries=entries, snapshot=snapshot, snapshot_data=data
                 )
                 # The state machine jumps to the snapshot before any later entry applies.
-                effects.append(Restore(snapshot=snapshot, data=data))
+                restore = Restore(snapshot=snapshot, data=data)
                 self._installed_snapshot = None
             if entries:
                 last_index, last_term = entries[-1].index, entries[-1].term
@@ -472,22 +504,73 @@ class RaftCore(ElectionMixin, ReplicationMixin, ReadsMixin, MembershipMixin, Sna
             self._unstable_entries = []
         if self._gated_this_step:
             if self.persist_seq <= self.persisted_seq:
-                for m in self._gated_this_step:
-                    effects.append(Send(m))
+                self._messages.extend(self._gated_this_step)
             else:
                 for m in self._gated_this_step:
                     self.held_messages.append((self.persist_seq, m))
             self._gated_this_step = []
         self.open_read_round = 0
+        committed = EMPTY
         apply_to = min(self.commit_index, self.stable_index)
         if apply_to > self.last_applied:
             lo = max(self.last_applied + 1, self.log.first_index)
-            entries = tuple(self.log.between(lo, apply_to + 1))
+            committed = tuple(self.log.between(lo, apply_to + 1))
             self.last_applied = apply_to
-            if entries:
-                effects.append(Apply(entries))
-        self._effects = []
-        return effects
+        # A part with nothing in it is the shared empty tuple; a list that was handed
+        # out is replaced, one that stayed empty is kept for the next step.
+        messages = self._messages
+        if messages:
+            self._messages = []
+        else:
+            messages = EMPTY
+        replies = self._replies
+        if replies:
+            self._replies = []
+        else:
+            replies = EMPTY
+        traces = self._traces
+        if traces:
+            self._traces = []
+        else:
+            traces = EMPTY
+        soft = self._soft
+        if (
+            soft.commit_index != self.commit_index
+            or soft.leader_id != self.leader_id
+            or soft.role is not self.role
+            or soft.term != self.current_term
+        ):
+            soft = self._soft = self._soft_state()
+        config = self._config_state
+        if (
+            self.config_entries is not self._config_entries_shown
+            or config.pending_index != self.pending_config_index
+            or 0 < self._config_commit_watch <= self.commit_index
+        ):
+            config = self._config_state = self._make_config_state()
+        return StepRecord(soft, config, messages, persist, replies, restore, committed, traces)
+
+    def _soft_state(self) -> SoftState:
+        return SoftState(self.leader_id, self.role, self.current_term, self.commit_index)
+
+    def _make_config_state(self) -> ConfigState:
+        """The configuration part of a record, built only when it may have changed: new
+        config entries (appended, truncated, compacted, replaced by a snapshot), a new
+        pending change, or the commit index reaching a configuration entry."""
+        entries = self.config_entries
+        self._config_entries_shown = entries
+        log = self.log
+        config_entries = tuple(
+            ConfigEntry(i, log.term_at(i), c, config_context(log.entry(i).data)) for i, c in entries
+        )
+        committed_index = 0
+        self._config_commit_watch = 0  # the next entry whose commit changes committed_index
+        for entry in reversed(config_entries):
+            if entry.index <= self.commit_index:
+                committed_index = entry.index
+                break
+            self._config_commit_watch = entry.index
+        return ConfigState(self.config, self.base_config, config_entries, committed_index, self.pending_config_index)
 
 
 _kind = attrgetter("kind")

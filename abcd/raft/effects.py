@@ -1,13 +1,14 @@
-"""What the core asks its shell to do.  A step returns a list of these, in order.
+"""What the core asks its shell to do: the pieces of a step's record (record.py).
 
-The shell executes them in order: Persist writes to stable storage and later answers
-with a Persisted event; Send transmits; Apply hands committed entries to the state
-machine; Restore replaces the state machine with a snapshot from the leader; Reply
-resolves a request the shell made; Trace is one line of the story.
+Persist writes to stable storage and later answers with a Persisted event; Restore
+replaces the state machine with a snapshot from the leader; Reply resolves a request
+the shell made; Trace is one line of the story.  Send (one message to transmit) and
+Apply (committed entries for the state machine) are how `StepRecord.effects()` lists
+a record's `messages` and `committed` parts as one sequence, for transcripts and tests.
 
 Durability before speech: messages that promise durable state (vote grants, append
-and snapshot acknowledgements) are never returned as Send before the Persisted event
-covering the state they promise has come back.  The core holds them until then, so no shell
+and snapshot acknowledgements) are never in a record's messages before the Persisted
+event covering the state they promise has come back.  The core holds them until then, so no shell
 can get this wrong (thesis §3.8; etcd's "must persist before send").
 """
 from __future__ import annotations

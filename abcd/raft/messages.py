@@ -264,6 +264,20 @@ class Persisted:
 
 
 @dataclass(frozen=True, slots=True)
+class SnapshotTaken:
+    """The shell saved a snapshot of its state machine at `index` durably (at or below
+    what the core handed it to apply): the log may start after it.
+
+    `compact_to` (at most `index`) is how far the core drops its log in this step: the
+    shell keeps a few entries behind its snapshot for followers only a little behind,
+    and drops a long log in several steps so that no step stalls the loop.
+    """
+
+    index: int
+    compact_to: int
+
+
+@dataclass(frozen=True, slots=True)
 class Receive:
     """A peer message arrived (wraps it so a batch of events is one homogeneous list)."""
 
@@ -271,7 +285,16 @@ class Receive:
 
 
 Event = (
-    Tick | Propose | ProposeConfig | ReadIndex | TransferLeadership | Persisted | PeerUnreachable | Receive | Message
+    Tick
+    | Propose
+    | ProposeConfig
+    | ReadIndex
+    | TransferLeadership
+    | Persisted
+    | SnapshotTaken
+    | PeerUnreachable
+    | Receive
+    | Message
 )
 
 

@@ -1,7 +1,8 @@
 """InstallSnapshot (Figure 13 of the paper; thesis §5.1) and log compaction.
 
-The shell snapshots its state machine and calls `compact`; from then on the log
-starts after a snapshot.  A follower that needs an entry the leader no longer holds
+The shell snapshots its state machine and steps SnapshotTaken; the core then drops
+its log up to the point the shell names, and from then on the log starts after a
+snapshot.  A follower that needs an entry the leader no longer holds
 gets the leader's snapshot instead.
 
 The core never holds state-machine bytes on the leader side: it names the start of
@@ -17,7 +18,7 @@ waits for the Persisted covering everything written so far (thesis §3.8).
 from __future__ import annotations
 
 from .config import Configuration
-from .messages import InstallSnapshotRequest, InstallSnapshotResponse, Snapshot
+from .messages import InstallSnapshotRequest, InstallSnapshotResponse, Snapshot, SnapshotTaken
 from .progress import REPLICATE, SNAPSHOT
 from .roles import CANDIDATE, LEADER, PRE_CANDIDATE
 from .state import RaftState
@@ -130,9 +131,18 @@ class SnapshotMixin(RaftState):
 
     # ------------------------------------------------------------------ compaction
 
+    def handle_snapshot_taken(self, event: SnapshotTaken) -> None:
+        """The shell saved a snapshot at event.index: drop the log up to event.compact_to."""
+        if event.compact_to > event.index:
+            raise ValueError(f"cannot compact to {event.compact_to}: the snapshot is at {event.index}")
+        if event.index > self.last_applied:
+            raise ValueError(f"a snapshot at {event.index} is beyond what was applied ({self.last_applied})")
+        self.compact(event.compact_to)
+
     def compact(self, index: int) -> None:
         """The shell saved a snapshot of the state machine at or after `index`
-        (<= last_applied): drop the log up to `index`.
+        (<= last_applied): drop the log up to `index`.  Only through step
+        (SnapshotTaken), like every change of the core's state.
 
         The shell may compact to an index behind its snapshot, keeping a few entries
         for followers that are only a little behind; an index at or below the start of

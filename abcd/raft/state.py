@@ -22,7 +22,8 @@ from .roles import Role
 
 if TYPE_CHECKING:
     from .core import Options
-    from .effects import Effect
+    from .effects import Reply, Trace
+    from .record import ConfigState, SoftState
 
 
 class RaftState:
@@ -102,10 +103,17 @@ class RaftState:
     open_read_round: int  # a round started in this step, that later reads may join
 
     # ------------------------------------------------------------------ per-step scratch
-    # Empty between steps: _flush turns them into effects and resets them.
-    _effects: list[Effect]
+    # Empty between steps: _flush turns them into the step's record and resets them.
+    _messages: list[Message]  # to send now
+    _replies: list[Reply]
+    _traces: list[Trace]
     _hard_state_dirty: bool  # current_term or voted_for changed in this step
     _unstable_entries: list[Entry]  # entries appended in this step, to persist
     _gated_this_step: list[Message]  # sent once this step's Persist is durable
     # A leader's snapshot installed in this step: (metadata, data) for Persist and Restore.
     _installed_snapshot: tuple[Snapshot, bytes] | None
+    # What the last record carried: the same objects go out again until they change.
+    _soft: SoftState
+    _config_state: ConfigState
+    _config_entries_shown: list[tuple[int, Configuration]]  # the config_entries it was built from
+    _config_commit_watch: int  # the next config entry whose commit changes it (0: none)

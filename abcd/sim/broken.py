@@ -7,7 +7,6 @@ to the step where the rule breaks.
 from __future__ import annotations
 
 from ..raft.core import RaftCore
-from ..raft.effects import Restore
 from ..raft.messages import InstallSnapshotResponse
 
 
@@ -56,7 +55,9 @@ class ForgetsRestore(RaftCore):
     replaces its log but leaves the state machine where it was."""
 
     def _flush(self):
-        return [e for e in super()._flush() if type(e) is not Restore]
+        record = super()._flush()
+        record.restore = None
+        return record
 
 
 class InstallsOverItsCommittedLog(RaftCore):

@@ -30,7 +30,8 @@ import random
 from dataclasses import dataclass, field, replace
 
 from ..raft.core import Options, RaftCore
-from ..raft.effects import Accepted, Apply, NotLeader, Persist, ReadReady, Rejected, Reply, Restore, Send, Trace
+from ..raft.effects import Accepted, NotLeader, Persist, ReadReady, Rejected, Trace
+from ..raft.record import StepRecord
 from ..raft.messages import (
     AppendEntriesResponse,
     Entry,
@@ -44,6 +45,7 @@ from ..raft.messages import (
     RequestVoteRequest,
     RequestVoteResponse,
     Snapshot,
+    SnapshotTaken,
     Tick,
 )
 from .invariants import InvariantViolation, LogMirror, SafetyChecker
@@ -234,54 +236,53 @@ class Cluster:
 
     # ------------------------------------------------------------------ one step of one node
 
-    def step(self, node: SimNode, event) -> list:
-        effects = node.core.step(event)
-        self.execute(node, effects)
+    def step(self, node: SimNode, event) -> StepRecord:
+        record = node.core.step(event)
+        self.execute(node, record)
         if self.snapshots is not None:
             self.maybe_snapshot(node)
-        return effects
+        return record
 
-    def execute(self, node: SimNode, effects) -> None:
+    def execute(self, node: SimNode, record: StepRecord) -> None:
+        """Carry out one step's record, part by part in the node's order (record.py)."""
         checker = self.checker
-        core = node.core
-        for effect in effects:
-            kind = type(effect)
-            if kind is Send:
-                m = effect.message
-                if type(m) in _PROMISES:
-                    checker.check_promise(m, node)
-                elif type(m) is InstallSnapshotRequest:
-                    m = self.fill_snapshot(node, m)
-                delays = self.network.deliveries(m.source, m.dest)
-                if self.observer is not None:
-                    self.observer.on_send(m, delays)
-                for delay in delays:
-                    self.schedule(delay, "deliver", m)
-            elif kind is Persist:
-                node.in_flight.append(effect)
-                start = max(self.now, node.disk_free_at)
-                node.disk_free_at = start + self.rng.uniform(*self.disk_delay)
-                self.schedule(node.disk_free_at - self.now, "disk", node.id, node.epoch, effect.seq)
-                if effect.snapshot is not None:
-                    checker.install_snapshot(node.id, effect.snapshot)
-                if effect.entries:
-                    checker.replace_entries(node.id, effect.entries)
-            elif kind is Apply:
-                checker.check_apply(node.id, effect.entries)
-                self.apply(node, effect.entries)
-            elif kind is Restore:
-                self.restore(node, effect.snapshot, effect.data)
-            elif kind is Reply:
-                if self.client is not None:
-                    self.client.on_reply(node, effect.tag, effect.result)
-            elif kind is Trace:
-                # Traced first, so that a recorded run shows the step that broke a rule.
-                if self.tracer is not None:
-                    self.tracer(self.now, node.id, effect)
-                if effect.name == "BecomeLeader":
-                    checker.check_leader(node.id, effect.fields["term"])
-        if core.commit_index:
-            checker.check_commit(node.id, core.commit_index, core.current_term)
+        # Traced first, so that a recorded run shows the step that broke a rule.
+        for trace in record.traces:
+            if self.tracer is not None:
+                self.tracer(self.now, node.id, trace)
+            if trace.name == "BecomeLeader":
+                checker.check_leader(node.id, trace.fields["term"])
+        for m in record.messages:
+            if type(m) in _PROMISES:
+                checker.check_promise(m, node)
+            elif type(m) is InstallSnapshotRequest:
+                m = self.fill_snapshot(node, m)
+            delays = self.network.deliveries(m.source, m.dest)
+            if self.observer is not None:
+                self.observer.on_send(m, delays)
+            for delay in delays:
+                self.schedule(delay, "deliver", m)
+        persist = record.persist
+        if persist is not None:
+            node.in_flight.append(persist)
+            start = max(self.now, node.disk_free_at)
+            node.disk_free_at = start + self.rng.uniform(*self.disk_delay)
+            self.schedule(node.disk_free_at - self.now, "disk", node.id, node.epoch, persist.seq)
+            if persist.snapshot is not None:
+                checker.install_snapshot(node.id, persist.snapshot)
+            if persist.entries:
+                checker.replace_entries(node.id, persist.entries)
+        if record.replies and self.client is not None:
+            for reply in record.replies:
+                self.client.on_reply(node, reply.tag, reply.result)
+        if record.restore is not None:
+            self.restore(node, record.restore.snapshot, record.restore.data)
+        if record.committed:
+            checker.check_apply(node.id, record.committed)
+            self.apply(node, record.committed)
+        soft = record.soft
+        if soft.commit_index:
+            checker.check_commit(node.id, soft.commit_index, soft.term)
 
     def apply(self, node: SimNode, entries) -> None:
         for e in entries:
@@ -328,7 +329,7 @@ class Cluster:
         node.snapshot, node.snapshot_data = snapshot, data
         self.stats["snapshots_taken"] += 1
         compact_to = max(core.log.snapshot_index, self.snapshots.compact_index(index))
-        core.compact(compact_to)
+        self.execute(node, core.step(SnapshotTaken(index, compact_to)))
         # The durable log drops the same prefix (the WAL's compaction).
         drop = min(compact_to - node.log_start, len(node.durable_log))
         if drop > 0:

@@ -1,7 +1,41 @@
-"""Fakes for the node's wiring tests: a WAL that records, fsyncs completed by hand."""
+"""Fakes for the node's wiring tests: a WAL that records, fsyncs completed by hand,
+and step records built from a list of effects."""
 from __future__ import annotations
 
 from typing import Callable
+
+from abcd.raft.config import Configuration
+from abcd.raft.effects import Apply, Persist, Reply, Restore, Send, Trace
+from abcd.raft.record import EMPTY, ConfigState, SoftState, StepRecord
+from abcd.raft.roles import FOLLOWER
+
+QUIET_SOFT = SoftState(None, FOLLOWER, 0, 0)
+QUIET_CONFIG = ConfigState(Configuration(frozenset()), Configuration(frozenset()), (), 0, 0)
+
+
+def record_of(effects=(), *, soft: SoftState = QUIET_SOFT, config: ConfigState = QUIET_CONFIG) -> StepRecord:
+    """The step record a core would return with these effects in its parts."""
+    messages, replies, traces, committed = [], [], [], []
+    persist = restore = None
+    for e in effects:
+        kind = type(e)
+        if kind is Send:
+            messages.append(e.message)
+        elif kind is Persist:
+            persist = e
+        elif kind is Reply:
+            replies.append(e)
+        elif kind is Trace:
+            traces.append(e)
+        elif kind is Restore:
+            restore = e
+        elif kind is Apply:
+            committed.extend(e.entries)
+        else:
+            raise TypeError(f"not an effect: {e!r}")
+    return StepRecord(
+        soft, config, messages or EMPTY, persist, replies or EMPTY, restore, tuple(committed), traces or EMPTY
+    )
 
 
 class RecordingWAL:

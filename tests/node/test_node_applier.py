@@ -8,6 +8,8 @@ from abcd.node.requests import ClientRead, ClientWrite, PendingRequests, Waiter
 from abcd.raft.effects import Accepted, Apply, ReadReady, Reply, Restore
 from abcd.raft.messages import Entry, Snapshot
 
+from node_fakes import record_of
+
 
 class Log:
     def __init__(self):
@@ -132,7 +134,7 @@ def test_a_restore_replaces_the_state_in_place_and_settles_what_waited():
         requests.on_reply(Reply(tag, ReadReady(read_index)))
 
     effect = Restore(Snapshot(50, 2, frozenset({1})), b"wire bytes")
-    applier.on_effects([effect])
+    applier.on_record(record_of([effect]))
 
     assert applier._store is store and store.applied_index == 50  # the same object, new state
     assert store.get("a")["value"] == "from-leader" and store.get("x") is None
@@ -141,7 +143,7 @@ def test_a_restore_replaces_the_state_in_place_and_settles_what_waited():
     assert answers["r45"] == ("read at", 50)
     assert "w60" not in answers and "r55" not in answers
     # The log goes on after the snapshot.
-    applier.on_effects([Apply((Entry(2, 51, put("c", "3")),))])
+    applier.on_record(record_of([Apply((Entry(2, 51, put("c", "3")),))]))
     assert store.applied_index == 51 and store.get("c")["value"] == "3"
 
 

@@ -27,7 +27,7 @@ def build(frames_first: bool = False):
     sync = ManualSync()
     sink = WALSink(wal, sync, pipeline.persisted, on_failure=lambda e: calls.append(("failed", e)))
     outbound = Outbound(lambda dest, messages: calls.append(("send", dest, messages)))
-    sinks = [outbound.on_effects, sink.on_effects] if frames_first else [sink.on_effects, outbound.on_effects]
+    sinks = [outbound.on_record, sink.on_record] if frames_first else [sink.on_record, outbound.on_record]
     pipeline.start(scheduler, sinks)
     return scheduler, pipeline, sync, calls
 

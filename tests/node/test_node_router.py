@@ -10,6 +10,7 @@ from abcd.node.leases import LeaseTimers
 from abcd.node.router import RequestRouter
 from abcd.raft.effects import Accepted, Apply, NotLeader, ReadReady, Reply
 from abcd.raft.messages import Entry, Propose, ReadIndex
+from node_fakes import record_of
 
 TIMEOUT = 5.0
 PARK = 0.4
@@ -74,7 +75,7 @@ class Rig:
         """The pipeline steps what was pushed; the core answers with `replies(events)`."""
         batch, self.pushed[:] = list(self.pushed), []
         events = self.router.requests.to_events(batch)
-        self.router.requests.on_effects([Reply(e.tag, reply) for e, reply in zip(events, replies)])
+        self.router.requests.on_record(record_of([Reply(e.tag, reply) for e, reply in zip(events, replies)]))
         self.router.after_step()
         return events
 
@@ -220,7 +221,7 @@ def test_reads_wait_for_the_store_s_applied_index():
     rig.send({"op": "get", "key": "a"})
     rig.step(ReadReady(1))
     assert rig.answers["a"] == []
-    rig.applier.on_effects([Apply((Entry(1, 1, orjson.dumps({**put("a", "1"), "lease": 0})),))])
+    rig.applier.on_record(record_of([Apply((Entry(1, 1, orjson.dumps({**put("a", "1"), "lease": 0})),))]))
     [answer] = rig.answers["a"]
     assert answer.status == 200 and answer.body["kv"]["value"] == "1"
 

@@ -27,7 +27,9 @@ from abcd.node.snapshots import Snapshotter
 from abcd.raft.config import Configuration, encode_config
 from abcd.raft.core import RaftCore
 from abcd.raft.effects import Persist, Restore, Send
+from abcd.node.core_view import CoreView
 from abcd.raft.messages import (
+    SnapshotTaken,
     ENTRY_CONFIG,
     AppendEntriesRequest,
     Entry,
@@ -40,7 +42,7 @@ from abcd.raft.messages import (
 )
 from abcd.storage import WAL, StorageError, load_latest_snapshot, save_snapshot
 from abcd.storage.recovery import Recovered
-from node_fakes import ListLogger, ManualRunner
+from node_fakes import ListLogger, ManualRunner, record_of
 
 CONTEXT = encode_context({1: MemberInfo("n1", "127.0.0.1:8080")}, next_id=2)
 tags = itertools.count(1)
@@ -71,6 +73,7 @@ class Rig:
         self.wal.write(Persist(0, HardState(1, None), (seed,)))
         self.wal.sync()
         self.core = RaftCore(1, hard_state=HardState(1, None), entries=[seed], seed=3)
+        self.view = CoreView(self.core)
         self.store = KVStore()
         self.requests = PendingRequests(
             serve_read=lambda op: None, on_not_leader=lambda i, l: None,
@@ -85,7 +88,8 @@ class Rig:
             data_dir=self.data_dir,
             snapshot_count=count,
             catchup_entries=catchup,
-            core=self.core,
+            view=self.view,
+            compact_log=lambda index, upto: self.step([SnapshotTaken(index, upto)]),
             store=self.store,
             membership=self.membership,
             wal=self.wal,
@@ -102,20 +106,20 @@ class Rig:
             if self.core.is_leader() and self.core.last_applied == self.core.log.last_index:
                 break
         assert self.core.is_leader() and self.store.applied_index == 2  # the seed and the no-op
-        self.membership.sync(self.core)
+        self.membership.sync(self.core.config_state)
 
-    def step(self, events: list) -> list:
-        effects = self.core.step_many(events)
-        for effect in effects:
-            if type(effect) is Persist:
-                self.wal.write(effect)
-                self.wal.sync()
-        self.applier.on_effects(effects)
-        self.snapshots.on_effects(effects)
-        persisted = [effect.seq for effect in effects if type(effect) is Persist]
-        if persisted:
-            effects += self.step([Persisted(persisted[-1])])
-        return effects
+    def step(self, events: list) -> None:
+        """One step, its record executed as the node does (the parts this rig has)."""
+        record = self.core.step_many(events)
+        if self.view.learn(record):
+            self.membership.sync(record.config)
+        if record.persist is not None:
+            self.wal.write(record.persist)
+            self.wal.sync()
+        self.applier.on_record(record)
+        self.snapshots.on_record(record)
+        if record.persist is not None:
+            self.step([Persisted(record.persist.seq)])
 
     def put(self, *keys: str) -> None:
         for key in keys:
@@ -276,7 +280,7 @@ def test_the_member_table_survives_compacting_away_every_config_entry(rig):
     rig.put(*(f"k{i}" for i in range(8)))
     rig.runner.complete()
     assert rig.core.log.snapshot_index == 7 and rig.core.config_entries == []  # the seed entry is gone
-    rig.membership.sync(rig.core)
+    rig.membership.sync(rig.core.config_state)
     assert rig.membership.members == {1: MemberInfo("n1", "127.0.0.1:8080")}
     assert rig.membership.next_id == 2
 
@@ -397,7 +401,7 @@ def test_the_log_is_compacted_a_step_per_loop_turn(tmp_path, monkeypatch):
         assert run_steps(rig, deferred) == [4, 6, 7]
         assert rig.core.log.first_index == 8 and rig.core.config_entries == []
         # The member table fell back to the base as the seed's config entry went.
-        rig.membership.sync(rig.core)
+        rig.membership.sync(rig.core.config_state)
         assert rig.membership.members == {1: MemberInfo("n1", "127.0.0.1:8080")}
         rig.put("after")  # the node goes on writing on the compacted log
         assert rig.store.get("after")["value"] == "v-after"
@@ -422,7 +426,7 @@ def test_compaction_steps_stop_when_the_log_moved_past_them_or_the_node_stops(tm
     try:
         assert rig.core.log.snapshot_index == 2
         # As a snapshot installed from a leader would: the log starts past the target.
-        rig.core.compact(9)
+        rig.step([SnapshotTaken(9, 9)])
         deferred.run_one()
         assert rig.core.log.snapshot_index == 9 and not deferred.pending
 
@@ -449,10 +453,11 @@ def test_the_wal_is_never_compacted_past_the_snapshot_just_taken():
     # A newer snapshot (installed from the leader meanwhile) starts the core's log at 50;
     # it, or the WAL's record of it, may not be durable yet.
     compacted = []
-    core = SimpleNamespace(log=SimpleNamespace(snapshot_index=50), compact=lambda i: compacted.append(("core", i)))
+    view = SimpleNamespace(log_start=50)
     wal = SimpleNamespace(compact=lambda upto, keep: compacted.append(("wal", upto)) or 0)
     snapper = Snapshotter(
-        data_dir="unused", snapshot_count=10, catchup_entries=3, core=core, store=KVStore(),
+        data_dir="unused", snapshot_count=10, catchup_entries=3, view=view,
+        compact_log=lambda index, upto: compacted.append(("core", upto)), store=KVStore(),
         membership=Membership(1), wal=wal, run=ManualRunner(),
     )
     assert snapper.taking._compact(30) == (50, 0)
@@ -491,11 +496,11 @@ def test_outbound_fills_snapshots_and_drops_the_ones_it_cannot_fill():
         return None if message.dest == 3 else InstallSnapshotRequest(3, 1, message.dest, 9, 2, frozenset({1}), data=data)
 
     outbound = Outbound(lambda dest, messages: delivered.append((dest, messages)), fill_snapshot=fill)
-    outbound.on_effects([
+    outbound.on_record(record_of([
         Send(InstallSnapshotRequest(3, 1, 2, 4, 1, frozenset())),
         Send(heartbeat),
         Send(InstallSnapshotRequest(3, 1, 3, 4, 1, frozenset())),
-    ])
+    ]))
     assert delivered == [(2, [InstallSnapshotRequest(3, 1, 2, 9, 2, frozenset({1}), data=data), heartbeat])]
     assert outbound.messages_sent == 2
 

@@ -6,7 +6,7 @@ from abcd.node.wal_sink import AdaptiveSyncRunner, WALSink, executor_sync_runner
 from abcd.raft.effects import Persist, Send, Trace
 from abcd.raft.messages import Entry, HardState, RequestVoteResponse, Snapshot
 
-from node_fakes import ManualSync, RecordingWAL
+from node_fakes import ManualSync, RecordingWAL, record_of
 
 
 def persist(seq):
@@ -22,7 +22,7 @@ def make(wal=None):
 
 def test_nothing_is_acknowledged_before_its_fsync_completes():
     sink, sync, acks, _ = make()
-    sink.on_effects([Send(RequestVoteResponse(1, 1, 2, True)), persist(1), Trace("x")])
+    sink.on_record(record_of([Send(RequestVoteResponse(1, 1, 2, True)), persist(1), Trace("x")]))
     assert sync.in_flight == 1
     assert acks == []
     sync.complete()
@@ -188,7 +188,7 @@ def make_installing():
 def test_a_snapshot_is_saved_before_the_log_reset_and_later_persists_wait_for_it_in_order():
     sink, wal, sync, saves, calls, acks, _, durable = make_installing()
     snapshot_persist = installing(1, 100, [Entry(4, 101)])
-    sink.on_effects([snapshot_persist])
+    sink.on_record(record_of([snapshot_persist]))
     sink.write(persist(2))  # the next step's write must not overtake the snapshot
     assert calls == [("save", 100)] and sync.in_flight == 0 and not sink.idle
     saves.complete()

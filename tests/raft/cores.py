@@ -1,5 +1,5 @@
 """Small builders for unit tests of one RaftCore: a core in a given state, and
-readers that pick effects of one kind out of a step's output.
+readers that pick one part out of a step's record (as lists, for easy asserts).
 
 Every builder drives the core through its public `step` API (ticks, messages,
 Persisted) rather than setting fields, so a test's setup obeys the same rules
@@ -8,7 +8,7 @@ as a real run.
 from __future__ import annotations
 
 from abcd.raft.core import Options, RaftCore
-from abcd.raft.effects import Apply, Persist, Reply, Send, Trace
+from abcd.raft.effects import Persist, Reply
 from abcd.raft.messages import (
     AppendEntriesRequest,
     AppendEntriesResponse,
@@ -44,36 +44,41 @@ def make(node_id: int = 1, voters=(1, 2, 3), *, term: int = 0, vote=None, terms=
 # --------------------------------------------------------------------------- reading effects
 
 
-def sent(effects, kind=None) -> list:
-    return [e.message for e in effects if type(e) is Send and (kind is None or type(e.message) is kind)]
+def effects_of(record) -> list:
+    """The whole step as one list of effects (traces first, then the parts in order)."""
+    return list(record.effects())
 
 
-def persists(effects) -> list[Persist]:
-    return [e for e in effects if type(e) is Persist]
+def sent(record, kind=None) -> list:
+    return [m for m in record.messages if kind is None or type(m) is kind]
 
 
-def replies(effects) -> list[Reply]:
-    return [e for e in effects if type(e) is Reply]
+def persists(record) -> list[Persist]:
+    return [record.persist] if record.persist is not None else []
 
 
-def applied(effects) -> list[int]:
-    return [entry.index for e in effects if type(e) is Apply for entry in e.entries]
+def replies(record) -> list[Reply]:
+    return list(record.replies)
 
 
-def trace_names(effects) -> list[str]:
-    return [e.name for e in effects if type(e) is Trace]
+def applied(record) -> list[int]:
+    return [entry.index for entry in record.committed]
+
+
+def trace_names(record) -> list[str]:
+    return [t.name for t in record.traces]
 
 
 # --------------------------------------------------------------------------- driving a core
 
 
-def persist(core: RaftCore) -> list:
+def persist(core: RaftCore):
     """Complete every write the core asked for so far."""
     return core.step(Persisted(core.persist_seq))
 
 
-def fire_election_timeout(core: RaftCore) -> list:
-    """Tick until the election timer fires (it is below 2T by §5.2); returns that step's effects."""
+def fire_election_timeout(core: RaftCore):
+    """Tick until the election timer fires (it is below 2T by §5.2); returns that step's record."""
     for _ in range(2 * core.options.election_ticks):
         effects = core.step(Tick())
         if "Timeout" in trace_names(effects):
@@ -102,7 +107,7 @@ def make_leader(node_id: int = 1, voters=(1, 2, 3), *, terms=(), term=None, opti
     return core
 
 
-def ack(core: RaftCore, peer: int, match: int, *, read_round: int = 0) -> list:
+def ack(core: RaftCore, peer: int, match: int, *, read_round: int = 0):
     """Peer's successful AppendEntries response: its log matches ours up to `match`."""
     return core.step(AppendEntriesResponse(core.current_term, peer, core.id, True, match, read_round=read_round))
 
@@ -118,7 +123,7 @@ def settled_leader(node_id: int = 1, voters=(1, 2, 3), **kwargs) -> RaftCore:
     return core
 
 
-def append(core: RaftCore, *, term: int, leader: int = 1, prev=(0, 0), entries=(), commit: int = 0) -> list:
+def append(core: RaftCore, *, term: int, leader: int = 1, prev=(0, 0), entries=(), commit: int = 0):
     """An AppendEntries from `leader` carrying entries given as (index, term) pairs."""
     batch = tuple(Entry(t, i) for i, t in entries)
     return core.step(AppendEntriesRequest(term, leader, core.id, prev[0], prev[1], batch, commit))

@@ -70,6 +70,7 @@ from abcd.raft.messages import (
     RequestVoteRequest,
     RequestVoteResponse,
     Snapshot,
+    SnapshotTaken,
     Tick,
     TransferLeadership,
 )
@@ -161,8 +162,9 @@ class Scenario:
     def step_many(self, node: Node, events) -> None:
         self.execute(node, node.core.step_many(events))
 
-    def execute(self, node: Node, effects) -> None:
-        for e in effects:
+    def execute(self, node: Node, record) -> None:
+        # The record's parts as the shell honours them, after the step's traces.
+        for e in record.effects():
             kind = type(e)
             if kind is Send:
                 m = e.message
@@ -396,7 +398,7 @@ class Scenario:
         for _ in range(limit):
             effects = node.core.step(Tick())
             self.execute(node, effects)
-            if any(type(e) is Trace and e.name == "Timeout" for e in effects):
+            if any(t.name == "Timeout" for t in effects.traces):
                 return
         raise ScenarioError(f"timeout: n{node.id} did not time out within {limit} ticks (not a voter?)")
 
@@ -537,7 +539,7 @@ class Scenario:
         config = core.config_at(index)
         node.snapshot = Snapshot(index, core.log.term_at(index), config.voters, config.learners)
         node.snapshot_data = encode_machine(node.machine)
-        core.compact(upto)
+        self.step(node, SnapshotTaken(index, upto))
         # The durable log drops the same prefix (a WAL drops what a snapshot covers).
         drop = min(max(0, core.log.snapshot_index - node.log_start), len(node.durable_log))
         del node.durable_log[:drop]

@@ -4,7 +4,7 @@ from abcd.raft.messages import PeerUnreachable, RequestVoteRequest, Tick
 from abcd.raft.progress import PROBE, REPLICATE
 from abcd.raft.roles import FOLLOWER, LEADER, PRE_CANDIDATE
 
-from raft.cores import follower_with_leader, sent, settled_leader, trace_names
+from raft.cores import effects_of, follower_with_leader, sent, settled_leader, trace_names
 
 WITH_PRE_VOTE = Options(pre_vote=True, check_quorum=True)
 
@@ -43,7 +43,7 @@ def test_a_heartbeat_after_the_hint_cancels_the_early_campaign():
 def test_another_peer_unreachable_changes_nothing_for_a_follower():
     core = follower_with_leader(options=WITH_PRE_VOTE)
     before = (core.leader_id, core.election_elapsed)
-    assert core.step(PeerUnreachable(3)) == []
+    assert effects_of(core.step(PeerUnreachable(3))) == []
     assert (core.leader_id, core.election_elapsed) == before
 
 

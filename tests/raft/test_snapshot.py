@@ -35,6 +35,7 @@ from abcd.raft.progress import PROBE, REPLICATE, SNAPSHOT
 from abcd.raft.roles import CANDIDATE, FOLLOWER, LEADER
 
 from .cores import (
+    effects_of,
     PLAIN,
     ack,
     append,
@@ -247,7 +248,7 @@ def test_snapshot_answer_from_an_older_term_is_ignored():
     """§5.1: a response from an older term says nothing about the current one."""
     core = leader_with_compacted_log()
     snapshot_sent_to_3(core)
-    assert core.step(InstallSnapshotResponse(0, 3, 1, 5)) == []
+    assert effects_of(core.step(InstallSnapshotResponse(0, 3, 1, 5))) == []
     assert core.progress[3].state == SNAPSHOT and core.progress[3].match_index == 1
 
 
@@ -268,7 +269,7 @@ def test_snapshot_from_stale_term_is_refused_and_changes_nothing():
     core = follower_with_leader(term=3, leader=1, terms=(1, 3))
     effects = core.step(snapshot_request(term=2, leader=4, index=9, last_term=2))
     assert sent(effects) == [InstallSnapshotResponse(3, 2, 4, 0)]
-    assert persists(effects) == [] and not [e for e in effects if type(e) is Restore]
+    assert persists(effects) == [] and not [e for e in effects_of(effects) if type(e) is Restore]
     assert (core.log.snapshot_index, core.log.last_index, core.commit_index, core.leader_id) == (0, 2, 0, 1)
 
 
@@ -331,7 +332,7 @@ def test_snapshot_matching_a_log_entry_keeps_the_log_after_it():
     effects = core.step(snapshot_request(term=1, index=4, last_term=1))
     assert (core.log.snapshot_index, core.log.last_index, core.commit_index) == (0, 6, 4)
     assert applied(effects) == [1, 2, 3, 4]
-    assert not [e for e in effects if type(e) in (Restore, Persist)]
+    assert not [e for e in effects_of(effects) if type(e) in (Restore, Persist)]
     assert sent(effects) == [InstallSnapshotResponse(1, 2, 1, 4)]
     assert "RetainLog" in trace_names(effects)
 
@@ -345,11 +346,11 @@ def test_snapshot_not_in_the_log_replaces_the_whole_log_and_the_state_machine():
     request = snapshot_request(term=2, index=5, last_term=1, voters={1, 2, 3, 4}, learners={5}, data=b"state@5")
     effects = core.step(request)
     snapshot = Snapshot(5, 1, frozenset({1, 2, 3, 4}), frozenset({5}))
-    kinds = [type(e) for e in effects if type(e) in (Persist, Restore, Apply, Send)]
+    kinds = [type(e) for e in effects_of(effects) if type(e) in (Persist, Restore, Apply, Send)]
     assert kinds == [Persist, Restore]
     (p,) = persists(effects)
     assert (p.hard_state, p.entries, p.snapshot, p.snapshot_data) == (None, (), snapshot, b"state@5")
-    assert [e for e in effects if type(e) is Restore] == [Restore(snapshot, b"state@5")]
+    assert [e for e in effects_of(effects) if type(e) is Restore] == [Restore(snapshot, b"state@5")]
     assert (core.log.snapshot_index, core.log.snapshot_term, core.log.entries) == (5, 1, [])
     assert (core.commit_index, core.last_applied) == (5, 5)
     assert core.config == Configuration(frozenset({1, 2, 3, 4}), frozenset({5}))
@@ -395,7 +396,7 @@ def test_snapshot_and_entries_after_it_in_one_batch_are_one_write():
     effects = core.step_many(batch)
     (p,) = persists(effects)
     assert p.snapshot.last_included_index == 5 and [e.index for e in p.entries] == [6]
-    assert len([e for e in effects if type(e) is Restore]) == 1
+    assert len([e for e in effects_of(effects) if type(e) is Restore]) == 1
 
 
 def test_entries_discarded_by_a_snapshot_in_the_same_batch_are_not_written():

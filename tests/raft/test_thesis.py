@@ -26,6 +26,7 @@ from abcd.raft.messages import (
 from abcd.raft.roles import CANDIDATE, FOLLOWER, LEADER, PRE_CANDIDATE
 
 from .cores import (
+    effects_of,
     ack,
     append,
     fire_election_timeout,
@@ -355,7 +356,7 @@ def test_learner_never_campaigns():
     election."""
     core = make(4, voters=(1, 2, 3), learners=(4,))
     for _ in range(10 * core.options.election_ticks):
-        assert core.step(Tick()) == []
+        assert effects_of(core.step(Tick())) == []
     assert core.role == FOLLOWER and core.current_term == 0
 
 
