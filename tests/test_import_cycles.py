@@ -14,13 +14,6 @@ import abcd
 
 ROOT = Path(abcd.__file__).parent
 
-# Cycles not cut yet, each a set of modules that import one another.  The test fails on
-# any other cycle, and on a cycle that grew; remove an entry once it is cut.
-NOT_CUT_YET = [
-    # The core's mixins name RaftCore (for Options) under TYPE_CHECKING.
-    {"abcd.raft.core", "abcd.raft.election", "abcd.raft.membership", "abcd.raft.reads",
-     "abcd.raft.replication", "abcd.raft.snapshot", "abcd.raft.state"},
-]
 
 
 def modules(root: Path) -> dict[str, Path]:
@@ -98,9 +91,8 @@ def test_the_detector_finds_a_cycle_hidden_under_type_checking(tmp_path):
     assert cycles(import_graph(modules(package))) == [{"pkg.a", "pkg.b"}]
 
 
-def test_abcd_has_no_import_cycle_but_those_not_cut_yet():
-    found = cycles(import_graph(modules(ROOT)))
-    assert [c for c in found if c not in NOT_CUT_YET] == []
+def test_abcd_has_no_import_cycle():
+    assert cycles(import_graph(modules(ROOT))) == []
 
 
 def test_the_key_value_store_and_the_snapshots_are_in_no_cycle():

@@ -36,7 +36,6 @@ from __future__ import annotations
 import random
 from collections import deque
 from operator import attrgetter
-from dataclasses import dataclass
 
 from .config import Configuration, config_context
 from .effects import NotLeader, Persist, Reply, Restore, Trace
@@ -66,6 +65,7 @@ from .messages import (
     TransferLeadership,
     append_entries_rejected,
 )
+from .options import Options
 from .reads import ReadsMixin
 from .record import EMPTY, ConfigEntry, ConfigState, SoftState, StepRecord
 from .replication import ReplicationMixin
@@ -73,44 +73,6 @@ from .progress import PROBE
 from .roles import FOLLOWER, LEADER
 from .snapshot import SnapshotMixin
 
-
-
-@dataclass(frozen=True, slots=True)
-class Options:
-    election_ticks: int = 10
-    heartbeat_ticks: int = 1
-    pre_vote: bool = True
-    check_quorum: bool = True
-    max_entries_per_message: int = 4096
-    max_bytes_per_message: int = 1 << 20
-    max_inflight: int = 64
-    # Emit a Trace for every message sent and received (the simulator's --trace).
-    trace_messages: bool = False
-
-    def validate(self) -> "Options":
-        """Raise ValueError naming the first option that cannot work; return self.
-
-        The election timeout must be longer than the heartbeat interval (§5.6:
-        broadcastTime << electionTimeout), or followers campaign between heartbeats.
-        """
-        if self.election_ticks < 1:
-            raise ValueError(f"election_ticks must be at least 1, got {self.election_ticks}")
-        if self.heartbeat_ticks < 1:
-            raise ValueError(f"heartbeat_ticks must be at least 1, got {self.heartbeat_ticks}")
-        if self.heartbeat_ticks >= self.election_ticks:
-            raise ValueError(
-                f"heartbeat_ticks ({self.heartbeat_ticks}) must be less than election_ticks ({self.election_ticks}): "
-                "followers would time out between heartbeats"
-            )
-        if self.max_entries_per_message < 1:
-            raise ValueError(f"max_entries_per_message must be at least 1, got {self.max_entries_per_message}")
-        if self.max_bytes_per_message < 0:
-            raise ValueError(
-                f"max_bytes_per_message must be at least 0 (0: no byte limit), got {self.max_bytes_per_message}"
-            )
-        if self.max_inflight < 1:
-            raise ValueError(f"max_inflight must be at least 1, got {self.max_inflight}")
-        return self
 
 
 class RaftCore(ElectionMixin, ReplicationMixin, ReadsMixin, MembershipMixin, SnapshotMixin):

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING
 
 from .config import Configuration
 from .log import RaftLog
+from .options import Options
 from .messages import Entry, Message, Snapshot
 from .progress import Progress
 from .roles import Role
 
 if TYPE_CHECKING:
-    from .core import Options
     from .effects import Reply, Trace
     from .record import ConfigState, SoftState
 
