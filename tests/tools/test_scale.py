@@ -53,6 +53,24 @@ def test_progress_off_a_terminal_is_a_plain_line_every_tenth(monkeypatch):
     assert lines[-1].strip() == "loading: 100/100 keys"
 
 
+def test_a_restart_shows_each_member_answering_again_then_the_read(monkeypatch):
+    err = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    members = ["m1", "m2", "m3"]
+    polls = {"n": 0}
+
+    def answers(member):  # m1 answers from the first poll, m2 from the second, m3 never
+        return member == "m1" or (member == "m2" and polls["n"] >= 2)
+
+    def read():
+        polls["n"] += 1
+        return polls["n"] >= 4
+
+    scalelib.wait_restarted(members, answers, read, "restarting")
+    lines = [line.strip() for line in err.getvalue().splitlines()]
+    assert lines == ["restarting: 1/4 steps", "restarting: 2/4 steps", "restarting: 4/4 steps"]
+
+
 def test_a_run_of_2000_keys_reports_every_figure_for_every_member(tmp_path):
     out = tmp_path / "scale.json"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))

@@ -8,7 +8,8 @@ For each N, one fresh 3-member cluster (fsync on, temporary data dirs):
    the highest sample is the peak;
 2. after: once every member has applied the last write, each member's resident memory
    and the size of its data dir;
-3. restart: kill -9 of every member, all started again on the same data dirs; the time
+3. restart: kill -9 of every member, all started again on the same data dirs (live
+   progress: the members answering again, then the read); the time
    from the start until a linearizable get of the last key written answers it;
 4. catch-up: a new member joins (through the leader); the time from its start until it
    is a voter that has applied the leader's commit index (a leader holding more entries
@@ -22,6 +23,7 @@ import asyncio
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Callable
 
 import aiohttp
 import orjson
@@ -189,6 +191,28 @@ def _wait(predicate, what: str, timeout: float = PHASE_TIMEOUT_S, interval: floa
     raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+def wait_restarted(members: list, answers: Callable[[object], bool], read: Callable[[], bool], what: str) -> None:
+    """Wait for the first linearizable read after a restart, with live progress: one step
+    per member that answers again (`answers(member)`), and a last one for the read."""
+    bar = Bar(len(members) + 1, what, unit="steps")
+    up: set[int] = set()
+
+    def done() -> bool:
+        for i, member in enumerate(members):
+            if i not in up and answers(member):
+                up.add(i)
+                bar.update(1)
+        if read():
+            bar.update(bar.total - bar.n)
+            return True
+        return False
+
+    try:
+        _wait(done, what)
+    finally:
+        bar.close()
+
+
 def _linearizable_get(port: int, key: str, value: str) -> bool:
     from abcd.localcluster import http
     code, body = http(port, "GET", f"/v1/kv/{key}", timeout=2)
@@ -235,8 +259,10 @@ class AbcdScale:
             t0 = time.monotonic()
             for node in cluster.nodes:
                 node.start()
-            _wait(lambda: any(node.running and _linearizable_get(node.port, last_key, last_value)
-                              for node in cluster.nodes), "a linearizable read after the restart")
+            wait_restarted(
+                cluster.nodes, lambda node: _status(node) is not None,
+                lambda: any(node.running and _linearizable_get(node.port, last_key, last_value) for node in cluster.nodes),
+                f"N={n:,} abcd: restarting, to a linearizable read")
             result.restart_s = round(time.monotonic() - t0, 2)
             leader = cluster.wait_ready()
             for member, node in zip(result.members, cluster.nodes):
@@ -249,13 +275,20 @@ class AbcdScale:
             t0 = time.monotonic()
             newcomer = cluster.new_node(join=leader.address)
 
+            bar = Bar(commit, f"N={n:,} abcd: catching up", unit="entries")
+
             def caught_up():
                 s = _status(newcomer)
                 if not newcomer.running:
                     raise RuntimeError(f"the new member exited:\n{newcomer.output()}")
+                if s and s["applied_index"] > bar.n:
+                    bar.update(min(s["applied_index"], commit) - bar.n)
                 return s and s["voter"] and s["applied_index"] >= commit
 
-            _wait(caught_up, "the new member to catch up")
+            try:
+                _wait(caught_up, "the new member to catch up")
+            finally:
+                bar.close()
             result.catchup_s = round(time.monotonic() - t0, 2)
             result.catchup_rss = rss_bytes(newcomer.proc.pid)
             self.log(f"N={n:,}: a new member caught up in {result.catchup_s} s")

@@ -27,7 +27,7 @@ import orjson
 from .cluster import ClusterError, http_json
 from .etcd_cluster import EtcdCluster
 from .procstat import dir_bytes, rss_bytes
-from .scale import Bar, MemberFigures, Sampler, ScaleResult, _wait, key_of, sampled_load, value_of
+from .scale import Bar, MemberFigures, Sampler, ScaleResult, _wait, key_of, sampled_load, value_of, wait_restarted
 from .workload import b64
 
 WRITERS = 16  # transactions in flight while loading
@@ -98,8 +98,10 @@ class EtcdScale:
             cluster.kill_all()
             t0 = time.monotonic()
             cluster.start_all()
-            _wait(lambda: any(m.running and linearizable_get(m.address, last_key, last_value) for m in members),
-                  "a linearizable read from etcd after the restart")
+            wait_restarted(
+                members, lambda m: m.running and m.status(timeout=0.5) is not None,
+                lambda: any(m.running and linearizable_get(m.address, last_key, last_value) for m in members),
+                f"N={n:,} etcd: restarting, to a linearizable read")
             result.restart_s = round(time.monotonic() - t0, 2)
             target = cluster.wait_ready()
             for figures, m in zip(result.members, members):
