@@ -160,7 +160,13 @@ class Node:
             entries=entries,
             snapshot=newest.raft_snapshot() if newest is not None else None,
             seed=random.SystemRandom().getrandbits(32),
-            options=Options(election_ticks=config.election_ticks, heartbeat_ticks=1).validate(),
+            options=Options(
+                election_ticks=config.election_ticks,
+                heartbeat_ticks=1,
+                # Restarting on its data (it has voted or heard of a term): no need to
+                # wait a whole timeout before the first election (options.py says why).
+                advance_first_election=recovered.hard_state.current_term > 0,
+            ).validate(),
         )
         self.view = CoreView(self.core)
         self.membership = Membership(self.node_id, members_from_json(self.meta.get("seed_members", [])))

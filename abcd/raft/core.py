@@ -133,6 +133,8 @@ class RaftCore(ElectionMixin, ReplicationMixin, ReadsMixin, MembershipMixin, Sna
         self._init_reads()
         self.rebuild_config()
         self.reset_election_timeout()
+        if options.advance_first_election:
+            self.election_elapsed = options.election_ticks - 1
         # What the last record said; a new object only when something in it changed.
         self._soft = self._soft_state()
         self._config_state = self._make_config_state()

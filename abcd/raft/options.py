@@ -19,6 +19,13 @@ class Options:
     max_inflight: int = 64
     # Emit a Trace for every message sent and received (the simulator's --trace).
     trace_messages: bool = False
+    # Start with the election timer advanced to election_ticks - 1, so the first
+    # election comes after 1..election_ticks ticks instead of election_ticks..
+    # 2*election_ticks (etcd's initial election tick advance).  For a member restarting
+    # on its data: a cluster restarted whole elects a leader a timeout sooner, and a
+    # member rejoining a live cluster disrupts nothing, since the members that hear
+    # their leader refuse its pre-vote and the leader's heartbeat resets its timer.
+    advance_first_election: bool = False
 
     def validate(self) -> "Options":
         """Raise ValueError naming the first option that cannot work; return self.
