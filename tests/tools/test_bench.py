@@ -34,7 +34,7 @@ from benchlib.runner import plan_tasks  # noqa: E402
 from benchlib.stats import (median_or_none, median_over_reps, percentile, split_evenly,  # noqa: E402
                             summarize_latencies)
 from benchlib.workload import Workload, WorkloadSpec  # noqa: E402
-from bench_processes import alive, interrupt_and_expect_clean_exit  # noqa: E402
+from bench_processes import alive, ctrl_c_as_at_a_terminal, interrupt_and_expect_clean_exit  # noqa: E402
 
 BENCH = REPO / "tools" / "bench.py"
 
@@ -468,7 +468,8 @@ def test_interrupting_a_run_stops_every_node(tmp_path):
     out = tmp_path / "out.json"
     proc = subprocess.Popen([sys.executable, str(BENCH), "--nodes", "3", "--concurrency", "1", "--duration", "30",
                              "--warmup", "0", "--reps", "1", "--json", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=ctrl_c_as_at_a_terminal)
     try:
         ready = proc.stderr.readline()  # "local abcd cluster of 3 ready: ... pid N, ..."
         assert "ready" in ready, ready + proc.stderr.read()

@@ -31,7 +31,7 @@ from benchlib.cli import main as bench_main  # noqa: E402
 from benchlib.options import OptionsError, parse_options  # noqa: E402
 from benchlib.report import FORMAT, load_series, table  # noqa: E402
 from benchlib.stats import median_over_reps  # noqa: E402
-from bench_processes import alive, interrupt_and_expect_clean_exit  # noqa: E402
+from bench_processes import alive, ctrl_c_as_at_a_terminal, interrupt_and_expect_clean_exit  # noqa: E402
 
 BENCH = REPO / "tools" / "bench.py"
 NODE_SCRIPT = REPO / "tools" / "benchlib" / "pysyncobj_node.py"
@@ -342,7 +342,8 @@ def _start_long_run(python: str, tmp_path: Path):
     env = {**os.environ, "TMPDIR": str(tmp_path)}
     proc = subprocess.Popen([sys.executable, str(BENCH), "--target", "pysyncobj", "--pysyncobj-python", python,
                              "--concurrency", "1", "--duration", "30", "--warmup", "0", "--reps", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=ctrl_c_as_at_a_terminal)
     ready = proc.stderr.readline()
     if "ready" not in ready:
         proc.kill()
