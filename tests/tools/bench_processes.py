@@ -15,13 +15,6 @@ def alive(pid: int) -> bool:
         return False
 
 
-def ctrl_c_as_at_a_terminal() -> None:
-    """Popen's preexec_fn for a tool a test will Ctrl-C: SIGINT at its default, as under
-    a terminal.  A suite started in the background inherits SIGINT ignored, and so would
-    the tool, which would then never see the test's Ctrl-C."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def interrupt_and_expect_clean_exit(proc: subprocess.Popen, pids: list[int]) -> str:
     """Ctrl-C the tool; it must exit with 130, say so, and leave none of `pids` running.
 

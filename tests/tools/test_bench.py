@@ -34,7 +34,8 @@ from benchlib.runner import plan_tasks  # noqa: E402
 from benchlib.stats import (median_or_none, median_over_reps, percentile, split_evenly,  # noqa: E402
                             summarize_latencies)
 from benchlib.workload import Workload, WorkloadSpec  # noqa: E402
-from bench_processes import alive, ctrl_c_as_at_a_terminal, interrupt_and_expect_clean_exit  # noqa: E402
+from bench_processes import alive, interrupt_and_expect_clean_exit  # noqa: E402
+from tools_helpers import ctrl_c_as_at_a_terminal  # noqa: E402
 
 BENCH = REPO / "tools" / "bench.py"
 

@@ -31,7 +31,8 @@ from benchlib.cli import main as bench_main  # noqa: E402
 from benchlib.options import OptionsError, parse_options  # noqa: E402
 from benchlib.report import FORMAT, load_series, table  # noqa: E402
 from benchlib.stats import median_over_reps  # noqa: E402
-from bench_processes import alive, ctrl_c_as_at_a_terminal, interrupt_and_expect_clean_exit  # noqa: E402
+from bench_processes import alive, interrupt_and_expect_clean_exit  # noqa: E402
+from tools_helpers import ctrl_c_as_at_a_terminal  # noqa: E402
 
 BENCH = REPO / "tools" / "bench.py"
 NODE_SCRIPT = REPO / "tools" / "benchlib" / "pysyncobj_node.py"

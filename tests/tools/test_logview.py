@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from tools_helpers import REPO, LineReader, load_tool, run_tool, tool_env
+from tools_helpers import REPO, LineReader, ctrl_c_as_at_a_terminal, load_tool, run_tool, tool_env
 
 logview = load_tool("logview")
 
@@ -232,7 +232,8 @@ def test_follow_prints_the_history_then_appended_records(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, str(REPO / "tools" / "logview.py"), "--follow", "--interval", "0.02",
          "--node", "a,b", str(tmp_path / "a"), str(b)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=tool_env(), cwd=tmp_path)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=tool_env(), cwd=tmp_path,
+        preexec_fn=ctrl_c_as_at_a_terminal)
     try:
         lines = LineReader(proc.stdout)
         assert lines.next(10).split()[4] == "Zero"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,13 @@ REPO = Path(__file__).resolve().parents[2]
 # The fake cluster lives with the client tests.
 if str(REPO / "tests" / "client") not in sys.path:
     sys.path.insert(0, str(REPO / "tests" / "client"))
+
+
+def ctrl_c_as_at_a_terminal() -> None:
+    """Popen's preexec_fn for a tool a test will Ctrl-C: SIGINT at its default, as under
+    a terminal.  A suite started in the background inherits SIGINT ignored, and so would
+    the tool, which would then never see the test's Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def tool_env() -> dict:
